@@ -1,0 +1,1 @@
+"""The engine: calls, agents, queues, storage, HTTP API, CLI and configuration."""

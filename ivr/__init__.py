@@ -1,0 +1,1 @@
+"""IVR flows: menus, prompts, digit collection and actions."""

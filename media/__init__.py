@@ -1,0 +1,1 @@
+"""RTP/RTCP, codecs, DTMF, player, bridge and recorder."""

@@ -1,0 +1,1 @@
+"""Prometheus collectors, Grafana dashboard and alert rules."""
