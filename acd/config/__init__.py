@@ -1,0 +1,50 @@
+"""Typed configuration, validated once at the edge.
+
+``load_config(path)`` reads one YAML file into a frozen :class:`Config` or
+raises :class:`ConfigError` whose text names the file, line and key of every
+problem, e.g. ``config/example.yaml:42: agents[3].password: Field required``.
+"""
+
+from ._dialplan import DialPattern
+from ._loader import ENVIRONMENT, ConfigError, load_config
+from ._schema import (
+    STRATEGIES,
+    Agent,
+    Config,
+    HostPort,
+    HttpConfig,
+    LoggingConfig,
+    Queue,
+    RegistrarConfig,
+    Route,
+    SecurityConfig,
+    SipConfig,
+    SipTimers,
+    StorageConfig,
+    Strategy,
+    TlsConfig,
+    Trunk,
+)
+
+__all__ = [
+    "ENVIRONMENT",
+    "STRATEGIES",
+    "Agent",
+    "Config",
+    "ConfigError",
+    "DialPattern",
+    "HostPort",
+    "HttpConfig",
+    "LoggingConfig",
+    "Queue",
+    "RegistrarConfig",
+    "Route",
+    "SecurityConfig",
+    "SipConfig",
+    "SipTimers",
+    "StorageConfig",
+    "Strategy",
+    "TlsConfig",
+    "Trunk",
+    "load_config",
+]

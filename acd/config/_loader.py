@@ -1,0 +1,298 @@
+"""Read one YAML file into a :class:`Config`, reporting every problem with its line.
+
+The file is parsed once into a YAML node tree. The tree gives line numbers and
+catches duplicate keys (which PyYAML would otherwise let the last one win);
+the same tree is then constructed into plain data and validated by pydantic.
+Each pydantic error ``loc`` is walked down the node tree to find its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ._schema import Config, Loc, cross_check
+
+__all__ = ["ENVIRONMENT", "ConfigError", "load_config"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``str()`` is one ``file:line: key: problem`` per line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# Environment variables that override a key of the file, and how the text of
+# the variable becomes a value. Empty variables are ignored, as if unset.
+ENVIRONMENT: dict[str, Loc] = {
+    "ACD_SIP_LISTEN": ("sip", "listen"),
+    "ACD_SIP_PORT": ("sip", "port"),
+    "ACD_HTTP_LISTEN": ("http", "listen"),
+    "ACD_HTTP_PORT": ("http", "port"),
+    "ACD_DATA_DIR": ("data_dir",),
+}
+
+
+def _env_value(name: str, text: str) -> Any:
+    if name == "ACD_SIP_LISTEN":
+        return [part.strip() for part in text.split(",")]
+    if name == "ACD_DATA_DIR":
+        # A path given in the environment comes from the shell, so it is taken
+        # relative to the working directory, not to the config file.
+        path = Path(text).expanduser()
+        return str(path if path.is_absolute() else Path.cwd() / path)
+    return text.strip()
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dial strings such as 0800 or 12:30 as text.
+
+    YAML 1.1 reads a leading zero as octal and digits with colons as base 60,
+    which would silently turn a number like 0100 into 64.
+    """
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    text = loader.construct_scalar(node)
+    digits = text.lstrip("+-").replace("_", "")
+    if ":" in text or (len(digits) > 1 and digits.startswith("0") and digits.isdigit()):
+        return text
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the YAML file at ``path``; raise ConfigError listing all problems.
+
+    ``env`` (default ``os.environ``) supplies the overrides in ``ENVIRONMENT``.
+    """
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+
+    root, data, problems = _parse(text, path)
+    overrides = _apply_environment(data, env)
+    try:
+        config = Config.model_validate(data, context={"base_dir": path.absolute().parent})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            message = _message(error["type"], error["msg"], loc, error["input"])
+            problems.append(_report(path, root, loc, message, error["type"], overrides, env))
+    else:
+        for loc, message in cross_check(config):
+            problems.append(_report(path, root, loc, message, "", overrides, env))
+    if problems:
+        raise ConfigError(_unique_lines(sorted(problems, key=lambda p: p[0])))
+    return config
+
+
+def _parse(text: str, path: Path) -> tuple[Node | None, Any, list[tuple[int, str]]]:
+    """The node tree, the plain data built from it, and its duplicate keys."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        # Before construction: constructing flattens merge keys into the tree.
+        duplicates = _duplicate_keys(root, path)
+        data = {} if root is None else loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError([f"{line}: YAML syntax error: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: YAML error: {exc}"]) from None
+    finally:
+        loader.dispose()
+    return root, data, duplicates
+
+
+def _duplicate_keys(root: Node | None, path: Path) -> list[tuple[int, str]]:
+    """Keys given twice in one mapping, which PyYAML resolves silently (last wins)."""
+    problems: list[tuple[int, str]] = []
+    seen_nodes: set[int] = set()
+
+    def walk(node: Node, parts: list[str | int]) -> None:
+        if id(node) in seen_nodes:  # aliases can share, or even nest, nodes
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+                line = key_node.start_mark.line + 1
+                # A merge key may repeat: each one merges another mapping.
+                if key in first_line and key != "<<":
+                    where = _format_path([*parts, key])
+                    message = f"duplicate key (first on line {first_line[key]})"
+                    problems.append((line, f"{path}:{line}: {where}: {message}"))
+                first_line.setdefault(key, line)
+                walk(value_node, [*parts, key])
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, [*parts, index])
+
+    if root is not None:
+        walk(root, [])
+    return problems
+
+
+def _apply_environment(data: Any, env: Mapping[str, str]) -> dict[Loc, str]:
+    """Write overrides into ``data``; return which key paths came from which variable."""
+    overrides: dict[Loc, str] = {}
+    for name, loc in ENVIRONMENT.items():
+        text = env.get(name, "")
+        if not text.strip():
+            continue
+        target = data
+        for part in loc[:-1]:
+            if not isinstance(target, dict):
+                break
+            target = target.setdefault(part, {})
+        if isinstance(target, dict):
+            target[loc[-1]] = _env_value(name, text)
+            overrides[loc] = name
+    return overrides
+
+
+def _report(
+    path: Path,
+    root: Node | None,
+    loc: Loc,
+    message: str,
+    error_type: str,
+    overrides: Mapping[Loc, str],
+    env: Mapping[str, str],
+) -> tuple[int, str]:
+    for prefix, name in overrides.items():
+        if loc[: len(prefix)] == prefix:
+            return 0, f"{name}={env[name]!r}: {_format_path(list(prefix))}: {message}"
+    line, parts = _locate(root, loc, missing=error_type == "missing")
+    where = _format_path(parts)
+    return line, f"{path}:{line}: {where}: {message}" if where else f"{path}:{line}: {message}"
+
+
+def _locate(root: Node | None, loc: Loc, *, missing: bool) -> tuple[int, list[str | int]]:
+    """Line and key path in the file for a pydantic error location.
+
+    Parts of ``loc`` that are not in the tree are pydantic's own labels (such
+    as the member of a union that failed) and are skipped, except a missing
+    key, which is reported on the line of the mapping that lacks it.
+    """
+    node = root
+    line = 1 if root is None else root.start_mark.line + 1
+    parts: list[str | int] = []
+    for index, part in enumerate(loc):
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == str(part):
+                    parts.append(part)
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                if missing and index == len(loc) - 1:
+                    parts.append(part)
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            parts.append(part)
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line, parts
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _format_path(parts: Sequence[str | int]) -> str:
+    """``agents[3].password`` style; odd keys are quoted: ``queues["a b"]``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+# Pydantic names Python types; an operator editing YAML thinks in mappings and lists.
+_SHAPES = {
+    "model_type": "a mapping of keys",
+    "dict_type": "a mapping of keys",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+
+
+def _message(error_type: str, message: str, loc: Loc, value: Any) -> str:
+    if error_type in _SHAPES:
+        got = "nothing" if value is None else type(value).__name__
+        return f"expected {_SHAPES[error_type]}, got {got}"
+    if error_type == "extra_forbidden":
+        known = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
+        return f"unknown key{hint}"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _field_names(loc: Loc) -> list[str]:
+    """The keys the schema allows at ``loc``, found by walking the model annotations."""
+    annotation: Any = Config
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if _is_model(annotation) and isinstance(part, str) and part in annotation.model_fields:
+            annotation = annotation.model_fields[part].annotation
+        elif origin in (tuple, list) and isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        elif origin is dict and isinstance(part, str):
+            annotation = get_args(annotation)[1]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    return list(annotation.model_fields) if _is_model(annotation) else []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``Annotated[X, ...]`` and from ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _unique_lines(problems: list[tuple[int, str]]) -> list[str]:
+    return list(dict.fromkeys(text for _, text in problems))

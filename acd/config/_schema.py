@@ -1,0 +1,516 @@
+"""The configuration schema: frozen pydantic models, one per section of the file.
+
+Every model forbids unknown keys so that a misspelt key is an error, not a
+silently ignored setting. Cross-references between sections (a route naming a
+queue, unique agent usernames) are checked by :func:`cross_check`, which the
+loader runs once the sections themselves are valid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ._dialplan import DialPattern
+
+__all__ = [
+    "STRATEGIES",
+    "Agent",
+    "Config",
+    "HostPort",
+    "HttpConfig",
+    "LoggingConfig",
+    "Queue",
+    "RegistrarConfig",
+    "Route",
+    "SecurityConfig",
+    "SipConfig",
+    "SipTimers",
+    "StorageConfig",
+    "Strategy",
+    "TlsConfig",
+    "Trunk",
+    "cross_check",
+]
+
+_T = TypeVar("_T")
+Loc = tuple[str | int, ...]
+
+
+class _Section(BaseModel):
+    # coerce_numbers_to_str: YAML reads `username: 1001` as an int; operators
+    # should not have to quote every extension number.
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, data: Any) -> Any:
+        # `sip:` with every line below it commented out is YAML null.
+        return {} if data is None else data
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Make a relative path relative to the config file's directory (see Config)."""
+    value = value.expanduser()
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    if base is not None and not value.is_absolute():
+        return Path(base) / value
+    return value
+
+
+def _existing_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+def _unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
+    seen: set[_T] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value)
+    return values
+
+
+def _one_or_many(value: object) -> object:
+    """Let an operator write `listen: 0.0.0.0` for a one-element list."""
+    return [value] if isinstance(value, str) else value
+
+
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if len(value) > 253 or not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+def _split_host_port(value: object) -> object:
+    """Turn `host`, `host:port` or `[v6]:port` into a HostPort mapping."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{value!r}: write an IPv6 address with a port as [addr]:port")
+        return {"host": host, "port": rest[1:] or None}
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return {"host": host, "port": port}
+    return {"host": value}
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Level = Annotated[int, Field(ge=1, le=10)]
+Host = Annotated[str, AfterValidator(_check_host)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+def _text(regex: str, description: str) -> AfterValidator:
+    """A validator for text matching ``regex``, whose error says ``description``."""
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid here: use {description}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[
+    str, _text(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, _ . - (up to 64)")
+]
+SkillName = Annotated[str, _text(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}", "letters, digits, _ -")]
+Username = Annotated[str, _text(r"[A-Za-z0-9]{1,32}", "1 to 32 letters or digits")]
+# What a caller dials or an extension is called: digits, letters, * # and a leading +.
+_DIAL_STRING = r"\+?[0-9A-Za-z*#]{1,64}"
+DialString = Annotated[str, _text(_DIAL_STRING, "digits, letters, * or #, up to 64")]
+Transport = Literal["udp", "tcp", "tls"]
+Strategy = Literal[
+    "ring-all",
+    "round-robin",
+    "least-busy",
+    "longest-idle",
+    "fewest-talk-time",
+    "skill-weighted",
+    "random",
+    "linear",
+]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+
+
+class HostPort(_Section):
+    """A host with an optional port, written `host`, `host:port` or `[v6]:port`."""
+
+    host: Host
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class TlsConfig(_Section):
+    """Certificate and key for SIP over TLS; relative paths are from the config file."""
+
+    port: Port = 5061
+    certificate: Annotated[ConfigPath, AfterValidator(_existing_file)]
+    private_key: Annotated[ConfigPath, AfterValidator(_existing_file)]
+
+
+class SipTimers(_Section):
+    """RFC 3261 timer values in seconds (T1 round-trip estimate, T2 cap, T4 lifetime)."""
+
+    t1: PositiveSeconds = 0.5
+    t2: PositiveSeconds = 4.0
+    t4: PositiveSeconds = 5.0
+
+    @model_validator(mode="after")
+    def _t1_below_t2(self) -> SipTimers:
+        if self.t1 >= self.t2:
+            raise ValueError(f"t1 ({self.t1}) must be less than t2 ({self.t2})")
+        return self
+
+
+class SipConfig(_Section):
+    """Where the SIP stack listens and how it presents itself.
+
+    A port of 0 asks the operating system for a free port (useful in tests).
+    """
+
+    listen: Annotated[
+        tuple[IPvAnyAddress, ...], BeforeValidator(_one_or_many), Field(min_length=1)
+    ] = (ipaddress.IPv4Address("127.0.0.1"),)
+    port: Port = 5060
+    transports: Annotated[tuple[Transport, ...], Field(min_length=1), AfterValidator(_unique)] = (
+        "udp",
+        "tcp",
+    )
+    tls: TlsConfig | None = None
+    domain: Host = "acd.local"
+    user_agent: Annotated[str, Field(min_length=1)] = "acd/0.1"
+    timers: SipTimers = Field(default_factory=SipTimers)
+    max_message_size: Annotated[int, Field(ge=1024, le=1048576)] = 65535
+    advertised_address: Host | None = None
+
+    @model_validator(mode="after")
+    def _tls_needs_certificate(self) -> SipConfig:
+        if "tls" in self.transports and self.tls is None:
+            raise ValueError("transports include tls, so a tls block with certificate is needed")
+        return self
+
+
+class RegistrarConfig(_Section):
+    """Limits on REGISTER expiry and contacts, and OPTIONS keep-alive pings."""
+
+    min_expires: Annotated[int, Field(ge=1)] = 60
+    max_expires: Annotated[int, Field(ge=1)] = 3600
+    default_expires: Annotated[int, Field(ge=1)] = 600
+    max_contacts: Annotated[int, Field(ge=1)] = 10
+    keepalive_interval: Seconds = 30  # 0 turns keep-alive pings off
+    keepalive_failures: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="after")
+    def _expires_in_order(self) -> RegistrarConfig:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError(
+                "need min_expires <= default_expires <= max_expires, got "
+                f"{self.min_expires}, {self.default_expires}, {self.max_expires}"
+            )
+        return self
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class SecurityConfig(_Section):
+    """Defences against password guessing and SIP scanners."""
+
+    auth_failures_per_minute: Annotated[int, Field(ge=1)] = 10
+    auth_cooldown: Seconds = 300
+    blocked_user_agents: tuple[Annotated[str, Field(min_length=1)], ...] = (
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "VaxSIPUserAgent",
+    )
+    nonce_lifetime: PositiveSeconds = 300
+    digest_algorithms: Annotated[
+        tuple[Annotated[Literal["SHA-256", "MD5"], BeforeValidator(_upper)], ...],
+        Field(min_length=1),
+        AfterValidator(_unique),
+    ] = ("SHA-256", "MD5")
+
+    def is_blocked_user_agent(self, user_agent: str) -> bool:
+        """True when any blocked string occurs in ``user_agent``, ignoring case."""
+        folded = user_agent.casefold()
+        return any(blocked.casefold() in folded for blocked in self.blocked_user_agents)
+
+
+class HttpConfig(_Section):
+    """The HTTP listener: API, /metrics, /healthz and web pages."""
+
+    listen: IPvAnyAddress = ipaddress.IPv4Address("127.0.0.1")
+    port: Port = 8080
+
+
+def _check_storage_url(value: str, info: ValidationInfo) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("use sqlite:///path/to/file.db or postgresql://user@host/db")
+    if scheme != "sqlite":
+        return value
+    if not rest.startswith("/") or len(rest) < 2:
+        raise ValueError(
+            "a SQLite URL is sqlite:///relative/file.db or sqlite:////absolute/file.db"
+        )
+    return f"sqlite:///{_resolve_path(Path(rest[1:]), info)}"
+
+
+class StorageConfig(_Section):
+    """Where CDRs and events go; no url means a SQLite file in data_dir.
+
+    A relative SQLite path (sqlite:///x.db) is resolved like every other path
+    in the file, so the stored url is always absolute.
+    """
+
+    url: Annotated[str, AfterValidator(_check_storage_url)] | None = None
+
+
+def _check_password(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 8:
+        raise ValueError("password must be at least 8 characters")
+    return value
+
+
+Password = Annotated[SecretStr, AfterValidator(_check_password)]
+
+
+class Agent(_Section):
+    """A SIP account for a person who answers calls; the password never appears in repr."""
+
+    username: Username
+    password: Password
+    name: Annotated[str, Field(min_length=1)]
+    skills: dict[SkillName, Level] = Field(default_factory=dict)
+    max_calls: Annotated[int, Field(ge=1)] = 1
+    team: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_username(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") is None and "username" in data:
+            return {**data, "name": data["username"]}
+        return data
+
+
+class Trunk(_Section):
+    """A carrier or PBX: calls from ``addresses`` need no digest; ``host`` is where we send."""
+
+    name: Name
+    addresses: tuple[IPvAnyNetwork, ...] = ()
+    host: Annotated[HostPort, BeforeValidator(_split_host_port)] | None = None
+    transport: Transport = "udp"
+    username: str | None = None
+    password: Password | None = None
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> Trunk:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+    def accepts_from(self, address: str) -> bool:
+        """True when a request from IP ``address`` belongs to this trunk."""
+        ip = ipaddress.ip_address(address)
+        return any(ip in network for network in self.addresses)
+
+
+_ACTIONS = ("ivr", "queue", "extension", "hangup")
+
+
+class Route(_Section):
+    """Where a dialled number goes: exactly one of ivr, queue, extension, hangup.
+
+    ``match`` is a number compared exactly, or a pattern starting with ``_``
+    (see ``acd.config._dialplan``). ``extension: "*"`` means the dialled
+    number itself, so ``_10XX`` with ``extension: "*"`` reaches agent 1001 on
+    1001. ``hangup`` is the SIP status code to reject with.
+    """
+
+    match: Annotated[str, Field(min_length=1)]
+    ivr: Name | None = None
+    queue: Name | None = None
+    extension: DialString | None = None
+    hangup: Annotated[int, Field(ge=400, le=699)] | None = None
+    record: bool = True
+    _pattern: DialPattern | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Route:
+        chosen = [action for action in _ACTIONS if getattr(self, action) is not None]
+        if len(chosen) != 1:
+            found = ", ".join(chosen) or "none"
+            raise ValueError(f"a route needs exactly one of {', '.join(_ACTIONS)} (found {found})")
+        return self
+
+    @field_validator("match")
+    @classmethod
+    def _number_or_pattern(cls, value: str) -> str:
+        if value.startswith("_"):
+            DialPattern.parse(value)
+        elif not re.fullmatch(_DIAL_STRING, value):
+            raise ValueError(f"{value!r} is neither a number nor a pattern starting with '_'")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.match.startswith("_"):
+            self._pattern = DialPattern.parse(self.match)
+
+    @property
+    def is_pattern(self) -> bool:
+        return self._pattern is not None
+
+    @property
+    def action(self) -> Literal["ivr", "queue", "extension", "hangup"]:
+        """Which of the four targets this route has."""
+        if self.ivr is not None:
+            return "ivr"
+        if self.queue is not None:
+            return "queue"
+        if self.extension is not None:
+            return "extension"
+        return "hangup"
+
+    def matches(self, number: str) -> bool:
+        if self._pattern is None:
+            return number == self.match
+        return self._pattern.matches(number)
+
+    def extension_for(self, number: str) -> str | None:
+        """The extension to ring for dialled ``number`` (``*`` stands for the number)."""
+        return number if self.extension == "*" else self.extension
+
+
+class Queue(_Section):
+    """A queue: the skills an agent needs (minimum levels), strategy and timings in seconds."""
+
+    skills: dict[SkillName, Level] = Field(default_factory=dict)
+    strategy: Strategy = "ring-all"
+    ring_timeout: PositiveSeconds = 20
+    retry_delay: Seconds = 5
+    wrap_up: Seconds = 10
+    max_wait: PositiveSeconds = 600
+    service_level: PositiveSeconds = 20
+
+
+class LoggingConfig(_Section):
+    """Log level for the whole process."""
+
+    level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / "data"
+
+
+class Config(_Section):
+    """The whole configuration of one engine, loaded by ``load_config``.
+
+    Relative paths written in the file (``data_dir``, TLS files, a SQLite
+    ``storage.url``) are relative to the directory holding the config file, so
+    the service behaves the same whatever directory it is started from. When
+    ``data_dir`` is not in the file it is ``data`` under the current working
+    directory; ``ACD_DATA_DIR`` is likewise taken relative to the working
+    directory.
+    """
+
+    sip: SipConfig = Field(default_factory=SipConfig)
+    registrar: RegistrarConfig = Field(default_factory=RegistrarConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    data_dir: ConfigPath = Field(default_factory=_default_data_dir)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    agents: tuple[Agent, ...] = ()
+    trunks: tuple[Trunk, ...] = ()
+    routes: tuple[Route, ...] = ()
+    queues: dict[Name, Queue] = Field(default_factory=dict)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    _exact_routes: dict[str, Route] = PrivateAttr(default_factory=dict)
+    _agents: dict[str, Agent] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # setdefault: with duplicates the first one wins, matching cross_check's report.
+        for route in self.routes:
+            if not route.is_pattern:
+                self._exact_routes.setdefault(route.match, route)
+        for agent in self.agents:
+            self._agents.setdefault(agent.username, agent)
+
+    def route_for(self, number: str) -> Route | None:
+        """The route for a dialled number: an exact match, else the first matching pattern."""
+        exact = self._exact_routes.get(number)
+        if exact is not None:
+            return exact
+        return next((r for r in self.routes if r.is_pattern and r.matches(number)), None)
+
+    def agent(self, username: str) -> Agent | None:
+        return self._agents.get(username)
+
+    def trunk_for_address(self, address: str) -> Trunk | None:
+        """The first trunk that accepts requests from IP ``address``."""
+        return next((t for t in self.trunks if t.accepts_from(address)), None)
+
+
+def _duplicates(values: list[str]) -> Iterator[tuple[int, str]]:
+    first: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in first:
+            yield index, f"{value!r} is already used by entry {first[value]}"
+        else:
+            first[value] = index
+
+
+def cross_check(config: Config) -> list[tuple[Loc, str]]:
+    """Problems that span entries or sections, each with the key path it concerns."""
+    problems: list[tuple[Loc, str]] = []
+    for index, message in _duplicates([a.username for a in config.agents]):
+        problems.append((("agents", index, "username"), f"duplicate username: {message}"))
+    for index, message in _duplicates([t.name for t in config.trunks]):
+        problems.append((("trunks", index, "name"), f"duplicate trunk name: {message}"))
+    for index, message in _duplicates([r.match for r in config.routes]):
+        problems.append((("routes", index, "match"), f"duplicate route: {message}"))
+    for index, route in enumerate(config.routes):
+        if route.queue is not None and route.queue not in config.queues:
+            known = ", ".join(sorted(config.queues)) or "none defined"
+            problems.append(
+                (("routes", index, "queue"), f"unknown queue {route.queue!r} (queues: {known})")
+            )
+    return problems
