@@ -1,0 +1,126 @@
+"""The ``acd`` command: ``serve`` the engine, ``check-config`` a file.
+
+Exit status: 0 success, 2 for a configuration or usage error; ``serve``
+otherwise returns what the server returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from acd.config import Config, ConfigError, load_config
+
+__all__ = ["default_config_path", "main"]
+
+EXIT_CONFIG_ERROR = 2
+_EXAMPLE = Path("config") / "example.yaml"
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("acd-engine")
+    except metadata.PackageNotFoundError:  # running from a checkout without pip install
+        return "unknown (not installed)"
+
+
+def default_config_path(cwd: Path | None = None) -> Path | None:
+    """``config/example.yaml`` under the working directory, else in this checkout."""
+    candidates = [
+        (cwd or Path.cwd()) / _EXAMPLE,
+        Path(__file__).resolve().parents[1] / _EXAMPLE,
+    ]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _summary(config: Config) -> str:
+    return ", ".join(
+        [
+            _plural(len(config.agents), "agent"),
+            _plural(len(config.trunks), "trunk"),
+            _plural(len(config.routes), "route"),
+            _plural(len(config.queues), "queue"),
+        ]
+    )
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr: time, level, logger, message."""
+    logging.basicConfig(stream=sys.stderr, format=_LOG_FORMAT)
+    logging.getLogger().setLevel(level)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"{args.file}: OK ({_summary(config)})")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    path: Path | None = args.config or default_config_path()
+    if path is None:
+        print(
+            f"acd serve: no --config given and no {_EXAMPLE} in the working directory",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    configure_logging(config.logging.level)
+    logging.getLogger(__name__).info("configuration %s: %s", path, _summary(config))
+    # Imported here so that check-config never pays for (or depends on) the
+    # sockets, media and storage the server pulls in.
+    from acd import server
+
+    return server.run(config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acd", description="Contact-centre engine with its own SIP stack."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the engine until SIGINT or SIGTERM")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"configuration file (default: {_EXAMPLE} in the working directory)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file and exit 0, or 2 with its errors"
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``acd`` console script."""
+    args = _parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
