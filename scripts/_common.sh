@@ -1,0 +1,60 @@
+# Shared by scripts/test and scripts/serve; source it from the repository root.
+# It only defines functions: installing system packages and setting up .venv.
+
+ACD_PYTHON=${ACD_PYTHON:-python3}
+_acd_apt_updated=0
+
+# Run a command as root: directly when we are root, else through sudo.
+acd_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "need root or sudo to run: $*" >&2
+        return 1
+    fi
+}
+
+# Install Debian packages, refreshing the package lists at most once per run.
+acd_apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "apt-get not found; install these packages by hand: $*" >&2
+        return 1
+    fi
+    if [ "$_acd_apt_updated" -eq 0 ]; then
+        acd_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        _acd_apt_updated=1
+    fi
+    acd_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@"
+}
+
+acd_require_python() {
+    if ! command -v "$ACD_PYTHON" >/dev/null 2>&1; then
+        echo "$ACD_PYTHON not found; Python 3.11 or newer is needed" >&2
+        return 1
+    fi
+    if ! "$ACD_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "Python 3.11 or newer is needed; $ACD_PYTHON is $("$ACD_PYTHON" -V 2>&1)" >&2
+        return 1
+    fi
+}
+
+# acd_setup_venv [EXTRA]: create .venv when missing and install the engine into
+# it in editable mode, with the optional dependency group EXTRA (e.g. test).
+acd_setup_venv() {
+    local target=.
+    if [ -n "${1:-}" ]; then
+        target=".[$1]"
+    fi
+    acd_require_python
+    if [ ! -x .venv/bin/pip ]; then
+        # Debian ships venv's ensurepip separately, in python3-venv.
+        if ! "$ACD_PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            acd_apt_install python3-venv
+        fi
+        "$ACD_PYTHON" -m venv .venv
+    fi
+    .venv/bin/pip install -q --disable-pip-version-check -e "$target"
+}
