@@ -86,9 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("configuration %s: %s", path, _summary(config))
     # Imported here so that check-config never pays for (or depends on) the
     # sockets, media and storage the server pulls in.
-    from acd import server
+    from acd.server import run
 
-    return server.run(config)
+    return run(config)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import acd
 from acd.cli import default_config_path, main
 from acd.config import ENVIRONMENT, Config
 
@@ -42,7 +41,6 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     module = types.ModuleType("acd.server")
     module.run = run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "acd.server", module)
-    monkeypatch.setattr(acd, "server", module, raising=False)
     return started
 
 
