@@ -348,6 +348,11 @@ def test_environment_defaults_to_os_environ(
     assert load_config(write(tmp_path, ""), env=None).sip.port == 5999
 
 
+def test_environment_fills_an_empty_section(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "sip:\nhttp:\n"), env={"ACD_SIP_PORT": "5070"})
+    assert config.sip.port == 5070
+
+
 def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), env=dict.fromkeys(ENVIRONMENT, ""))
     assert config.sip.port == 5060

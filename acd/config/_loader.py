@@ -34,8 +34,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.problems))
 
 
-# Environment variables that override a key of the file, and how the text of
-# the variable becomes a value. Empty variables are ignored, as if unset.
+# Environment variables that override a key of the file (_env_value reads
+# their text). Empty variables are ignored, as if unset.
 ENVIRONMENT: dict[str, Loc] = {
     "ACD_SIP_LISTEN": ("sip", "listen"),
     "ACD_SIP_PORT": ("sip", "port"),
@@ -166,7 +166,10 @@ def _apply_environment(data: Any, env: Mapping[str, str]) -> dict[Loc, str]:
         for part in loc[:-1]:
             if not isinstance(target, dict):
                 break
-            target = target.setdefault(part, {})
+            if target.get(part) is None:  # absent, or `sip:` with nothing under it
+                target[part] = {}
+            target = target[part]
+        # A section that is not a mapping gets its own error; the override waits.
         if isinstance(target, dict):
             target[loc[-1]] = _env_value(name, text)
             overrides[loc] = name
@@ -202,7 +205,8 @@ def _locate(root: Node | None, loc: Loc, *, missing: bool) -> tuple[int, list[st
     parts: list[str | int] = []
     for index, part in enumerate(loc):
         if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
+            # Last first: with a repeated key the last one is the value in effect.
+            for key_node, value_node in reversed(node.value):
                 if isinstance(key_node, ScalarNode) and key_node.value == str(part):
                     parts.append(part)
                     line = key_node.start_mark.line + 1
