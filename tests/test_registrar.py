@@ -1,0 +1,197 @@
+"""Location service and REGISTER processing, with explicit times (no sockets)."""
+
+from __future__ import annotations
+
+from acd.registrar import (
+    BindingAdded,
+    BindingRemoved,
+    LocationService,
+    RegistrarPolicy,
+    contact_destination,
+)
+from sip import Request, SipUri, parse_message
+from sip.events import Address
+
+SOURCE = Address("UDP", "127.0.0.1", 40000)
+
+
+def register(
+    contacts: str | list[str] | None,
+    *,
+    expires: int | None = None,
+    call_id: str = "reg-1",
+    cseq: int = 1,
+    user: str = "1001",
+) -> Request:
+    lines = [
+        "REGISTER sip:acd.local SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-reg;rport",
+        f"From: <sip:{user}@acd.local>;tag=abc",
+        f"To: <sip:{user}@acd.local>",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+        "Max-Forwards: 70",
+        "User-Agent: test-phone/1.0",
+    ]
+    if isinstance(contacts, str):
+        lines.append(f"Contact: {contacts}")
+    elif contacts:
+        lines.extend(f"Contact: {c}" for c in contacts)
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    data = ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def test_register_adds_binding_and_lists_it_in_200() -> None:
+    loc = LocationService()
+    result = loc.register(register("<sip:1001@127.0.0.1:40000>", expires=300), "1001", SOURCE, 0)
+    assert result.response.status == 200
+    assert result.events == [BindingAdded("1001", "sip:1001@127.0.0.1:40000")]
+    assert result.response.headers.get_all("contact") == ["<sip:1001@127.0.0.1:40000>;expires=300"]
+    assert result.response.to.tag
+    (binding,) = loc.lookup("1001")
+    assert binding.destination == Address("UDP", "127.0.0.1", 40000)
+
+
+def test_several_contacts_per_account_and_contact_expires_param_wins() -> None:
+    loc = LocationService()
+    req = register(
+        ["<sip:1001@127.0.0.1:40000>;expires=120", "<sip:1001@127.0.0.1:40002>"], expires=600
+    )
+    result = loc.register(req, "1001", SOURCE, 0)
+    assert result.response.status == 200
+    by_uri = {str(b.uri): b.expires_in(0) for b in loc.lookup("1001")}
+    assert by_uri == {"sip:1001@127.0.0.1:40000": 120, "sip:1001@127.0.0.1:40002": 600}
+
+
+def test_expires_is_capped_and_default_applies() -> None:
+    loc = LocationService(RegistrarPolicy(max_expires=3600, default_expires=600))
+    loc.register(register("<sip:1001@127.0.0.1:40000>", expires=99999), "1001", SOURCE, 0)
+    assert loc.lookup("1001")[0].expires_in(0) == 3600
+    loc.register(register("<sip:1002@127.0.0.1:40001>", user="1002"), "1002", SOURCE, 0)
+    assert loc.lookup("1002")[0].expires_in(0) == 600
+
+
+def test_too_brief_interval_gets_423_with_min_expires() -> None:
+    loc = LocationService(RegistrarPolicy(min_expires=60))
+    result = loc.register(register("<sip:1001@127.0.0.1:40000>", expires=30), "1001", SOURCE, 0)
+    assert result.response.status == 423
+    assert result.response.headers.get("min-expires") == "60"
+    assert not loc.is_registered("1001")
+
+
+def test_unregister_with_expires_zero_and_wildcard() -> None:
+    loc = LocationService()
+    loc.register(
+        register(["<sip:1001@127.0.0.1:40000>", "<sip:1001@127.0.0.1:40002>"], expires=300),
+        "1001",
+        SOURCE,
+        0,
+    )
+    result = loc.register(
+        register("<sip:1001@127.0.0.1:40000>;expires=0", cseq=2), "1001", SOURCE, 1
+    )
+    assert result.events == [BindingRemoved("1001", "sip:1001@127.0.0.1:40000", "unregistered")]
+    assert [str(b.uri) for b in loc.lookup("1001")] == ["sip:1001@127.0.0.1:40002"]
+    result = loc.register(register("*", expires=0, cseq=3), "1001", SOURCE, 2)
+    assert result.response.status == 200
+    assert not loc.is_registered("1001")
+
+
+def test_wildcard_needs_expires_zero() -> None:
+    loc = LocationService()
+    assert loc.register(register("*", expires=300), "1001", SOURCE, 0).response.status == 400
+    assert loc.register(register("*"), "1001", SOURCE, 0).response.status == 400
+
+
+def test_query_without_contact_lists_bindings() -> None:
+    loc = LocationService()
+    loc.register(register("<sip:1001@127.0.0.1:40000>", expires=300), "1001", SOURCE, 0)
+    result = loc.register(register(None, cseq=2), "1001", SOURCE, 100)
+    assert result.response.status == 200
+    assert result.response.headers.get_all("contact") == ["<sip:1001@127.0.0.1:40000>;expires=200"]
+
+
+def test_out_of_order_cseq_for_same_call_id_is_refused() -> None:
+    loc = LocationService()
+    loc.register(register("<sip:1001@127.0.0.1:40000>", cseq=5), "1001", SOURCE, 0)
+    result = loc.register(register("<sip:1001@127.0.0.1:40000>", cseq=4), "1001", SOURCE, 1)
+    assert result.response.status == 500
+    # A rebooted phone uses a new Call-ID and may start low again.
+    result = loc.register(
+        register("<sip:1001@127.0.0.1:40000>", cseq=1, call_id="reg-2"), "1001", SOURCE, 1
+    )
+    assert result.response.status == 200
+
+
+def test_refresh_updates_expiry_without_new_event() -> None:
+    loc = LocationService()
+    loc.register(register("<sip:1001@127.0.0.1:40000>", expires=100), "1001", SOURCE, 0)
+    result = loc.register(
+        register("<sip:1001@127.0.0.1:40000>", expires=100, cseq=2), "1001", SOURCE, 50
+    )
+    assert result.events == []
+    assert loc.lookup("1001")[0].expires_in(50) == 100
+
+
+def test_stale_bindings_expire() -> None:
+    loc = LocationService()
+    loc.register(register("<sip:1001@127.0.0.1:40000>", expires=100), "1001", SOURCE, 0)
+    assert loc.next_expiry() == 100
+    assert loc.expire(99.9) == []
+    assert loc.expire(100) == [BindingRemoved("1001", "sip:1001@127.0.0.1:40000", "expired")]
+    assert len(loc) == 0
+
+
+def test_max_contacts_evicts_the_oldest() -> None:
+    loc = LocationService(RegistrarPolicy(max_contacts=2))
+    for i in range(3):
+        loc.register(
+            register(f"<sip:1001@127.0.0.1:{40000 + i}>", call_id=f"c{i}"), "1001", SOURCE, i
+        )
+    assert sorted(str(b.uri) for b in loc.lookup("1001")) == [
+        "sip:1001@127.0.0.1:40001",
+        "sip:1001@127.0.0.1:40002",
+    ]
+
+
+def test_non_sip_contact_is_refused() -> None:
+    loc = LocationService()
+    result = loc.register(register("<tel:+15551234>"), "1001", SOURCE, 0)
+    assert result.response.status == 416
+
+
+def test_nat_private_contact_uses_source_address() -> None:
+    public_source = Address("UDP", "203.0.113.7", 31000)
+    uri = SipUri(host="192.168.1.20", user="1001", port=5060)
+    assert contact_destination(uri, public_source) == public_source
+    # A contact on the source host is used as given.
+    uri = SipUri(host="203.0.113.7", user="1001", port=5062)
+    assert contact_destination(uri, public_source) == Address("UDP", "203.0.113.7", 5062)
+    # Names we may not resolve (WebRTC's .invalid) also go to the source.
+    uri = SipUri(host="abcdef.invalid", user="1001")
+    assert contact_destination(uri, public_source) == public_source
+
+
+def test_stream_transport_reuses_the_connection() -> None:
+    source = Address("TCP", "127.0.0.1", 50123)
+    uri = SipUri(host="127.0.0.1", user="1001", port=5060, params={"transport": "tcp"})
+    assert contact_destination(uri, source) == source
+
+
+def test_keepalive_pings_and_failures_drop_dead_phones() -> None:
+    loc = LocationService(RegistrarPolicy(keepalive_interval=30, keepalive_failures=2))
+    loc.register(register("<sip:1001@127.0.0.1:40000>", expires=3600), "1001", SOURCE, 0)
+    assert loc.pings_due(29) == []
+    (binding,) = loc.pings_due(30)
+    assert loc.pings_due(31) == []  # next one scheduled 30 s later
+    assert loc.ping_failed(binding) == []
+    loc.ping_answered(binding)
+    assert loc.ping_failed(binding) == []
+    assert loc.ping_failed(binding) == [
+        BindingRemoved("1001", "sip:1001@127.0.0.1:40000", "unreachable")
+    ]
+    assert not loc.is_registered("1001")
