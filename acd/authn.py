@@ -1,0 +1,121 @@
+"""Who is calling: digest authentication of accounts, with per-source rate limits.
+
+Both an unknown user and a wrong password get the same answer: a 401 (or 407)
+carrying fresh challenges of the same shape, so nobody can tell a valid
+extension from an invalid one by the responses. A source that fails too often
+gets 403 for a cool-down without its credentials even being checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sip import Request, Response, SipUri, make_response, parse_uri
+from sip.auth import AuthHeaderError, DigestAuthenticator, NonceManager, ha1, parse_credentials
+from sip.events import Address
+from sip.ratelimit import FailureLimiter
+
+__all__ = ["AuthDecision", "Authenticator"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDecision:
+    """Either ``user`` (authenticated) or ``response`` (a challenge or refusal to send)."""
+
+    user: str | None
+    response: Response | None
+
+
+class Authenticator:
+    """Digest verification against the configured accounts.
+
+    Passwords are turned into HA1 hashes once at start and never kept or logged
+    in clear after that.
+    """
+
+    def __init__(
+        self,
+        realm: str,
+        accounts: dict[str, str],
+        *,
+        algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        nonce_lifetime: float = 300.0,
+        limiter: FailureLimiter | None = None,
+    ) -> None:
+        self.realm = realm
+        self.limiter = limiter or FailureLimiter()
+        self.nonces = NonceManager(secrets.token_bytes(32), nonce_lifetime)
+        self.digest = DigestAuthenticator(realm, self.nonces, algorithms)
+        self._ha1 = {
+            (user, algorithm): ha1(user, realm, password, algorithm)
+            for user, password in accounts.items()
+            for algorithm in ("MD5", "SHA-256")
+        }
+        self.failures = 0
+
+    def _lookup(self, username: str, realm: str, algorithm: str) -> str | None:
+        if realm != self.realm:
+            return None
+        return self._ha1.get((username, algorithm))
+
+    def authenticate(self, request: Request, source: Address, now: float) -> AuthDecision:
+        """Check the request's credentials; REGISTER uses 401, other methods 407."""
+        proxy = request.method != "REGISTER"
+        status = 407 if proxy else 401
+        if self.limiter.is_blocked(source.host, now):
+            return AuthDecision(None, make_response(request, 403))
+        header = request.headers.get("proxy-authorization" if proxy else "authorization")
+        if header is None and proxy:
+            # Phones answer a 407 with Proxy-Authorization, but some send Authorization.
+            header = request.headers.get("authorization")
+        if header is None:
+            return AuthDecision(None, self._challenge(request, status, now, stale=False))
+        try:
+            credentials = parse_credentials(header)
+        except AuthHeaderError as exc:
+            return self._failed(request, status, source, now, f"malformed credentials: {exc}")
+        if not self._uri_matches(credentials.uri, request):
+            return self._failed(request, status, source, now, "digest uri does not match")
+        result = self.digest.verify(request.method, credentials, self._lookup, now)
+        if result.ok:
+            return AuthDecision(result.username, None)
+        if result.stale:
+            return AuthDecision(None, self._challenge(request, status, now, stale=True))
+        return self._failed(request, status, source, now, result.reason)
+
+    def _failed(
+        self, request: Request, status: int, source: Address, now: float, reason: str
+    ) -> AuthDecision:
+        self.failures += 1
+        self.limiter.record_failure(source.host, now)
+        log.info("authentication failed from %s for %s: %s", source, request.method, reason)
+        return AuthDecision(None, self._challenge(request, status, now, stale=False))
+
+    def _challenge(self, request: Request, status: int, now: float, *, stale: bool) -> Response:
+        response = make_response(request, status, to_tag=secrets.token_hex(8))
+        name = "Proxy-Authenticate" if status == 407 else "WWW-Authenticate"
+        for value in self.digest.challenges(now, stale=stale):
+            response.headers.add(name, value)
+        return response
+
+    @staticmethod
+    def _uri_matches(digest_uri: str | None, request: Request) -> bool:
+        if not digest_uri:
+            return False
+        if digest_uri == str(request.uri):
+            return True
+        # Phones differ in escaping and parameter order; compare as SIP URIs.
+        try:
+            parsed = parse_uri(digest_uri)
+        except ValueError:
+            return False
+        return isinstance(parsed, SipUri) and parsed == request.uri
+
+    def prune(self, now: float) -> None:
+        """Forget old failure counters and nonce counts."""
+        self.limiter.prune(now)
+        self.nonces.prune(now)
