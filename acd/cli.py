@@ -83,7 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
     configure_logging(config.logging.level)
-    logging.getLogger(__name__).info("configuration %s: %s", path, _summary(config))
+    logging.getLogger("acd.cli").info("configuration %s: %s", path, _summary(config))
     # Imported here so that check-config never pays for (or depends on) the
     # sockets, media and storage the server pulls in.
     from acd.server import run
