@@ -387,15 +387,15 @@ class TransactionLayer:
         final response has arrived). Before any provisional response the
         CANCEL is held and sent when one arrives, or dropped (with
         TransactionTerminated for its key) when a final response comes first.
-        Calling it again returns the same key.
+        Calling it again before the final response returns the same key.
         """
         txn = self._clients.get(transaction)
         if txn is None or not txn.is_invite:
             return None
-        if txn.cancel_key is not None:
-            return txn.cancel_key
         if txn.state is not State.CALLING and txn.state is not State.PROCEEDING:
             return None
+        if txn.cancel_key is not None:
+            return txn.cancel_key
         request = build_cancel(txn.request)
         key = f"{request.top_via.branch}|CANCEL"
         if key in self._clients:
