@@ -29,6 +29,11 @@ logger = logging.getLogger("sip.transaction")
 class State(enum.Enum):
     """Transaction states of RFC 3261 figures 5-8 and RFC 6026 (Accepted)."""
 
+    # Members are singletons compared by identity, so hashing by identity is
+    # consistent; Enum's own __hash__ is Python code, and every table lookup
+    # and timer check hashes two of these.
+    __hash__ = object.__hash__
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -40,6 +45,8 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """What can happen to a transaction besides a timer firing."""
+
+    __hash__ = object.__hash__  # as for State
 
     RECV_REQUEST = "request retransmission"
     RECV_ACK = "ACK"
@@ -54,6 +61,8 @@ class Input(enum.Enum):
 
 class Timer(enum.Enum):
     """RFC 3261 table 4 timers, RFC 6026 L and M, and three of this stack's own."""
+
+    __hash__ = object.__hash__  # as for State
 
     A = "A"
     B = "B"
@@ -220,11 +229,12 @@ class TimerHeap:
     re-arming or disarming a timer simply makes the old entry stale.
     """
 
-    __slots__ = ("_heap", "_token")
+    __slots__ = ("_compact_at", "_heap", "_token")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Transaction, Timer]] = []
         self._token = 0
+        self._compact_at = 4096
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -236,7 +246,8 @@ class TimerHeap:
         heapq.heappush(self._heap, (deadline, self._token, transaction, timer))
         # Stale entries stay until popped; when a burst of quick transactions
         # leaves many stale 32 s timers behind, rebuild rather than carry them.
-        if self._token % 1024 == 0 and len(self._heap) > 4096:
+        # Checking only each time the heap doubles keeps the scan amortised O(1).
+        if len(self._heap) > self._compact_at:
             self._compact()
 
     def _compact(self) -> None:
@@ -244,6 +255,7 @@ class TimerHeap:
         if len(live) * 2 < len(self._heap):
             heapq.heapify(live)
             self._heap = live
+        self._compact_at = max(4096, 2 * len(self._heap))
 
     def next_deadline(self) -> float | None:
         """The earliest live deadline, dropping stale entries on the way."""
