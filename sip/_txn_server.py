@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import ClassVar, Final
 
+from ._grammar import SipSyntaxError
 from ._timers import Context, Input, State, Timer, Transaction, Trigger
 from .events import AckReceived, Address, TransactionTimedOut, TransportFailed
 from .message import Request, Response, make_response
 
-__all__ = ["MAGIC_COOKIE", "ServerTransaction", "transaction_key"]
+__all__ = ["MAGIC_COOKIE", "ServerTransaction", "to_tag", "transaction_key"]
 
 logger = logging.getLogger("sip.transaction")
 
@@ -58,6 +59,18 @@ def transaction_key(request: Request, method: str, to_tag: str | None) -> str:
             str(via),
         )
     )
+
+
+def to_tag(response: Response) -> str | None:
+    """The To tag of a response the TU built, or None when it has none (or a broken To).
+
+    Responses come from the TU, not the parser, so their To is parsed here
+    first; a failure must not leave a transaction half way through a step.
+    """
+    try:
+        return response.to.tag
+    except SipSyntaxError:
+        return None
 
 
 class ServerTransaction(Transaction):
@@ -160,7 +173,7 @@ def _accept(txn: ServerTransaction, ctx: Context) -> None:
         txn.request.call_id,
         txn.request.cseq.seq,
         txn.request.from_.tag or "",
-        response.to.tag or "",
+        to_tag(response) or "",
     )
     txn.arm(ctx, Timer.L, durations.timeout)
     if not txn.reliable:

@@ -32,7 +32,7 @@ from ._timers import (
     Trigger,
 )
 from ._txn_client import ClientTransaction, build_cancel
-from ._txn_server import MAGIC_COOKIE, ServerTransaction, transaction_key
+from ._txn_server import MAGIC_COOKIE, ServerTransaction, to_tag, transaction_key
 from .events import (
     AckReceived,
     Address,
@@ -268,13 +268,13 @@ class TransactionLayer:
         request = txn.request
         invite = self._servers.get(invite_key)
         if invite is None or not invite.is_invite:
-            status, to_tag = 481, new_tag()
+            status, tag = 481, new_tag()
         else:
             status = 200
             # Reuse the tag of a provisional response, likely the one the 487 will carry.
             last = invite.last_response
-            to_tag = (last.to.tag if last is not None else None) or new_tag()
-        response = make_response(request, status, to_tag=to_tag)
+            tag = (to_tag(last) if last is not None else None) or new_tag()
+        response = make_response(request, status, to_tag=tag)
         trigger = Input.SEND_2XX if status == 200 else Input.SEND_ERROR
         self._step(txn, trigger, ctx._replace(message=response))
         if invite is not None and status == 200 and invite.state is State.PROCEEDING:
@@ -300,12 +300,12 @@ class TransactionLayer:
             return self._servers.get(transaction_key(ack, "INVITE", None))
         # RFC 2543 (17.2.3): the ACK's To tag is that of our response; the
         # INVITE had none (initial request) or the same one (re-INVITE).
-        to_tag = ack.to.tag
-        for invite_to_tag in (to_tag, None) if to_tag is not None else (None,):
+        ack_tag = ack.to.tag
+        for invite_to_tag in (ack_tag, None) if ack_tag is not None else (None,):
             txn = self._servers.get(transaction_key(ack, "INVITE", invite_to_tag))
             if txn is not None and txn.is_invite:
                 response = txn.last_response
-                if response is not None and response.to.tag == to_tag:
+                if response is not None and to_tag(response) == ack_tag:
                     return txn
         return None
 

@@ -998,3 +998,19 @@ def test_timers_validated() -> None:
         TransactionLayer(t1=5.0, t2=4.0)
     with pytest.raises(ValueError):
         TransactionLayer(t1=0.0)
+
+
+def test_tu_response_with_broken_to_still_ends_the_transaction() -> None:
+    server = TransactionLayer()
+    source = Address("UDP", CALLER, 5060)
+    (event,) = server.receive(request(), source, 0.0)
+    assert isinstance(event, RequestReceived)
+    ok = make_response(event.request, 200, to_tag="t")
+    ok.headers.set("to", "<no-closing-bracket")
+    ok.invalidate()
+    server.send_response(event.transaction, ok, 0.0)
+    # The CANCEL path reads the To tag of the last response too.
+    server.receive(request("CANCEL"), source, 0.1)
+    while (deadline := server.next_timer()) is not None:
+        server.handle_timer(deadline)
+    assert len(server) == 0
