@@ -156,9 +156,14 @@ class TransactionLayer:
     Client transaction keys are ``branch|method``; server keys are opaque
     strings handed out in :class:`~sip.events.RequestReceived`. Every key the
     layer hands out ends with exactly one
-    :class:`~sip.events.TransactionTerminated`. Events produced by calls that
-    return nothing (a held CANCEL dropped, say) come out of the next call that
-    returns events.
+    :class:`~sip.events.TransactionTerminated`. Only ``receive``,
+    ``handle_timer`` and ``transport_error`` produce events: zero-length
+    timers (D, I, J, K on streams) are due at once and fire from the next
+    ``handle_timer``, so ``send_response`` never ends a transaction itself.
+
+    Besides the TU's messages the layer sends some of its own: 100 Trying,
+    the 200/481 to a CANCEL, the ACK for a non-2xx final response, the CANCEL
+    from :meth:`cancel`, and every retransmission.
 
     ``retransmissions`` counts messages sent again (for
     ``sip_retransmissions_total``); ``stray_responses`` counts responses that
