@@ -120,8 +120,11 @@ class Durations:
         return 64 * self.t1
 
     def wait_d(self, reliable: bool) -> float:
-        """Timer D: at least 32 s, and long enough to see every final-response retransmission
-        the server sends until its Timer H (64*T1) when T1 is raised."""
+        """Timer D: 32 s, or 64*T1 when T1 is raised.
+
+        It must outlast the server's retransmissions of its final response,
+        which go on until its Timer H at 64*T1.
+        """
         return 0.0 if reliable else max(32.0, self.timeout)
 
     def wait_t4(self, reliable: bool) -> float:
