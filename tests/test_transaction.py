@@ -65,7 +65,7 @@ def request(
         f"{method} {uri} SIP/2.0\r\n"
         f"Via: {via}\r\n"
         "Max-Forwards: 70\r\n"
-        "Route: <sip:192.0.2.1;lr>\r\n"
+        "Route: <sip:proxy.example.com;lr>\r\n"
         f"From: {from_}\r\n"
         f"To: {to}\r\n"
         f"Call-ID: {call_id}\r\n"
@@ -457,7 +457,7 @@ def test_ack_and_cancel_built_per_rfc() -> None:
     assert cancel.top_via.branch == invite.top_via.branch and len(cancel.vias) == 1
     assert (cancel.cseq.seq, cancel.cseq.method) == (7, "CANCEL")
     assert cancel.to.tag is None and cancel.from_.tag == "caller-tag"
-    assert cancel.headers.get_all("route") == ["<sip:192.0.2.1;lr>"]
+    assert cancel.headers.get_all("route") == ["<sip:proxy.example.com;lr>"]
     client.receive(make_response(invite, 603, to_tag="nope"), server, 0.3)
     ((data, _),) = client.messages_to_send()
     ack = parse_message(data)
@@ -465,7 +465,7 @@ def test_ack_and_cancel_built_per_rfc() -> None:
     assert ack.top_via.branch == invite.top_via.branch
     assert (ack.cseq.seq, ack.cseq.method) == (7, "ACK")
     assert ack.to.tag == "nope" and ack.call_id == invite.call_id
-    assert ack.headers.get_all("route") == ["<sip:192.0.2.1;lr>"]
+    assert ack.headers.get_all("route") == ["<sip:proxy.example.com;lr>"]
     # A retransmitted 603 is absorbed by resending the same ACK.
     assert client.receive(make_response(invite, 603, to_tag="nope"), server, 0.4) == []
     assert [d for d, _ in client.messages_to_send()] == [data]
