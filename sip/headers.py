@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NoReturn
 
 from ._grammar import (
-    DIGITS,
-    TOKEN_CHARS,
+    BARE_IPV6_PARAMS,
+    HEADER_PARAMS,
+    HOSTNAME,
+    IPV6_REF,
+    QUOTED,
+    TOKEN,
     WSP,
     SipSyntaxError,
     find_unquoted,
     format_params,
-    is_token,
+    params_from_valid,
     parse_params,
     quote,
     split_commas,
     unquote,
 )
-from .uri import SipUri, Uri, format_host, parse_uri, split_hostport
+from .uri import (
+    ADDR_SPEC_PATTERN,
+    SIP_URI_PATTERN,
+    SipUri,
+    Uri,
+    format_host,
+    parse_host,
+    parse_uri,
+    sip_uri_from_groups,
+)
 
 __all__ = [
     "CSeq",
@@ -26,6 +42,8 @@ __all__ = [
     "NameAddr",
     "Via",
     "canonical_name",
+    "parse_sip_date",
+    "parse_uint",
 ]
 
 _COMPACT = {
@@ -249,7 +267,11 @@ class Headers:
 
 @dataclass(slots=True)
 class NameAddr:
-    """A ``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact, Route)."""
+    """A ``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact, Route).
+
+    In addr-spec form (no ``<>``) everything after the first ';' is a header
+    parameter, never a URI parameter (RFC 3261 20.10, RFC 4475 cparam01).
+    """
 
     uri: Uri
     display: str | None = None
@@ -264,40 +286,54 @@ class NameAddr:
     def parse(cls, text: str, what: str = "name-addr") -> NameAddr:
         """Parse ``"Name" <uri>;params``, ``Name <uri>;params`` or ``uri;params``."""
         text = text.strip(WSP)
-        if not text:
-            raise SipSyntaxError(f"empty {what}")
-        lt = find_unquoted(text, "<")
-        if lt >= 0:
-            display_text = text[:lt].strip(WSP)
-            gt = text.find(">", lt)
-            if gt < 0:
-                raise SipSyntaxError(f"unterminated <...> in {what}")
-            uri = parse_uri(text[lt + 1 : gt], what)
-            rest = text[gt + 1 :].lstrip(WSP)
-            display: str | None = None
-            if display_text:
-                if display_text[0] == '"':
-                    display = unquote(display_text)
-                else:
-                    for word in display_text.split():
-                        if not is_token(word):
-                            raise SipSyntaxError(f"bad display name in {what}")
-                    display = " ".join(display_text.split())
+        # Fast path: a SIP URI, checked with the display name and parameters in
+        # one match; anything else (other schemes, errors) takes the slow path.
+        m = _SIP_NAME_ADDR_RE.fullmatch(text)
+        if m is not None:
+            g = m.groups()
+            quoted, tokens, param_text = g[0], g[1], g[9]
+            uri: Uri = sip_uri_from_groups(g[2:9], what)
         else:
-            if text[0] == '"':
-                raise SipSyntaxError(f"display name without <uri> in {what}")
-            semi = text.find(";")
-            uri_text, rest = (text, "") if semi < 0 else (text[:semi], text[semi:])
-            # In addr-spec form a URI cannot carry ';' params, '?' headers or commas.
-            if "?" in uri_text or "," in uri_text:
-                raise SipSyntaxError(f"addr-spec with reserved characters in {what}; use <>")
-            uri = parse_uri(uri_text.rstrip(WSP), what)
-            display = None
+            m = _SIP_ADDR_SPEC_RE.fullmatch(text)
+            if m is None:
+                return cls._parse_general(text, what)
+            g = m.groups()
+            quoted = tokens = None
+            param_text = g[5]
+            uri = sip_uri_from_groups(g[:5], what)
+        display: str | None = None
+        if quoted is not None:
+            display = quoted[1:-1]
+            if "\\" in display:
+                display = _QUOTED_PAIR_RE.sub(r"\1", display)
+        elif tokens is not None:
+            display = " ".join(tokens.split())
+        return cls(uri, display, params_from_valid(param_text, what) if param_text else {})
+
+    @classmethod
+    def _parse_general(cls, text: str, what: str) -> NameAddr:
+        m = _NAME_ADDR_RE.match(text)
+        display: str | None = None
+        if m is not None:
+            quoted, tokens, uri_text = m.groups()
+            if quoted is not None:
+                display = unquote(quoted)
+            elif tokens is not None:
+                display = " ".join(tokens.split())
+        else:
+            m = _ADDR_SPEC_RE.match(text)
+            if m is None or "<" in text:
+                _diagnose_name_addr(text, what)
+            uri_text = m.group()
+        rest = text[m.end() :]
+        uri = parse_uri(uri_text, what)
         params: dict[str, str | None] = {}
         if rest:
-            if rest[0] != ";":
+            if rest.lstrip(WSP)[:1] != ";":
+                if display is None and text[0] != "<":
+                    raise SipSyntaxError(f"addr-spec with reserved characters in {what}; use <>")
                 raise SipSyntaxError(f"garbage after address in {what}")
-            params = parse_params(rest[1:], what)
+            params = parse_params(rest, what)
         return cls(uri=uri, display=display, params=params)
 
     def __str__(self) -> str:
@@ -305,53 +341,110 @@ class NameAddr:
         return f"{head}<{self.uri}>{format_params(self.params)}"
 
 
+_DISPLAY_NAME = rf"(?:({QUOTED})|({TOKEN}(?:[ \t]++{TOKEN})*+))?[ \t]*+"
+_SIP_NAME_ADDR_RE = re.compile(rf"{_DISPLAY_NAME}<{SIP_URI_PATTERN}>({HEADER_PARAMS})")
+_SIP_ADDR_SPEC_RE = re.compile(rf"{ADDR_SPEC_PATTERN}({HEADER_PARAMS})")
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+# name-addr: optional display name (quoted string, or tokens separated by LWS),
+# then the URI in angle brackets; LWS before '<' is optional (RFC 4475 lwsdisp).
+_NAME_ADDR_RE = re.compile(rf"{_DISPLAY_NAME}<([^<>]*+)>")
+# addr-spec: a URI that cannot hold ';', ',', '?' or LWS, else it would need <>.
+_ADDR_SPEC_RE = re.compile(r'[^ \t;,?<>"]++')
+
+
+def _diagnose_name_addr(text: str, what: str) -> NoReturn:
+    if not text:
+        raise SipSyntaxError(f"empty {what}")
+    lt = find_unquoted(text, "<")  # raises on an unterminated quoted string
+    if lt < 0:
+        if text[0] == '"':
+            raise SipSyntaxError(f"display name without <uri> in {what}")
+        raise SipSyntaxError(f"addr-spec with reserved characters in {what}; use <>")
+    if text.find(">", lt) < 0:
+        raise SipSyntaxError(f"unterminated <...> in {what}")
+    display_text = text[:lt].strip(WSP)
+    if display_text[:1] == '"':
+        unquote(display_text)
+    raise SipSyntaxError(f"bad display name in {what}")
+
+
 @dataclass(slots=True)
 class Via:
-    """One Via entry: ``SIP/2.0/UDP host:port;branch=...;rport;received=...``."""
+    """One Via entry: ``SIP/2.0/UDP host:port;branch=...;rport;received=...``.
+
+    ``protocol`` is the sent-protocol name and version (``SIP/2.0``); the grammar
+    allows other tokens there, and a response to a request from another version
+    must still be routable (RFC 4475 badvers).
+    """
 
     transport: str
     host: str
     port: int | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+    protocol: str = "SIP/2.0"
 
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter (the transaction id when it has the magic cookie)."""
         return self.params.get("branch")
 
+    @property
+    def has_rfc3261_branch(self) -> bool:
+        """True when the branch starts with the magic cookie and has an id after it.
+
+        A bare ``z9hG4bK`` (RFC 4475 badbranch) claims RFC 3261 matching but gives
+        nothing to match on.
+        """
+        branch = self.params.get("branch")
+        return branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` address, IPv6 without brackets (RFC 5118 allows both forms)."""
+        value = self.params.get("received")
+        if value and value[0] == "[":
+            return value[1:-1]
+        return value
+
     @classmethod
     def parse(cls, text: str) -> Via:
-        """Parse one Via value (no commas)."""
-        parts = text.split("/", 2)
-        if len(parts) != 3:
-            raise SipSyntaxError("bad sent-protocol in Via")
-        name, version = parts[0].strip(WSP), parts[1].strip(WSP)
-        rest = parts[2].lstrip(WSP)
-        if name.upper() != "SIP" or version != "2.0":
-            raise SipSyntaxError("bad sent-protocol in Via")
-        i = 0
-        while i < len(rest) and rest[i] in TOKEN_CHARS:
-            i += 1
-        transport = rest[:i]
-        if not transport:
-            raise SipSyntaxError("missing transport in Via")
-        rest = rest[i:].lstrip(WSP)
-        semi = find_unquoted(rest, ";")
-        hostport, param_text = (rest, "") if semi < 0 else (rest[:semi], rest[semi + 1 :])
-        hostport = hostport.strip(WSP)
-        # LWS is allowed around the ':' of sent-by.
-        if ":" in hostport and not hostport.startswith("["):
-            h, _, p = hostport.partition(":")
-            hostport = h.strip(WSP) + ":" + p.strip(WSP)
-        host, port = split_hostport(hostport, "Via")
-        params = parse_params(param_text, "Via") if semi >= 0 else {}
-        return cls(transport=transport.upper(), host=host, port=port, params=params)
+        """Parse one Via value (no commas); LWS is allowed around '/', ':', ';' and '='."""
+        text = text.strip(WSP)
+        m = _VIA_RE.fullmatch(text)
+        if m is None:
+            if _VIA_PROTOCOL_RE.match(text) is None:
+                raise SipSyntaxError("bad sent-protocol in Via")
+            if _VIA_SENT_BY_RE.match(text) is None:
+                raise SipSyntaxError("bad sent-by in Via")
+            raise SipSyntaxError("bad parameter in Via")
+        name, version, transport, host, port_text, param_text = m.groups()
+        if host[0] == "[":
+            host = parse_host(host, "Via")
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise SipSyntaxError("port out of range in Via")
+        params = params_from_valid(param_text, "Via", _VIA_BARE_IPV6) if param_text else {}
+        protocol = _PROTOCOL if name == "SIP" and version == "2.0" else f"{name}/{version}"
+        return cls(transport.upper(), host, port, params, protocol)
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
         return (
-            f"SIP/2.0/{self.transport} {format_host(self.host)}{port}{format_params(self.params)}"
+            f"{self.protocol}/{self.transport} {format_host(self.host)}{port}"
+            f"{format_params(self.params)}"
         )
+
+
+_VIA_PROTOCOL = rf"({TOKEN})[ \t]*+/[ \t]*+({TOKEN})[ \t]*+/[ \t]*+({TOKEN})[ \t]++"
+_VIA_SENT_BY = rf"({HOSTNAME}|{IPV6_REF})(?:[ \t]*+:[ \t]*+([0-9]{{1,5}}+))?"
+_VIA_PROTOCOL_RE = re.compile(_VIA_PROTOCOL)
+# sent-protocol and sent-by: a Via with its parameters cut off (used to repair one).
+_VIA_SENT_BY_RE = re.compile(_VIA_PROTOCOL + _VIA_SENT_BY)
+_VIA_RE = re.compile(rf"{_VIA_PROTOCOL}{_VIA_SENT_BY}({BARE_IPV6_PARAMS})")
+_VIA_BARE_IPV6 = frozenset(["received"])
+_PROTOCOL = "SIP/2.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,32 +457,63 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         """Parse ``123 INVITE``; the number must fit in 32 bits (RFC 3261 8.1.1.5)."""
-        parts = text.split()
-        if len(parts) != 2:
+        m = _CSEQ_RE.fullmatch(text.strip(WSP))
+        if m is None:
             raise SipSyntaxError("bad CSeq")
-        num, method = parts
-        if not num or len(num) > 10 or not all(c in DIGITS for c in num):
-            raise SipSyntaxError("bad CSeq number")
-        seq = int(num)
-        if seq >= 2**31:
+        seq = int(m.group(1))
+        if seq > 0xFFFFFFFF:
             raise SipSyntaxError("CSeq number too large")
-        if not is_token(method):
-            raise SipSyntaxError("bad CSeq method")
-        return cls(seq, method)
+        return cls(seq, m.group(2))
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
 
 
+_CSEQ_RE = re.compile(rf"([0-9]{{1,10}}+)[ \t]++({TOKEN})")
+_UINT_RE = re.compile(r"[0-9]{1,10}")
+
+
 def parse_uint(text: str, what: str, limit: int) -> int:
     """Parse a non-negative decimal header value no greater than ``limit``."""
     text = text.strip(WSP)
-    if not text or len(text) > 10 or not all(c in DIGITS for c in text):
+    if _UINT_RE.fullmatch(text) is None:
         raise SipSyntaxError(f"bad {what}")
     value = int(text)
     if value > limit:
         raise SipSyntaxError(f"{what} too large")
     return value
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIP_DATE_RE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (" + "|".join(_MONTHS) + r") ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+
+
+def parse_sip_date(text: str) -> datetime:
+    """Parse a Date header value (RFC 3261 20.17: RFC 1123 form, GMT only).
+
+    Any other zone is a syntax error (RFC 4475 baddate). The parser keeps Date
+    as text and never calls this itself: a Date the engine does not use is no
+    reason to reject a request.
+    """
+    m = _SIP_DATE_RE.fullmatch(text.strip(WSP))
+    if m is None:
+        raise SipSyntaxError("bad Date (RFC 1123 form in GMT expected)")
+    day, month, year, hour, minute, second = m.groups()
+    try:
+        return datetime(
+            int(year),
+            _MONTHS.index(month) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        raise SipSyntaxError("bad Date") from None
 
 
 def contact_list(values: list[str]) -> list[NameAddr] | None:

@@ -2,27 +2,31 @@
 
 Parsing is strict where the RFC 3261 grammar is strict (request line, the
 headers a transaction routes on, numeric limits) and lenient where real
-phones are sloppy. The headers a transaction needs (Via, From, To, Call-ID,
-CSeq, Max-Forwards, Content-Length) are checked at parse time, so a message
-that comes out of :func:`parse_message` can be routed without further checks.
+phones are sloppy (bare LF line ends, LWS in odd places). The headers a
+transaction or dialog needs (Via, From, To, Call-ID, CSeq, Max-Forwards,
+Contact, Route, Record-Route, Content-Length) are checked at parse time, so a
+message that comes out of :func:`parse_message` can be routed without
+further checks; other headers are kept as text.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
-from ._grammar import WSP, SipSyntaxError, is_token, split_commas
-from .headers import (
-    SINGLE_HEADERS,
-    CSeq,
-    Headers,
-    NameAddr,
-    Via,
-    canonical_name,
-    display_name,
-    parse_uint,
+from ._grammar import WSP, SipSyntaxError, parse_params, split_commas, split_list
+from ._parse import (
+    SIP_VERSION,
+    HeaderBlock,
+    find_head_end,
+    is_status_line,
+    parse_content_length,
+    read_head,
+    split_request_line,
+    split_status_line,
 )
+from .headers import _VIA_SENT_BY_RE, CSeq, Headers, NameAddr, Via, display_name, parse_uint
 from .uri import SipUri, Uri, parse_uri
 
 __all__ = [
@@ -34,9 +38,9 @@ __all__ = [
     "Response",
     "make_response",
     "parse_message",
+    "request_uri_is_sip",
+    "salvage_response",
 ]
-
-SIP_VERSION: Final = "SIP/2.0"
 MAGIC_COOKIE: Final = "z9hG4bK"
 
 REASONS: Final[dict[int, str]] = {
@@ -89,7 +93,11 @@ REASONS: Final[dict[int, str]] = {
 
 
 class Message:
-    """What requests and responses share: headers, body and parsed routing headers."""
+    """What requests and responses share: headers, body and parsed routing headers.
+
+    The routing headers are parsed once and cached; after editing ``headers``
+    directly, call :meth:`invalidate`.
+    """
 
     __slots__ = ("_cache", "body", "headers")
 
@@ -109,7 +117,7 @@ class Message:
         """Every Via entry, topmost first."""
         cached = self._cache.get("via")
         if cached is None:
-            cached = [Via.parse(v) for v in self.headers.get_list("via")]
+            cached = _parse_vias(self.headers.get_all("via"))
             self._cache["via"] = cached
         return cached  # type: ignore[return-value]
 
@@ -164,10 +172,34 @@ class Message:
     @property
     def contacts(self) -> list[NameAddr] | None:
         """Contact entries; None for the ``*`` wildcard, [] when absent."""
-        values = self.headers.get_list("contact")
-        if len(values) == 1 and values[0] == "*":
+        if "contact" not in self._cache:
+            self._cache["contact"] = _parse_contacts(self.headers.get_all("contact"))
+        return self._cache["contact"]  # type: ignore[return-value]
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        """Route entries in order (the route set a request follows)."""
+        return self._addresses("route")
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        """Record-Route entries in order."""
+        return self._addresses("record-route")
+
+    def _addresses(self, key: str) -> list[NameAddr]:
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = _parse_addresses(self.headers.get_all(key), key)
+            self._cache[key] = cached
+        return cached  # type: ignore[return-value]
+
+    @property
+    def content_type(self) -> str | None:
+        """The media type of the body (``type/subtype``, lower-cased, no parameters)."""
+        value = self.headers.get("content-type")
+        if value is None:
             return None
-        return [NameAddr.parse(v, "Contact") for v in values]
+        return value.partition(";")[0].strip(WSP).lower()
 
     def header_list(self, name: str) -> list[str]:
         """Elements of a comma-separated list header, e.g. ``Supported``."""
@@ -206,8 +238,11 @@ class Request(Message):
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, or None when absent."""
-        value = self.headers.get("max-forwards")
-        return None if value is None else parse_uint(value, "Max-Forwards", 255)
+        if "max-forwards" not in self._cache:
+            value = self.headers.get("max-forwards")
+            hops = None if value is None else parse_uint(value, "Max-Forwards", 255)
+            self._cache["max-forwards"] = hops
+        return self._cache["max-forwards"]  # type: ignore[return-value]
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"
@@ -271,138 +306,137 @@ class MessageError(SipSyntaxError):
         self.failure = failure
 
 
-def _split_head(data: bytes) -> tuple[str, bytes]:
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head, body = data[:end], data[end + 4 :]
-    else:
-        # Bare LF line ends are a common sloppiness; accept them.
-        end = data.find(b"\n\n")
-        if end < 0:
-            head, body = data, b""
-        else:
-            head, body = data[:end], data[end + 2 :]
-    return head.decode("utf-8", "surrogateescape"), body
-
-
-def _header_lines(head: str) -> list[str]:
-    lines = head.replace("\r\n", "\n").split("\n")
-    # Unfold continuation lines (RFC 3261 7.3.1): a line starting with SP/HT
-    # belongs to the previous header.
-    out: list[str] = []
-    for line in lines:
-        if line and line[0] in WSP and out:
-            out[-1] = out[-1].rstrip(WSP) + " " + line.strip(WSP)
-        else:
-            out.append(line)
-    return out
-
-
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     """Parse one message from ``data``.
 
     With ``stream=False`` (datagrams) a missing Content-Length means "the rest of
-    the datagram", extra octets after Content-Length are discarded and a
-    Content-Length that runs past the datagram is an error (RFC 3261 18.3).
+    the datagram", extra octets after Content-Length are discarded (RFC 4475
+    dblreq) and a Content-Length that runs past the datagram is an error (RFC
+    3261 18.3). With ``stream=True`` ``data`` is one message as framed by
+    :class:`sip.framing.StreamFramer`: Content-Length is mandatory and must match.
     Raises ``MessageError`` (a ``SipSyntaxError``) on malformed input.
     """
-    head, body = _split_head(data)
-    lines = _header_lines(head)
-    while lines and not lines[0]:
-        lines.pop(0)  # leading CRLFs are keep-alives or garbage (RFC 3261 7.5)
-    if not lines:
-        error = SipSyntaxError("empty message")
-        raise MessageError(error, ParseFailure(error, False, None, Headers()))
-    start = lines[0]
-    is_request = not start.startswith("SIP/")
-    method = start.split(" ", 1)[0] if is_request else None
-    headers = Headers()
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")  # CRLFs before the start line (RFC 3261 7.5)
+    head_end = data.find(b"\r\n\r\n")
+    body_start = head_end + 4
+    if head_end < 0:
+        head_end = body_start = len(data)
+    block = read_head(data[:head_end].decode("utf-8", "surrogateescape"))
+    if block.bare_lf:
+        # With bare LF line ends the blank line may be an earlier LF LF.
+        lf_end, lf_body = find_head_end(data)
+        if 0 <= lf_end < head_end:
+            head_end, body_start = lf_end, lf_body
+            block = read_head(data[:head_end].decode("utf-8", "surrogateescape"))
     try:
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, colon, value = line.partition(":")
-            name = name.rstrip(WSP)
-            if not colon or not is_token(name):
-                raise SipSyntaxError(f"malformed header line {line[:40]!r}")
-            headers._items.append((canonical_name(name), value.strip(WSP)))
-        msg = _build(start, headers, body, stream)
+        return _build(block, data, body_start, stream)
     except SipSyntaxError as exc:
-        raise MessageError(exc, ParseFailure(exc, is_request, method, headers)) from None
-    return msg
+        is_request = not is_status_line(block.start)
+        method = block.start.split(" ", 1)[0] if is_request and block.start else None
+        failure = ParseFailure(exc, is_request, method, Headers(block.items))
+        raise MessageError(exc, failure) from None
 
 
-def _build(start: str, headers: Headers, body: bytes, stream: bool) -> Request | Response:
+def _build(block: HeaderBlock, data: bytes, body_start: int, stream: bool) -> Request | Response:
+    if not block.start:
+        raise block.error or SipSyntaxError("empty message")
     msg: Request | Response
-    if start.startswith("SIP/"):
-        parts = start.split(" ", 2)
-        if len(parts) < 2:
-            raise SipSyntaxError("bad status line")
-        if parts[0] != SIP_VERSION:
-            raise SipSyntaxError("unsupported SIP version", 505)
-        code = parts[1]
-        if len(code) != 3 or not code.isdigit() or code[0] == "0":
-            raise SipSyntaxError("bad status code")
-        msg = Response(int(code), parts[2] if len(parts) == 3 else "", headers)
+    if is_status_line(block.start):
+        status, reason = split_status_line(block.start)
+        msg = Response(status, reason, Headers(block.items))
     else:
-        parts = start.split(" ")
-        if len(parts) != 3 or not all(parts):
-            raise SipSyntaxError("malformed request line")
-        method, uri_text, version = parts
-        if not is_token(method):
-            raise SipSyntaxError("bad method")
-        if not version.startswith("SIP/") or not version[4:].replace(".", "").isdigit():
-            raise SipSyntaxError("bad SIP version")
-        if version != SIP_VERSION:
-            raise SipSyntaxError("unsupported SIP version", 505)
-        if uri_text.startswith("<"):
-            raise SipSyntaxError("Request-URI must not be enclosed in <>")
+        method, uri_text = split_request_line(block.start)
         uri = parse_uri(uri_text, "Request-URI")
-        msg = Request(method, uri, headers)
-    _validate(msg, headers)
-    length_value = headers.get("content-length")
+        # RFC 3261 19.1.1: headers are not allowed in a Request-URI (RFC 4475 escruri).
+        if isinstance(uri, SipUri) and uri.headers is not None:
+            raise SipSyntaxError("headers in the Request-URI")
+        msg = Request(method, uri, Headers(block.items))
+    if block.error is not None:
+        raise block.error
+    _validate(msg, block)
+    length_value = block.singles.get("content-length")
+    available = len(data) - body_start
     if length_value is None:
         if stream:
             raise SipSyntaxError("missing Content-Length on a stream transport")
-        msg.body = body
-    else:
-        length = parse_uint(length_value, "Content-Length", 2**31 - 1)
-        if length > len(body):
-            raise SipSyntaxError("Content-Length larger than the message body")
-        msg.body = body[:length] if length < len(body) else body
+        msg.body = data[body_start:]
+        return msg
+    length = parse_content_length(length_value)
+    if length > available:
+        raise SipSyntaxError("Content-Length larger than the message body")
+    if stream and length < available:
+        raise SipSyntaxError("octets after the body on a stream transport")
+    msg.body = data[body_start : body_start + length]
     return msg
 
 
-def _validate(msg: Request | Response, headers: Headers) -> None:
-    seen: set[str] = set()
-    for key, _ in headers:
-        if key in SINGLE_HEADERS:
-            if key in seen:
-                raise SipSyntaxError(f"more than one {key} header")
-            seen.add(key)
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        if key not in seen and key != "via" and headers.get(key) is None:
-            raise SipSyntaxError(f"missing {key} header")
-    if not msg.vias:
+def _validate(msg: Request | Response, block: HeaderBlock) -> None:
+    """Parse the routing headers now, so the layers above can trust them."""
+    singles = block.singles
+    lists = block.lists
+    cache = msg._cache
+    try:
+        from_, to, call_id, cseq_value = (
+            singles["from"],
+            singles["to"],
+            singles["call-id"],
+            singles["cseq"],
+        )
+    except KeyError as exc:
+        raise SipSyntaxError(f"missing {exc.args[0]} header") from None
+    vias = _parse_vias(lists["via"])
+    if not vias:
         raise SipSyntaxError("missing Via header")
-    msg.from_  # noqa: B018 - parse now so routing code can trust it
-    msg.to  # noqa: B018
-    call_id = msg.call_id
-    if not call_id or any(c in WSP for c in call_id):
+    cache["via"] = vias
+    cache["from"] = NameAddr.parse(from_, "from")
+    cache["to"] = NameAddr.parse(to, "to")
+    if _CALL_ID_RE.fullmatch(call_id) is None:
         raise SipSyntaxError("bad Call-ID")
-    cseq = msg.cseq
+    cseq = CSeq.parse(cseq_value)
+    cache["cseq"] = cseq
     if isinstance(msg, Request):
         if cseq.method != msg.method:
             raise SipSyntaxError("CSeq method does not match the request method")
-        msg.max_forwards  # noqa: B018
-        if msg.method == "INVITE" or msg.method == "REGISTER":
-            value = headers.get("expires")
-            if value is not None and value.strip(WSP).isdigit():
-                parse_uint(value, "Expires", 2**32 - 1)
-    for value in headers.get_all("contact"):
-        for item in split_commas(value):
-            if item != "*":
-                NameAddr.parse(item, "Contact")
+        value = singles.get("max-forwards")
+        cache["max-forwards"] = None if value is None else parse_uint(value, "Max-Forwards", 255)
+    values = lists["contact"]
+    cache["contact"] = _parse_contacts(values) if values else []
+    values = lists["route"]
+    cache["route"] = _parse_addresses(values, "route") if values else []
+    values = lists["record-route"]
+    cache["record-route"] = _parse_addresses(values, "record-route") if values else []
+
+
+# Call-ID is a 'word [@ word]' in RFC 3261; any visible ASCII is taken, since
+# phones stray from 'word' and nothing routes on its characters.
+_CALL_ID_RE = re.compile(r"[!-~]++")
+
+
+def _parse_vias(values: list[str]) -> list[Via]:
+    out: list[Via] = []
+    for value in values:
+        if "," in value:
+            out.extend(Via.parse(item) for item in split_list(value, "Via"))
+        else:
+            out.append(Via.parse(value))
+    return out
+
+
+def _parse_contacts(values: list[str]) -> list[NameAddr] | None:
+    if len(values) == 1 and values[0] == "*":
+        return None
+    out: list[NameAddr] = []
+    for value in values:
+        for item in split_list(value, "Contact"):
+            if item == "*":
+                raise SipSyntaxError("Contact * mixed with other contacts")
+            out.append(NameAddr.parse(item, "Contact"))
+    return out
+
+
+def _parse_addresses(values: list[str], what: str) -> list[NameAddr]:
+    return [NameAddr.parse(item, what) for value in values for item in split_list(value, what)]
 
 
 def make_response(
@@ -435,24 +469,88 @@ def make_response(
     return Response(status, reason, headers)
 
 
-def salvage_response(failure: ParseFailure, status: int, reason: str) -> Response | None:
+def salvage_response(
+    failure: ParseFailure, status: int, reason: str, *, to_tag: str | None = None
+) -> Response | None:
     """An error response built from a request that did not parse, if it can be routed.
 
-    Needs at least a Via, From, To, Call-ID and CSeq line to be copied; without
-    them nobody could match the answer, so None tells the caller to drop it.
+    Needs a top Via to send it back along and a CSeq for the client to match it
+    (RFC 3261 17.1.3); without either, None tells the caller to drop the request.
+    A top Via with broken parameters (RFC 4475 badinv01) is copied with those
+    parameters removed. From, To and Call-ID are copied when present, the first
+    of each if repeated (RFC 4475 multi01); ``to_tag`` is added to a To that
+    parses and has none.
     """
-    headers = Headers()
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        values = failure.headers.get_all(key)
-        if not values:
-            return None
-        for value in values:
-            headers.add(key, value)
-    try:
-        Via.parse(split_commas(headers.get("via") or "")[0])
-    except (SipSyntaxError, IndexError):
+    source = failure.headers
+    vias = _salvage_vias(source.get_all("via"))
+    cseq = source.get("cseq")
+    if not vias or cseq is None or "\r" in cseq:
         return None
+    headers = Headers()
+    for via in vias:
+        headers.add("via", via)
+    for key in ("from", "to", "call-id"):
+        value = source.get(key)
+        if value is None or "\r" in value:
+            continue
+        if key == "to" and to_tag is not None and status != 100:
+            try:
+                if NameAddr.parse(value, "To").tag is None:
+                    value = f"{value};tag={to_tag}"
+            except SipSyntaxError:
+                pass
+        headers.add(key, value)
+    headers.add("cseq", cseq)
     return Response(status, reason, headers)
+
+
+def _salvage_vias(values: list[str]) -> list[str]:
+    """The Via entries worth copying: the top one (repaired if need be), then the
+    ones below it up to the first that does not parse."""
+    items: list[str] = []
+    try:
+        for value in values:
+            items.extend(split_commas(value))
+    except SipSyntaxError:
+        pass
+    if not items:
+        return []
+    top = _repair_via(items[0])
+    if top is None:
+        return []
+    out = [top]
+    for item in items[1:]:
+        try:
+            Via.parse(item)
+        except SipSyntaxError:
+            break
+        out.append(item)
+    return out
+
+
+def _repair_via(text: str) -> str | None:
+    if "\r" in text:
+        return None
+    try:
+        Via.parse(text)
+        return text
+    except SipSyntaxError:
+        pass
+    text = text.strip(WSP)
+    m = _VIA_SENT_BY_RE.match(text)
+    if m is None:
+        return None
+    kept = ""
+    for chunk in text[m.end() :].split(";")[1:]:
+        try:
+            if parse_params(";" + chunk, "Via", frozenset(["received"])):
+                kept += ";" + chunk.strip(WSP)
+        except SipSyntaxError:
+            continue
+    try:
+        return str(Via.parse(text[: m.end()] + kept))
+    except SipSyntaxError:
+        return None
 
 
 def request_uri_is_sip(req: Request) -> bool:

@@ -2,24 +2,75 @@
 
 from __future__ import annotations
 
-import ipaddress
+import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import unquote as _pct_decode
 
 from ._grammar import (
     DIGITS,
     HEADER_CHARS,
     HOST_CHARS,
+    HOSTNAME,
+    IPV6_REF,
     PARAM_CHARS,
     PASSWORD_CHARS,
     USER_CHARS,
     SipSyntaxError,
     check_escapes,
+    is_ipv6,
 )
 
 __all__ = ["AbsoluteUri", "SipUri", "Uri", "format_host", "parse_uri"]
 
-_FORBIDDEN = frozenset(' \t\r\n<>"')
+
+_ESC = r"%[0-9A-Fa-f]{2}"
+
+
+def _run(chars: str) -> str:
+    # One or more of ``chars`` or %HH escapes: a first element, then possessive
+    # runs of plain characters between escapes. '%' is never in ``chars``, so
+    # there is one way to match and nothing to backtrack into.
+    return rf"(?:[{chars}]|{_ESC})[{chars}]*+(?:{_ESC}[{chars}]*+)*+"
+
+
+def _opt_run(chars: str) -> str:
+    # Zero or more of ``chars`` or %HH escapes.
+    return rf"[{chars}]*+(?:{_ESC}[{chars}]*+)*+"
+
+
+_USER = r"A-Za-z0-9\-_.!~*'()&=+$,;?/"
+_PASSWORD = r"A-Za-z0-9\-_.!~*'()&=+$,"
+_PARAM = r"A-Za-z0-9\-_.!~*'()\[\]/:&+$"
+_HNV = r"A-Za-z0-9\-_.!~*'()\[\]/?:+$"
+
+# The SIP-URI grammar of RFC 3261 section 25 as one expression with seven
+# groups (scheme, user, password, host, port, ';params', headers), so a URI is
+# checked in C. User parts may contain ';' and '?' (RFC 4475 semiuri), so the
+# userinfo is only recognised before an '@'. Other modules embed it between
+# '<' and '>' to check a whole name-addr in one match.
+SIP_URI_PATTERN = (
+    rf"([Ss][Ii][Pp][Ss]?):"
+    rf"(?:({_run(_USER)})(?::({_opt_run(_PASSWORD)}))?@)?"
+    rf"({HOSTNAME}|{IPV6_REF})"
+    r"(?::([0-9]{1,5}+))?"
+    rf"((?:;{_run(_PARAM)}(?:={_run(_PARAM)})?)*+)"
+    rf"(?:\?({_run(_HNV)}={_opt_run(_HNV)}(?:&{_run(_HNV)}={_opt_run(_HNV)})*+))?"
+)
+# A SIP URI in addr-spec form (a header value without <>): no ';', '?' or ','
+# anywhere, since they would be read as header parameters or list separators
+# (RFC 3261 20.10). Five groups: scheme, user, password, host, port.
+ADDR_SPEC_PATTERN = (
+    r"([Ss][Ii][Pp][Ss]?):"
+    rf"(?:({_run(_USER.replace(',;?', ''))})"
+    rf"(?::({_opt_run(_PASSWORD.replace(',', ''))}))?@)?"
+    rf"({HOSTNAME}|{IPV6_REF})"
+    r"(?::([0-9]{1,5}+))?"
+)
+_SIP_URI_RE = re.compile(SIP_URI_PATTERN)
+# absoluteURI: a scheme and then visible ASCII that cannot end an address in a
+# header (no space, quotes or angle brackets).
+_ABSOLUTE_URI_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*+):([!#-;=?-~]++)")
 
 
 @dataclass(slots=True, eq=False)
@@ -27,8 +78,9 @@ class SipUri:
     """A ``sip:`` or ``sips:`` URI.
 
     ``params`` keeps URI parameters with lower-cased names in their original
-    order (a value of None is a flag such as ``;lr``); ``headers`` keeps the
-    ``?name=value`` part still escaped.
+    order (a value of None is a flag such as ``;lr``), values still %-escaped as
+    received; :meth:`param` looks one up with escapes resolved. ``headers`` keeps
+    the ``?name=value`` part still escaped; :attr:`header_fields` decodes it.
     """
 
     host: str
@@ -50,7 +102,48 @@ class SipUri:
     @property
     def user_unescaped(self) -> str | None:
         """The user part with %HH escapes resolved (``sip:%61lice@h`` is user ``alice``)."""
-        return None if self.user is None else _pct_decode(self.user, errors="surrogateescape")
+        if self.user is None or "%" not in self.user:
+            return self.user
+        return _pct_decode(self.user, errors="surrogateescape")
+
+    def has_param(self, name: str) -> bool:
+        """True when the parameter is present (flag or valued), escapes resolved."""
+        return self._find_param(name.lower())[0]
+
+    def param(self, name: str) -> str | None:
+        """The value of parameter ``name`` with %HH escapes resolved (RFC 3261 19.1.2).
+
+        Matches escaped names too (``;%6C%72`` is ``lr``); None for a flag or an
+        absent parameter.
+        """
+        value = self._find_param(name.lower())[1]
+        if value is None or "%" not in value:
+            return value
+        return _pct_decode(value, errors="surrogateescape")
+
+    def _find_param(self, key: str) -> tuple[bool, str | None]:
+        if key in self.params:
+            return True, self.params[key]
+        for raw, value in self.params.items():
+            if "%" in raw and _pct_decode(raw, errors="surrogateescape").lower() == key:
+                return True, value
+        return False, None
+
+    @property
+    def header_fields(self) -> list[tuple[str, str]]:
+        """The ``?name=value&...`` headers, unescaped, in order (RFC 3261 19.1.1)."""
+        if not self.headers:
+            return []
+        out: list[tuple[str, str]] = []
+        for item in self.headers.split("&"):
+            name, _, value = item.partition("=")
+            out.append(
+                (
+                    _pct_decode(name, errors="surrogateescape"),
+                    _pct_decode(value, errors="surrogateescape"),
+                )
+            )
+        return out
 
     def with_params(self, **params: str | None) -> SipUri:
         """A copy with parameters replaced or added."""
@@ -88,7 +181,7 @@ class SipUri:
         ):
             return False
         for name in ("transport", "user", "ttl", "method", "maddr"):
-            a, b = self.params.get(name), other.params.get(name)
+            a, b = self.param(name), other.param(name)
             if (a or "").lower() != (b or "").lower():
                 return False
         return True
@@ -99,7 +192,10 @@ class SipUri:
 
 @dataclass(frozen=True, slots=True)
 class AbsoluteUri:
-    """A URI of a scheme we do not interpret (``tel:``, ``http:``, ...), kept verbatim."""
+    """A URI of a scheme we do not interpret (``tel:``, ``http:``, ...), kept verbatim.
+
+    ``scheme`` is lower-cased (schemes are case-insensitive).
+    """
 
     scheme: str
     rest: str
@@ -121,12 +217,8 @@ def parse_host(text: str, what: str) -> str:
     if not text:
         raise SipSyntaxError(f"empty host in {what}")
     if text[0] == "[":
-        if text[-1] != "]":
+        if text[-1] != "]" or not is_ipv6(text[1:-1]) or "%" in text:
             raise SipSyntaxError(f"bad IPv6 reference in {what}")
-        try:
-            ipaddress.IPv6Address(text[1:-1])
-        except ValueError:
-            raise SipSyntaxError(f"bad IPv6 address in {what}") from None
         return text[1:-1]
     for c in text:
         if c not in HOST_CHARS:
@@ -147,69 +239,87 @@ def split_hostport(text: str, what: str) -> tuple[str, int | None]:
     else:
         host, colon, port_text_ = text.partition(":")
         port_text = port_text_ if colon else None
-    port: int | None = None
-    if port_text is not None:
-        if not port_text or not all(c in DIGITS for c in port_text) or len(port_text) > 5:
-            raise SipSyntaxError(f"bad port in {what}")
-        port = int(port_text)
-        if port > 65535:
-            raise SipSyntaxError(f"port out of range in {what}")
-    return parse_host(host, what), port
+    return parse_host(host, what), parse_port(port_text, what)
+
+
+def parse_port(text: str | None, what: str) -> int | None:
+    """Parse an optional port number (1-5 digits, at most 65535)."""
+    if text is None:
+        return None
+    if not text or len(text) > 5 or not all(c in DIGITS for c in text):
+        raise SipSyntaxError(f"bad port in {what}")
+    port = int(text)
+    if port > 65535:
+        raise SipSyntaxError(f"port out of range in {what}")
+    return port
 
 
 def parse_uri(text: str, what: str = "URI") -> Uri:
     """Parse a URI; ``sip``/``sips`` into ``SipUri``, anything else into ``AbsoluteUri``."""
-    for c in text:
-        if c in _FORBIDDEN:
-            raise SipSyntaxError(f"invalid character {c!r} in {what}")
-    scheme, colon, rest = text.partition(":")
-    if not colon or not scheme or not rest:
-        raise SipSyntaxError(f"{what} has no scheme")
-    if not (scheme[0].isascii() and scheme[0].isalpha()) or not all(
-        c.isascii() and (c.isalnum() or c in "+-.") for c in scheme
-    ):
-        raise SipSyntaxError(f"bad scheme in {what}")
-    lowered = scheme.lower()
-    if lowered not in ("sip", "sips"):
-        return AbsoluteUri(lowered, rest)
+    m = _SIP_URI_RE.fullmatch(text)
+    if m is not None:
+        return sip_uri_from_groups(m.groups(), what)
+    scheme = text.partition(":")[0].lower()
+    if scheme == "sip" or scheme == "sips":
+        _diagnose(text, what)
+    m = _ABSOLUTE_URI_RE.fullmatch(text)
+    if m is None:
+        raise SipSyntaxError(f"malformed {what}")
+    return AbsoluteUri(scheme, m.group(2))
 
-    headers: str | None = None
+
+def sip_uri_from_groups(groups: tuple[str | Any, ...], what: str) -> SipUri:
+    """Build a ``SipUri`` from the groups of a match of :data:`SIP_URI_PATTERN`.
+
+    ``groups`` are (scheme, user, password, host, port, ';params', headers); the
+    last two may be missing (:data:`ADDR_SPEC_PATTERN`).
+    """
+    scheme, user, password, host, port_text = groups[:5]
+    params: dict[str, str | None] = {}
+    headers = None
+    if len(groups) > 5:
+        param_text, headers = groups[5:7]
+        if param_text:
+            for chunk in param_text[1:].split(";"):
+                name, eq, value = chunk.partition("=")
+                params[name.lower()] = value if eq else None
+    if host[0] == "[":
+        host = parse_host(host, what)
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise SipSyntaxError(f"port out of range in {what}")
+    return SipUri(host, user, password, port, scheme.lower(), params, headers)
+
+
+def _diagnose(text: str, what: str) -> None:
+    """Say what is wrong with a sip/sips URI the expression rejected (always raises)."""
+    rest = text.partition(":")[2]
+    if not rest:
+        raise SipSyntaxError(f"{what} has nothing after the scheme")
     at = rest.find("@")
-    user: str | None = None
-    password: str | None = None
     if at >= 0:
         userinfo, rest = rest[:at], rest[at + 1 :]
-        user, colon, pw = userinfo.partition(":")
+        user, colon, password = userinfo.partition(":")
         if not user:
             raise SipSyntaxError(f"empty user in {what}")
         check_escapes(user, USER_CHARS, f"user part of {what}")
         if colon:
-            check_escapes(pw, PASSWORD_CHARS, f"password of {what}")
-            password = pw
-    qmark = rest.find("?")
-    if qmark >= 0:
-        rest, headers = rest[:qmark], rest[qmark + 1 :]
-        check_escapes(headers.replace("=", "").replace("&", ""), HEADER_CHARS, f"headers of {what}")
+            check_escapes(password, PASSWORD_CHARS, f"password of {what}")
+    rest, qmark, headers = rest.partition("?")
+    if qmark:
+        for item in headers.split("&"):
+            name, eq, value = item.partition("=")
+            if not name or not eq:
+                raise SipSyntaxError(f"bad header in {what}")
+            check_escapes(name + value, HEADER_CHARS, f"headers of {what}")
     hostport, _, param_text = rest.partition(";")
-    host, port = split_hostport(hostport, what)
-    params: dict[str, str | None] = {}
+    split_hostport(hostport, what)
     if param_text:
         for chunk in param_text.split(";"):
             name, eq, value = chunk.partition("=")
-            if not name:
-                raise SipSyntaxError(f"empty parameter name in {what}")
-            check_escapes(name, PARAM_CHARS, f"parameter name in {what}")
-            if eq:
-                check_escapes(value, PARAM_CHARS, f"parameter {name!r} of {what}")
-                params[name.lower()] = value
-            else:
-                params[name.lower()] = None
-    return SipUri(
-        host=host,
-        user=user,
-        password=password,
-        port=port,
-        scheme=lowered,
-        params=params,
-        headers=headers,
-    )
+            if not name or (eq and not value):
+                raise SipSyntaxError(f"empty parameter name or value in {what}")
+            check_escapes(name + value, PARAM_CHARS, f"parameters of {what}")
+    raise SipSyntaxError(f"malformed {what}")
