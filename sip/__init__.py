@@ -5,6 +5,18 @@ Bytes and time go in, events and bytes come out; the asyncio transports in
 """
 
 from ._grammar import SipSyntaxError
+from .dialog import Dialog, DialogId, DialogSet, DialogState
+from .events import (
+    AckReceived,
+    Address,
+    CancelReceived,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
 from .headers import CSeq, Headers, NameAddr, Via
 from .message import (
     REASONS,
@@ -16,24 +28,43 @@ from .message import (
     make_response,
     parse_message,
 )
+from .transaction import TransactionLayer, new_branch, new_tag, response_destination, stamp_via
 from .uri import AbsoluteUri, SipUri, Uri, parse_uri
 
 __all__ = [
     "REASONS",
     "AbsoluteUri",
+    "AckReceived",
+    "Address",
     "CSeq",
+    "CancelReceived",
+    "Dialog",
+    "DialogId",
+    "DialogSet",
+    "DialogState",
+    "Event",
     "Headers",
     "Message",
     "MessageError",
     "NameAddr",
     "ParseFailure",
     "Request",
+    "RequestReceived",
     "Response",
+    "ResponseReceived",
     "SipSyntaxError",
     "SipUri",
+    "TransactionLayer",
+    "TransactionTerminated",
+    "TransactionTimedOut",
+    "TransportFailed",
     "Uri",
     "Via",
     "make_response",
+    "new_branch",
+    "new_tag",
     "parse_message",
     "parse_uri",
+    "response_destination",
+    "stamp_via",
 ]

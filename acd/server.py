@@ -1,0 +1,201 @@
+"""Start and stop the engine: SIP listeners, the HTTP server, signals.
+
+``Engine`` is built from a :class:`~acd.config.Config` and started on a
+running loop (tests start it in-process); ``run(config)`` is what
+``acd serve`` calls: it picks uvloop when importable and shuts down cleanly
+on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from metrics.sip import SipCollector, SipCounters
+from sip.endpoint import EndpointPolicy, SipEndpoint
+from sip.events import Address
+from sip.ratelimit import FailureLimiter
+
+from .authn import Authenticator
+from .config import Config
+from .registrar import LocationService, RegistrarPolicy
+from .sipapp import SipApplication
+
+__all__ = ["Engine", "run"]
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One running contact-centre node."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sip = config.sip
+        security = config.security
+        self.counters = SipCounters()
+        self.endpoint = SipEndpoint(
+            EndpointPolicy(
+                max_message_size=sip.max_message_size,
+                blocked_user_agents=tuple(security.blocked_user_agents),
+                server_name=sip.user_agent,
+                t1=sip.timers.t1,
+                t2=sip.timers.t2,
+                t4=sip.timers.t4,
+                advertised_host=str(sip.advertised_address) if sip.advertised_address else None,
+            ),
+            self._on_event,
+            self.counters,
+        )
+        reg = config.registrar
+        self.location = LocationService(
+            RegistrarPolicy(
+                min_expires=reg.min_expires,
+                max_expires=reg.max_expires,
+                default_expires=reg.default_expires,
+                max_contacts=reg.max_contacts,
+                keepalive_interval=reg.keepalive_interval,
+                keepalive_failures=reg.keepalive_failures,
+            )
+        )
+        self.authenticator = Authenticator(
+            sip.domain,
+            {a.username: a.password.get_secret_value() for a in config.agents},
+            algorithms=tuple(security.digest_algorithms),
+            nonce_lifetime=security.nonce_lifetime,
+            limiter=FailureLimiter(
+                max_failures=security.auth_failures_per_minute,
+                window=60.0,
+                cooldown=security.auth_cooldown,
+            ),
+        )
+        self.app = SipApplication(self.endpoint, self.authenticator, self.location, sip.domain)
+        self.registry = CollectorRegistry()
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.registry)
+        self.registry.register(
+            SipCollector(
+                self.counters,
+                transactions_active=lambda: len(self.endpoint.transactions),
+                retransmissions=lambda: self.endpoint.transactions.retransmissions,
+                registrations_active=lambda: len(self.location),
+                auth_failures=lambda: self.authenticator.failures,
+                malformed=lambda: self.endpoint.malformed,
+                scanners_dropped=lambda: self.endpoint.dropped_scanners,
+            )
+        )
+        self.sip_addresses: list[Address] = []
+        self.http_runner: web.AppRunner | None = None
+
+    def _on_event(self, event: Any) -> None:
+        self.app.handle(event)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every listener; raises OSError when a port is taken."""
+        sip = self.config.sip
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        for address in sip.listen:
+            host = str(address)
+            port = sip.port
+            for transport in sip.transports:
+                name = transport.upper()
+                ctx: ssl.SSLContext | None = None
+                listen_port = port
+                if name == "TLS":
+                    assert sip.tls is not None
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(str(sip.tls.certificate), str(sip.tls.private_key))
+                    listen_port = sip.tls.port
+                bound = await self.endpoint.listen(name, host, listen_port, ctx)
+                if port == 0 and name != "TLS":
+                    port = bound.port  # UDP and TCP share the port the OS picked
+                self.sip_addresses.append(bound)
+                log.info("SIP listening on %s", bound)
+        self.app.start()
+        await self._start_http()
+
+    async def _start_http(self) -> None:
+        http = self.config.http
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/api/v1/registrations", self._registrations)
+        self.http_runner = web.AppRunner(app, access_log=None)
+        await self.http_runner.setup()
+        site = web.TCPSite(self.http_runner, str(http.listen), http.port)
+        await site.start()
+        log.info("HTTP listening on %s:%s", http.listen, http.port)
+
+    async def stop(self) -> None:
+        """Close listeners and the HTTP server."""
+        self.app.stop()
+        await self.endpoint.close()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "sip": [str(a) for a in self.sip_addresses]},
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _registrations(self, request: web.Request) -> web.Response:
+        now = self.endpoint.now()
+        users = request.query.get("user")
+        rows = [
+            {
+                "user": b.user,
+                "contact": str(b.uri),
+                "destination": str(b.destination),
+                "source": str(b.source),
+                "expires_in": b.expires_in(now),
+                "user_agent": b.user_agent,
+            }
+            for b in self.location
+            if users is None or b.user == users
+        ]
+        return web.json_response({"registrations": rows})
+
+
+async def _serve(config: Config) -> int:
+    engine = Engine(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await engine.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        await engine.stop()
+        return 1
+    log.info("engine started")
+    await stop.wait()
+    log.info("shutting down")
+    await engine.stop()
+    return 0
+
+
+def run(config: Config) -> int:
+    """Run the engine until SIGINT or SIGTERM; returns the exit status."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_serve(config))
+    return uvloop.run(_serve(config))

@@ -1,0 +1,287 @@
+"""Thin asyncio transports for SIP: UDP, TCP and TLS (RFC 3261 section 18).
+
+They move bytes and nothing else: every datagram, or every message framed out
+of a stream, goes to ``MessageSink.message_received`` with the peer's
+``Address``; the sink (the endpoint) parses and decides. Stream connections
+are kept by peer address so responses and in-dialog requests go back over the
+connection a phone opened, which is the only way through its NAT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import Protocol, cast
+
+from .events import Address
+from .framing import FramingError, KeepAlive, StreamFramer
+
+__all__ = ["MessageSink", "StreamListener", "TransportSet", "UdpListener"]
+
+log = logging.getLogger(__name__)
+
+# RFC 5626 4.4.1: a double-CRLF ping is answered with a single CRLF pong.
+_PONG = b"\r\n"
+
+
+class MessageSink(Protocol):
+    """What the transports deliver to."""
+
+    def message_received(self, data: bytes, source: Address) -> None:
+        """One datagram or one framed stream message arrived."""
+
+    def transport_error(self, destination: Address) -> None:
+        """Sending to ``destination`` failed (connection refused, reset, unreachable)."""
+
+
+def _peer(transport_name: str, addr: tuple[object, ...]) -> Address:
+    host = str(addr[0])
+    if "%" in host:  # scope id of a link-local IPv6 address
+        host = host.split("%", 1)[0]
+    return Address(transport_name, host, int(addr[1]))  # type: ignore[call-overload]
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    """One bound UDP socket."""
+
+    def __init__(self, sink: MessageSink, max_message_size: int) -> None:
+        self.sink = sink
+        self.max_message_size = max_message_size
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local: Address | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's own datagram transports do not all subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.local = _peer("UDP", transport.get_extra_info("sockname"))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if len(data) > self.max_message_size:
+            log.warning("dropping %d-byte datagram from %s: over the size cap", len(data), addr)
+            return
+        try:
+            self.sink.message_received(data, _peer("UDP", addr))
+        except Exception:
+            # The sink must not raise; if it does, keep the socket alive.
+            log.exception("error handling a datagram from %s", addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable surfaces here without the address on most platforms.
+        log.debug("UDP error: %s", exc)
+
+    def send(self, data: bytes, destination: Address) -> None:
+        """Send one datagram (silently dropped if the socket is closed)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, (destination.host, destination.port))
+
+
+class _StreamConnection(asyncio.Protocol):
+    def __init__(self, owner: StreamListener) -> None:
+        self.owner = owner
+        self.framer = StreamFramer(owner.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = _peer(self.owner.name, transport.get_extra_info("peername"))
+        self.owner.connections[(self.peer.host, self.peer.port)] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.transport is not None
+        try:
+            items = self.framer.feed(data)
+        except FramingError as exc:
+            log.info("closing %s: %s", self.peer, exc)
+            self.transport.close()
+            return
+        for item in items:
+            if isinstance(item, KeepAlive):
+                self.transport.write(_PONG)
+                continue
+            try:
+                self.owner.sink.message_received(item, self.peer)
+            except Exception:
+                log.exception("error handling a message from %s", self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            key = (self.peer.host, self.peer.port)
+            if self.owner.connections.get(key) is self:
+                del self.owner.connections[key]
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class StreamListener:
+    """A TCP or TLS listening socket plus the connections to and from it."""
+
+    def __init__(
+        self,
+        sink: MessageSink,
+        max_message_size: int,
+        name: str = "TCP",
+        ssl_context: ssl.SSLContext | None = None,
+        client_ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.sink = sink
+        self.max_message_size = max_message_size
+        self.name = name
+        self.ssl_context = ssl_context
+        self.client_ssl_context = client_ssl_context
+        self.connections: dict[tuple[str, int], _StreamConnection] = {}
+        self.server: asyncio.AbstractServer | None = None
+        self.local: Address | None = None
+        self._pending: dict[tuple[str, int], list[bytes]] = {}
+
+    async def listen(self, host: str, port: int) -> None:
+        """Bind and start accepting connections."""
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: _StreamConnection(self),
+            host,
+            port,
+            ssl=self.ssl_context,
+            reuse_address=True,
+        )
+        self.local = _peer(self.name, self.server.sockets[0].getsockname())
+
+    def send(self, data: bytes, destination: Address) -> None:
+        """Send over the open connection to ``destination``, opening one if needed."""
+        key = (destination.host, destination.port)
+        conn = self.connections.get(key)
+        if conn is not None:
+            conn.send(data)
+            return
+        queued = self._pending.get(key)
+        if queued is not None:
+            queued.append(data)
+            return
+        self._pending[key] = [data]
+        asyncio.get_running_loop().create_task(self._connect(destination))
+
+    async def _connect(self, destination: Address) -> None:
+        key = (destination.host, destination.port)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _StreamConnection(self),
+                    destination.host,
+                    destination.port,
+                    ssl=self.client_ssl_context if self.name == "TLS" else None,
+                ),
+                timeout=10.0,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.info("cannot connect to %s: %s", destination, exc)
+            self._pending.pop(key, None)
+            self.sink.transport_error(destination)
+            return
+        conn = self.connections.get(key)
+        for data in self._pending.pop(key, []):
+            if conn is not None:
+                conn.send(data)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+class TransportSet:
+    """Every listener of the endpoint, chosen by the destination's transport."""
+
+    def __init__(self, sink: MessageSink, max_message_size: int) -> None:
+        self.sink = sink
+        self.max_message_size = max_message_size
+        self.udp: list[UdpListener] = []
+        self.streams: dict[str, list[StreamListener]] = {"TCP": [], "TLS": []}
+
+    async def listen_udp(self, host: str, port: int) -> Address:
+        """Bind a UDP socket; returns the bound address (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpListener(self.sink, self.max_message_size),
+            local_addr=(host, port),
+            family=family,
+        )
+        assert protocol.local is not None
+        self.udp.append(protocol)
+        return protocol.local
+
+    async def listen_stream(
+        self,
+        host: str,
+        port: int,
+        name: str = "TCP",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Address:
+        """Listen for TCP (or TLS with ``ssl_context``); returns the bound address."""
+        client_ctx = None
+        if name == "TLS":
+            client_ctx = ssl.create_default_context()
+        listener = StreamListener(self.sink, self.max_message_size, name, ssl_context, client_ctx)
+        await listener.listen(host, port)
+        self.streams[name].append(listener)
+        assert listener.local is not None
+        return listener.local
+
+    def _udp_for(self, destination: Address) -> UdpListener | None:
+        v6 = ":" in destination.host
+        for listener in self.udp:
+            if listener.local is not None and (":" in listener.local.host) == v6:
+                return listener
+        return None
+
+    def send(self, data: bytes, destination: Address) -> None:
+        """Send ``data`` by the destination's transport."""
+        if destination.transport == "UDP":
+            udp = self._udp_for(destination)
+            if udp is None:
+                self.sink.transport_error(destination)
+                return
+            udp.send(data, destination)
+            return
+        listeners = self.streams.get(destination.transport) or []
+        v6 = ":" in destination.host
+        for listener in listeners:
+            key = (destination.host, destination.port)
+            if key in listener.connections:
+                listener.send(data, destination)
+                return
+        for listener in listeners:
+            if listener.local is not None and (":" in listener.local.host) == v6:
+                listener.send(data, destination)
+                return
+        self.sink.transport_error(destination)
+
+    def local_address(self, transport: str, v6: bool = False) -> Address | None:
+        """Our bound address for ``transport`` (to put in Via and Contact)."""
+        if transport == "UDP":
+            candidates = [u.local for u in self.udp]
+        else:
+            candidates = [s.local for s in self.streams.get(transport, [])]
+        for local in candidates:
+            if local is not None and (":" in local.host) == v6:
+                return local
+        return next((c for c in candidates if c is not None), None)
+
+    async def close(self) -> None:
+        """Close every socket."""
+        for udp in self.udp:
+            if udp.transport is not None:
+                udp.transport.close()
+        for listeners in self.streams.values():
+            for listener in listeners:
+                await listener.close()

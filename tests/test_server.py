@@ -1,0 +1,249 @@
+"""The engine over real sockets: front-door checks, OPTIONS, TCP framing, IPv6, metrics.
+
+Every test talks to an ``acd serve`` subprocess on 127.0.0.1 / ::1 and waits
+on answers with socket timeouts (bounded), never on fixed sleeps. To prove
+that a request got no answer, a normal request is sent right after it: on
+one socket the engine answers in order, so the first answer must be the
+normal one's.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+
+from sip import Response, parse_message
+
+from .conftest import RunningEngine, write_config
+
+TIMEOUT = 5.0
+
+
+def request(
+    method: str = "OPTIONS",
+    *,
+    uri: str = "sip:acd.local",
+    port: int = 40000,
+    transport: str = "UDP",
+    host: str = "127.0.0.1",
+    extra: str = "",
+    call_id: str | None = None,
+    max_forwards: int = 70,
+    user_agent: str = "pytest",
+) -> tuple[bytes, str]:
+    call_id = call_id or secrets.token_hex(8)
+    via_host = f"[{host}]" if ":" in host else host
+    text = (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} {via_host}:{port};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+        f"Max-Forwards: {max_forwards}\r\n"
+        f"From: <sip:tester@acd.local>;tag={secrets.token_hex(4)}\r\n"
+        f"To: <sip:acd.local>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 {method}\r\n"
+        f"User-Agent: {user_agent}\r\n"
+        f"{extra}"
+        f"Content-Length: 0\r\n\r\n"
+    )
+    return text.encode(), call_id
+
+
+class UdpPeer:
+    def __init__(self, engine: RunningEngine, family: int = socket.AF_INET) -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.host = "127.0.0.1" if family == socket.AF_INET else "::1"
+        self.sock.bind((self.host, 0))
+        self.sock.settimeout(TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+        self.target = (self.host, engine.sip_port)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.target)
+
+    def ask(self, method: str = "OPTIONS", **kw: object) -> Response:
+        data, call_id = request(method, port=self.port, host=self.host, **kw)  # type: ignore[arg-type]
+        self.send(data)
+        return self.recv_final(call_id)
+
+    def recv_final(self, call_id: str) -> Response:
+        while True:
+            raw, _ = self.sock.recvfrom(65535)
+            msg = parse_message(raw)
+            assert isinstance(msg, Response)
+            if msg.call_id == call_id and msg.status >= 200:
+                return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def peer(engine: RunningEngine) -> UdpPeer:
+    p = UdpPeer(engine)
+    yield p  # type: ignore[misc]
+    p.close()
+
+
+def test_healthz_and_metrics(engine: RunningEngine, peer: UdpPeer) -> None:
+    assert engine.http_json("/healthz")["status"] == "ok"
+    peer.ask("OPTIONS")
+    text = engine.http_text("/metrics")
+    assert re.search(r'sip_requests_total\{direction="in",method="OPTIONS"\} [1-9]', text)
+    assert 'sip_responses_total{code_class="2xx",direction="out",method="OPTIONS"}' in text
+    for name in ("sip_transactions_active", "sip_registrations_active", "process_cpu_seconds"):
+        assert name in text
+
+
+def test_options_to_engine_lists_capabilities(peer: UdpPeer) -> None:
+    response = peer.ask("OPTIONS")
+    assert response.status == 200
+    allow = {m.strip() for m in response.header_list("allow")}
+    assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"} <= allow
+    assert "application/sdp" in (response.headers.get("accept") or "")
+    assert response.headers.get("supported") is not None
+    # RFC 3581: received/rport filled in on the Via we get back.
+    assert response.top_via.params.get("rport") == str(peer.port)
+
+
+def test_options_answer_does_not_reveal_which_users_exist(peer: UdpPeer) -> None:
+    known = peer.ask("OPTIONS", uri="sip:1001@acd.local")
+    unknown = peer.ask("OPTIONS", uri="sip:1999@acd.local")
+    assert known.status == unknown.status == 200
+    assert known.headers.get("allow") == unknown.headers.get("allow")
+
+
+def test_malformed_request_gets_400_and_engine_goes_on(peer: UdpPeer) -> None:
+    data, call_id = request("OPTIONS", port=peer.port)
+    broken = data.replace(b"OPTIONS sip:acd.local SIP/2.0", b"OPTIONS  sip:acd.local SIP/2.0")
+    peer.send(broken)
+    assert peer.recv_final(call_id).status == 400
+    assert peer.ask("OPTIONS").status == 200
+
+
+def test_garbage_and_malformed_responses_are_dropped(peer: UdpPeer) -> None:
+    peer.send(b"\x00\xff garbage \r\n\r\n")
+    peer.send(b"SIP/2.0 2000 Way Too Big\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKx\r\n\r\n")
+    peer.send(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKstray\r\n\r\n")
+    assert peer.ask("OPTIONS").status == 200
+
+
+def test_wrong_version_gets_505(peer: UdpPeer) -> None:
+    data, call_id = request("OPTIONS", port=peer.port)
+    peer.send(data.replace(b"sip:acd.local SIP/2.0", b"sip:acd.local SIP/7.0"))
+    assert peer.recv_final(call_id).status == 505
+
+
+def test_scanner_user_agents_are_dropped_silently(peer: UdpPeer) -> None:
+    for agent in ("friendly-scanner", "sipvicious 0.3", "sipcli/v1.8"):
+        data, _ = request("OPTIONS", port=peer.port, user_agent=agent)
+        peer.send(data)
+    response = peer.ask("OPTIONS")
+    assert response.status == 200  # the first (and only) answer is the normal request's
+
+
+def test_max_forwards_zero_gets_483(peer: UdpPeer) -> None:
+    assert peer.ask("OPTIONS", max_forwards=0).status == 483
+
+
+def test_unknown_uri_scheme_gets_416(peer: UdpPeer) -> None:
+    assert peer.ask("OPTIONS", uri="nobodyknowsthisscheme:opaque").status == 416
+
+
+def test_unsupported_require_gets_420(peer: UdpPeer) -> None:
+    response = peer.ask("OPTIONS", extra="Require: nobodyknowsthis\r\n")
+    assert response.status == 420
+    assert response.headers.get("unsupported") == "nobodyknowsthis"
+
+
+def test_unknown_and_unsupported_methods(peer: UdpPeer) -> None:
+    assert peer.ask("FROBNICATE").status == 501
+    response = peer.ask("SUBSCRIBE")
+    assert response.status == 405
+    assert "INVITE" in (response.headers.get("allow") or "")
+    assert peer.ask("BYE").status == 481
+
+
+def test_oversized_datagram_is_dropped(tmp_path: Path, engine_factory: object) -> None:
+    config = write_config(tmp_path / "small.yaml", sip="max_message_size: 2048")
+    engine = engine_factory(config)  # type: ignore[operator]
+    peer = UdpPeer(engine)
+    try:
+        data, _ = request("OPTIONS", port=peer.port, extra=f"Subject: {'x' * 3000}\r\n")
+        peer.send(data)
+        assert peer.ask("OPTIONS").status == 200
+    finally:
+        peer.close()
+
+
+def tcp_connect(engine: RunningEngine) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", engine.sip_port), timeout=TIMEOUT)
+    return sock
+
+
+def read_responses(sock: socket.socket, count: int) -> list[Response]:
+    buffer = b""
+    out: list[Response] = []
+    while len(out) < count:
+        chunk = sock.recv(65535)
+        assert chunk, "connection closed"
+        buffer += chunk
+        while b"\r\n\r\n" in buffer:
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+            if len(rest) < length:
+                break
+            msg = parse_message(head + b"\r\n\r\n" + rest[:length], stream=True)
+            assert isinstance(msg, Response)
+            if msg.status >= 200:
+                out.append(msg)
+            buffer = rest[length:]
+    return out
+
+
+def test_tcp_fragmented_and_pipelined(engine: RunningEngine) -> None:
+    sock = tcp_connect(engine)
+    try:
+        port = sock.getsockname()[1]
+        one, id1 = request("OPTIONS", transport="TCP", port=port)
+        two, id2 = request("OPTIONS", transport="TCP", port=port)
+        # Fragmented: byte by byte for the first 40 bytes, then the rest with
+        # the whole second message pipelined behind it.
+        for i in range(40):
+            sock.sendall(one[i : i + 1])
+        sock.sendall(one[40:] + two)
+        responses = read_responses(sock, 2)
+        assert [r.call_id for r in responses] == [id1, id2]
+        assert all(r.status == 200 for r in responses)
+    finally:
+        sock.close()
+
+
+def test_tcp_crlf_keepalive_gets_pong(engine: RunningEngine) -> None:
+    sock = tcp_connect(engine)
+    try:
+        sock.sendall(b"\r\n\r\n")
+        assert sock.recv(16) == b"\r\n"
+        port = sock.getsockname()[1]
+        data, call_id = request("OPTIONS", transport="TCP", port=port)
+        sock.sendall(data)
+        assert read_responses(sock, 1)[0].call_id == call_id
+    finally:
+        sock.close()
+
+
+def test_ipv6_udp(tmp_path: Path, engine_factory: object) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    config = write_config(tmp_path / "v6.yaml", sip='listen: ["127.0.0.1", "::1"]')
+    engine = engine_factory(config)  # type: ignore[operator]
+    peer = UdpPeer(engine, socket.AF_INET6)
+    try:
+        response = peer.ask("OPTIONS", uri="sip:[::1]")
+        assert response.status == 200
+        assert response.top_via.host == "::1"
+    finally:
+        peer.close()
