@@ -47,7 +47,8 @@ class Authenticator:
         limiter: FailureLimiter | None = None,
     ) -> None:
         self.realm = realm
-        self.limiter = limiter or FailureLimiter()
+        # An empty limiter is falsy (it has __len__), so test for None explicitly.
+        self.limiter = limiter if limiter is not None else FailureLimiter()
         self.nonces = NonceManager(secrets.token_bytes(32), nonce_lifetime)
         self.digest = DigestAuthenticator(realm, self.nonces, algorithms)
         self._ha1 = {

@@ -60,7 +60,7 @@ class Binding:
 
     def expires_in(self, now: float) -> int:
         """Seconds left, rounded down, never negative."""
-        return max(0, int(self.expires_at - now))
+        return max(0, round(self.expires_at - now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ class LocationService:
     """Bindings per account, with REGISTER processing and keep-alive bookkeeping."""
 
     def __init__(self, policy: RegistrarPolicy | None = None) -> None:
-        self.policy = policy or RegistrarPolicy()
+        self.policy = policy if policy is not None else RegistrarPolicy()
         self._bindings: dict[str, list[Binding]] = {}
 
     # -- queries ---------------------------------------------------------------------
