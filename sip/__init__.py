@@ -17,7 +17,8 @@ from .events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from .headers import CSeq, Headers, NameAddr, Via
+from .framing import FramingError, KeepAlive, StreamFramer
+from .headers import CSeq, Headers, NameAddr, Via, parse_sip_date
 from .message import (
     REASONS,
     Message,
@@ -27,6 +28,8 @@ from .message import (
     Response,
     make_response,
     parse_message,
+    request_uri_is_sip,
+    salvage_response,
 )
 from .transaction import TransactionLayer, new_branch, new_tag, response_destination, stamp_via
 from .uri import AbsoluteUri, SipUri, Uri, parse_uri
@@ -43,7 +46,9 @@ __all__ = [
     "DialogSet",
     "DialogState",
     "Event",
+    "FramingError",
     "Headers",
+    "KeepAlive",
     "Message",
     "MessageError",
     "NameAddr",
@@ -54,6 +59,7 @@ __all__ = [
     "ResponseReceived",
     "SipSyntaxError",
     "SipUri",
+    "StreamFramer",
     "TransactionLayer",
     "TransactionTerminated",
     "TransactionTimedOut",
@@ -64,7 +70,10 @@ __all__ = [
     "new_branch",
     "new_tag",
     "parse_message",
+    "parse_sip_date",
     "parse_uri",
+    "request_uri_is_sip",
     "response_destination",
+    "salvage_response",
     "stamp_via",
 ]
