@@ -1,0 +1,160 @@
+"""Harness shared by the interop tests: peer processes, engine configs, metrics.
+
+Peers (baresip, SIPp) run as subprocesses with stdin on /dev/null and their
+output in a file under the test's tmp_path, which failure messages quote.
+Waiting is always polling with a deadline; every peer is stopped, by its own
+pid, when the test ends.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from .conftest import RunningEngine, write_config
+
+POLL = 0.05
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+MD5_ONLY = "digest_algorithms: [MD5]"
+"""Security setting for peers that stop at the engine's first challenge.
+
+The engine sends two WWW-Authenticate headers sharing one nonce, SHA-256
+first (RFC 8760 section 2.4). SIPp 3.6.1 and baresip 1.0.0 (libre) read only
+the first, find an algorithm they do not support and give up instead of
+trying the MD5 one, so their tests run an engine that offers MD5 alone.
+"""
+
+
+def engine_config(
+    path: Path,
+    *,
+    md5_only: bool = False,
+    t1: float | None = None,
+    security: str = "",
+    agents: int = 10,
+    first: int = 1001,
+    registrar: str = "",
+) -> Path:
+    """``write_config`` plus the two knobs the interop tests need.
+
+    ``t1`` shortens RFC 3261 T1 so that an unanswered keep-alive OPTIONS fails
+    after Timer F = 64*T1 instead of 32 s.
+    """
+    lines = [MD5_ONLY] if md5_only else []
+    if security:
+        lines.append(security)
+    path = write_config(
+        path, agents=agents, first=first, security="\n".join(lines), registrar=registrar
+    )
+    if t1 is not None:
+        text = path.read_text()
+        assert text.startswith("sip:\n"), "write_config changed its layout"
+        path.write_text(text.replace("sip:\n", f"sip:\n  timers: {{t1: {t1}}}\n", 1))
+    return path
+
+
+class PeerProcess:
+    """A real peer run as a subprocess, its stdout and stderr going to ``log_path``."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, *, cwd: Path | None = None) -> None:
+        self.name = Path(args[0]).name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+
+    def output(self) -> str:
+        """Everything the peer printed so far, without terminal colour codes."""
+        return _ANSI.sub("", self.log_path.read_text(errors="replace"))
+
+    def describe(self) -> str:
+        """The tail of the peer's output, for failure messages."""
+        return f"--- {self.name} output ({self.log_path}) ---\n{self.output()[-6000:]}"
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_for_output(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Poll the output until ``pattern`` (multiline regex) appears."""
+        regex = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = not self.running()
+            match = regex.search(self.output())
+            if match:
+                return match
+            if exited:
+                raise AssertionError(
+                    f"{self.name} exited ({self.process.returncode}) without printing "
+                    f"{pattern!r}\n{self.describe()}"
+                )
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"{self.name} did not print {pattern!r} within {timeout} s\n{self.describe()}"
+                )
+            time.sleep(POLL)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the peer to exit by itself; kill it and fail if it overruns."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(timeout=1.0)
+            raise AssertionError(
+                f"{self.name} still running after {timeout} s\n{self.describe()}"
+            ) from None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL if it does not exit within ``timeout``; the exit status."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5.0)
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> PeerProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{([^}]*)\})? (\S+)$", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def metric(engine: RunningEngine, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` (with or without the acd_ prefix) matching ``labels``."""
+    names = {name, f"acd_{name}"}
+    total = 0.0
+    for sample in _SAMPLE.finditer(engine.http_text("/metrics")):
+        if sample[1] not in names:
+            continue
+        got = dict(_LABEL.findall(sample[2] or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(sample[3])
+    return total
+
+
+def engine_healthy(engine: RunningEngine) -> bool:
+    return engine.process.poll() is None and engine.http_json("/healthz")["status"] == "ok"
