@@ -29,8 +29,6 @@ class SipSyntaxError(ValueError):
 
 _ALNUM = frozenset(string.ascii_letters + string.digits)
 TOKEN_CHARS = _ALNUM | frozenset("-.!%*_+`'~")
-# RFC 3261 'word' allows a few more separators (Call-ID).
-WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
 UNRESERVED = _ALNUM | frozenset("-_.!~*'()")
 USER_CHARS = UNRESERVED | frozenset("%&=+$,;?/")
 PASSWORD_CHARS = UNRESERVED | frozenset("%&=+$,")

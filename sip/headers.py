@@ -28,7 +28,6 @@ from ._grammar import (
 from .uri import (
     ADDR_SPEC_PATTERN,
     SIP_URI_PATTERN,
-    SipUri,
     Uri,
     format_host,
     parse_host,
@@ -135,26 +134,6 @@ _DISPLAY = {
     ]
 }
 
-# Headers whose value is a comma-separated list (RFC 3261 7.3.1) and may be split.
-LIST_HEADERS = frozenset(
-    [
-        "via",
-        "contact",
-        "route",
-        "record-route",
-        "allow",
-        "supported",
-        "require",
-        "proxy-require",
-        "unsupported",
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "allow-events",
-        "content-encoding",
-        "in-reply-to",
-    ]
-)
 # Headers that must appear at most once; a second copy is a 400 (RFC 4475 multi01).
 SINGLE_HEADERS = frozenset(
     [
@@ -514,15 +493,3 @@ def parse_sip_date(text: str) -> datetime:
         )
     except ValueError:
         raise SipSyntaxError("bad Date") from None
-
-
-def contact_list(values: list[str]) -> list[NameAddr] | None:
-    """Parse Contact values; None stands for the ``*`` wildcard."""
-    if len(values) == 1 and values[0].strip(WSP) == "*":
-        return None
-    return [NameAddr.parse(v, "Contact") for v in values]
-
-
-def host_of(uri: Uri) -> str:
-    """The host of a SIP URI ('' for other schemes)."""
-    return uri.host if isinstance(uri, SipUri) else ""
