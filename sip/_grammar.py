@@ -65,6 +65,7 @@ BARE_IPV6_PARAMS: Final = (
 _TOKEN_RE = re.compile(TOKEN)
 _QUOTED_RE = re.compile(QUOTED)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+_NEEDS_QUOTED_PAIR_RE = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 # One generic-param: ';' name ['=' value] with LWS allowed around ';' and '='.
 # A value is a token, a quoted string, an IPv6 reference, or (checked afterwards,
 # for the names that allow it) a bare IPv6 address.
@@ -102,8 +103,15 @@ def unquote(value: str) -> str:
 
 
 def quote(value: str) -> str:
-    """Make a quoted-string of ``value``, escaping quotes and backslashes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Make a quoted-string of ``value``.
+
+    Quotes, backslashes and control characters become quoted-pairs; CR and LF,
+    which no quoted-pair can carry, become spaces so a display name can never
+    start a new header line.
+    """
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    return '"' + _NEEDS_QUOTED_PAIR_RE.sub(r"\\\g<0>", value) + '"'
 
 
 def find_unquoted(text: str, chars: str, start: int = 0) -> int:

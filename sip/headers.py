@@ -203,15 +203,16 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
-        self._items.append((canonical_name(name), value))
+        self._items.append((canonical_name(name), _checked(value)))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a header line before all others (used for Via)."""
-        self._items.insert(0, (canonical_name(name), value))
+        self._items.insert(0, (canonical_name(name), _checked(value)))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line holding ``value``."""
         key = canonical_name(name)
+        _checked(value)
         for i, (k, _) in enumerate(self._items):
             if k == key:
                 self._items[i] = (key, value)
@@ -242,6 +243,14 @@ class Headers:
         """Append ``Name: value\\r\\n`` lines to ``out``."""
         for k, v in self._items:
             out.append(f"{display_name(k)}: {v}\r\n")
+
+
+def _checked(value: str) -> str:
+    # A CR or LF in a value would end the header line early and let whatever
+    # follows pose as headers of its own (header injection).
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"CR or LF in header value {value[:40]!r}")
+    return value
 
 
 @dataclass(slots=True)
@@ -279,7 +288,7 @@ class NameAddr:
             g = m.groups()
             quoted = tokens = None
             param_text = g[5]
-            uri = sip_uri_from_groups(g[:5], what)
+            uri = sip_uri_from_groups((*g[:5], None, None), what)
         display: str | None = None
         if quoted is not None:
             display = quoted[1:-1]

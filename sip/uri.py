@@ -269,20 +269,17 @@ def parse_uri(text: str, what: str = "URI") -> Uri:
 
 
 def sip_uri_from_groups(groups: tuple[str | Any, ...], what: str) -> SipUri:
-    """Build a ``SipUri`` from the groups of a match of :data:`SIP_URI_PATTERN`.
+    """Build a ``SipUri`` from the seven groups of a :data:`SIP_URI_PATTERN` match.
 
-    ``groups`` are (scheme, user, password, host, port, ';params', headers); the
-    last two may be missing (:data:`ADDR_SPEC_PATTERN`).
+    ``groups`` are (scheme, user, password, host, port, ';params', headers);
+    a match of :data:`ADDR_SPEC_PATTERN` passes None for the last two.
     """
-    scheme, user, password, host, port_text = groups[:5]
+    scheme, user, password, host, port_text, param_text, headers = groups
     params: dict[str, str | None] = {}
-    headers = None
-    if len(groups) > 5:
-        param_text, headers = groups[5:7]
-        if param_text:
-            for chunk in param_text[1:].split(";"):
-                name, eq, value = chunk.partition("=")
-                params[name.lower()] = value if eq else None
+    if param_text:
+        for chunk in param_text[1:].split(";"):
+            name, eq, value = chunk.partition("=")
+            params[name.lower()] = value if eq else None
     if host[0] == "[":
         host = parse_host(host, what)
     port = None
@@ -290,7 +287,9 @@ def sip_uri_from_groups(groups: tuple[str | Any, ...], what: str) -> SipUri:
         port = int(port_text)
         if port > 65535:
             raise SipSyntaxError(f"port out of range in {what}")
-    return SipUri(host, user, password, port, scheme.lower(), params, headers)
+    if scheme != "sip":
+        scheme = scheme.lower()
+    return SipUri(host, user, password, port, scheme, params, headers)
 
 
 def _diagnose(text: str, what: str) -> None:

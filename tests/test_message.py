@@ -671,3 +671,23 @@ def test_content_type_property() -> None:
         == "application/sdp"
     )
     assert _request(_with()).content_type is None
+
+
+def test_header_values_cannot_carry_line_breaks() -> None:
+    headers = Headers()
+    for bad in ("a\r\nVia: x", "a\nb", "a\rb"):
+        with pytest.raises(ValueError):
+            headers.add("Subject", bad)
+        with pytest.raises(ValueError):
+            headers.set("Subject", bad)
+        with pytest.raises(ValueError):
+            headers.prepend("Subject", bad)
+    assert len(headers) == 0
+
+
+def test_display_names_with_control_characters_serialise_as_quoted_pairs() -> None:
+    addr = NameAddr(SipUri("example.com", user="a"), display='BEL:\x07 "q" \\ NUL:\x00')
+    assert NameAddr.parse(str(addr)) == addr
+    injected = NameAddr(SipUri("example.com"), display="x\r\nVia: SIP/2.0/UDP evil")
+    assert "\r" not in str(injected) and "\n" not in str(injected)
+    assert NameAddr.parse(str(injected)).display == "x  Via: SIP/2.0/UDP evil"
