@@ -424,7 +424,7 @@ def _parse_vias(values: list[str]) -> list[Via]:
 
 
 def _parse_contacts(values: list[str]) -> list[NameAddr] | None:
-    if len(values) == 1 and values[0] == "*":
+    if len(values) == 1 and values[0].strip(WSP) == "*":
         return None
     out: list[NameAddr] = []
     for value in values:

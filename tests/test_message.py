@@ -691,3 +691,10 @@ def test_display_names_with_control_characters_serialise_as_quoted_pairs() -> No
     injected = NameAddr(SipUri("example.com"), display="x\r\nVia: SIP/2.0/UDP evil")
     assert "\r" not in str(injected) and "\n" not in str(injected)
     assert NameAddr.parse(str(injected)).display == "x  Via: SIP/2.0/UDP evil"
+
+
+def test_built_message_wildcard_contact() -> None:
+    req = _request(_with())
+    req.headers.add("Contact", " * ")
+    req.invalidate()
+    assert req.contacts is None
