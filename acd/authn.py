@@ -42,7 +42,7 @@ class Authenticator:
         realm: str,
         accounts: dict[str, str],
         *,
-        algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        algorithms: tuple[str, ...] = ("MD5",),
         nonce_lifetime: float = 300.0,
         limiter: FailureLimiter | None = None,
     ) -> None:

@@ -446,20 +446,22 @@ class DigestAuthenticator:
         nonces: NonceManager,
         algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
     ) -> None:
-        canonical = {_algorithm(a) for a in algorithms}
-        unknown = canonical - set(_PREFERENCE)
+        # The order given is the order of preference: clients take the first
+        # challenge they support (RFC 7616 3.7), and some take only the first.
+        canonical = tuple(dict.fromkeys(_algorithm(a) for a in algorithms))
+        unknown = set(canonical) - set(_PREFERENCE)
         if unknown or not canonical:
             raise ValueError(f"unsupported or no digest algorithms: {sorted(unknown)}")
         _quote(realm)  # refuses a realm that could not be sent in a challenge
         self.realm = realm
         self.nonces = nonces
-        self.algorithms = tuple(a for a in _PREFERENCE if a in canonical)
+        self.algorithms = canonical
         # Unknown users are checked against this so they cost the same hashing.
         dummy = secrets.token_hex(16)
         self._dummy_ha1 = {base: _h(name, dummy) for base, name in _HASHLIB_NAMES.items()}
 
     def challenges(self, now: float, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values, one per algorithm, strongest first, sharing one nonce."""
+        """WWW-Authenticate values, one per algorithm in preference order, sharing one nonce."""
         nonce = self.nonces.issue(now, self.realm)
         return [
             Challenge(self.realm, nonce, alg, ("auth",), stale=stale).serialize()

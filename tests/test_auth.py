@@ -99,7 +99,9 @@ def test_parses_rfc7616_authorization_header() -> None:
     assert (creds.nc, creds.qop, creds.algorithm) == ("00000001", "auth", "MD5")
 
 
-def test_challenges_offer_sha256_first_with_one_nonce() -> None:
+def test_challenges_follow_the_configured_order_with_one_nonce() -> None:
+    md5_first = DigestAuthenticator(REALM, NonceManager(b"k" * 32), ("MD5", "SHA-256"))
+    assert [parse_challenge(v).algorithm for v in md5_first.challenges(0.0)] == ["MD5", "SHA-256"]
     values = make_server().challenges(now=1000.0)
     parsed = [parse_challenge(v) for v in values]
     assert [c.algorithm for c in parsed] == ["SHA-256", "MD5"]

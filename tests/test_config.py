@@ -73,7 +73,7 @@ def test_empty_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert config.sip.transports == ("udp", "tcp")
     assert config.sip.timers.t1 == 0.5
     assert config.registrar.default_expires == 600
-    assert config.security.digest_algorithms == ("SHA-256", "MD5")
+    assert config.security.digest_algorithms == ("MD5",)
     assert config.data_dir == tmp_path / "data"
     assert config.storage.url is None
     assert config.logging.level == "INFO"

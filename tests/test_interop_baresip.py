@@ -10,12 +10,11 @@ the challenge names (``acd.local``).
 
 Observed behaviour of baresip 1.0.0 that the tests rely on or work around:
 
-- Its SIP library (libre) reads only the first WWW-Authenticate and, when that
-  is not MD5, fails the registration ("Register: Function not implemented")
-  instead of trying the MD5 challenge that follows. The engine's default
-  challenges are SHA-256 then MD5, so these tests run an MD5-only engine;
-  ``test_registers_with_default_challenges`` keeps the failure visible as a
-  strict xfail for the engine team to decide on the order.
+- Its SIP library (libre) walks every WWW-Authenticate and, when one is not
+  MD5, fails the registration ("Register: Function not implemented")
+  instead of trying the MD5 challenge beside it. That is why the engine offers
+  MD5 alone by default; ``test_offering_sha256_defeats_baresip`` keeps the
+  limitation visible as a strict xfail.
 - On SIGTERM it unregisters (REGISTER with Expires 0, challenged and answered)
   before exiting with status 0.
 - With a wrong password it re-authenticates every fresh-nonce 401 at once and
@@ -120,8 +119,10 @@ def baresip(tmp_path: Path) -> Iterator[StartBaresip]:
 
 
 @pytest.fixture
-def md5_engine(tmp_path: Path, engine_factory: Callable[[Path], RunningEngine]) -> RunningEngine:
-    return engine_factory(engine_config(tmp_path / "md5.yaml", md5_only=True))
+def default_engine(
+    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine]
+) -> RunningEngine:
+    return engine_factory(engine_config(tmp_path / "acd.yaml"))
 
 
 def _registered(engine: RunningEngine, peer: Baresip) -> dict[str, object]:
@@ -135,10 +136,10 @@ def _registered(engine: RunningEngine, peer: Baresip) -> dict[str, object]:
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_registers_and_unregisters_on_sigterm(
-    transport: str, md5_engine: RunningEngine, baresip: StartBaresip
+    transport: str, default_engine: RunningEngine, baresip: StartBaresip
 ) -> None:
-    peer = baresip(md5_engine, transport)
-    row = _registered(md5_engine, peer)
+    peer = baresip(default_engine, transport)
+    row = _registered(default_engine, peer)
 
     assert row["user"] == USER
     assert "baresip" in str(row["user_agent"])
@@ -156,8 +157,10 @@ def test_registers_and_unregisters_on_sigterm(
 
     assert peer.stop() == 0, peer.describe()
     # Well inside the 60 s expiry: only an unregistration can remove it this fast.
-    md5_engine.wait_for(lambda: not md5_engine.registrations(USER), 5.0, "baresip to unregister")
-    assert engine_healthy(md5_engine)
+    default_engine.wait_for(
+        lambda: not default_engine.registrations(USER), 5.0, "baresip to unregister"
+    )
+    assert engine_healthy(default_engine)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -172,7 +175,6 @@ def test_answers_keepalives_and_stays_registered(
     engine = engine_factory(
         engine_config(
             tmp_path / "keepalive.yaml",
-            md5_only=True,
             t1=0.05,
             registrar="keepalive_interval: 1\nkeepalive_failures: 1",
         )
@@ -196,9 +198,7 @@ def test_wrong_password_never_registers(
 ) -> None:
     limit = 3
     engine = engine_factory(
-        engine_config(
-            tmp_path / "limit.yaml", md5_only=True, security=f"auth_failures_per_minute: {limit}"
-        )
+        engine_config(tmp_path / "limit.yaml", security=f"auth_failures_per_minute: {limit}")
     )
     peer = baresip(engine, password="not-the-password")
     outcome = peer.wait_for_output(OUTCOME, REGISTER_TIMEOUT)
@@ -213,10 +213,13 @@ def test_wrong_password_never_registers(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="baresip 1.0 (libre) gives up on the engine's first, SHA-256, challenge "
+    reason="baresip 1.0 (libre) fails on any SHA-256 challenge "
     "('Register: Function not implemented') instead of answering the MD5 one",
 )
-def test_registers_with_default_challenges(engine: RunningEngine, baresip: StartBaresip) -> None:
+def test_offering_sha256_defeats_baresip(
+    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine], baresip: StartBaresip
+) -> None:
+    engine = engine_factory(engine_config(tmp_path / "sha.yaml", with_sha256=True))
     peer = baresip(engine)
     peer.wait_for_output(OUTCOME, REGISTER_TIMEOUT)
     assert engine.registrations(USER), peer.describe()

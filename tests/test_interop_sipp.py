@@ -3,10 +3,9 @@
 The injection file has one account a line: user; domain (the Request-URI
 host); ``[authentication username=U password=P]``. Quirks of SIPp 3.6.1:
 
-- It knows only MD5 digest and stops at the engine's first, SHA-256,
-  challenge ("createAuthHeader: authentication must use MD5 or AKAv1-MD5")
-  instead of answering the MD5 one after it, so these tests run an MD5-only
-  engine (``interop_helpers.MD5_ONLY``).
+- It knows only MD5 digest and stops at the first challenge when that is not
+  MD5 ("createAuthHeader: authentication must use MD5 or AKAv1-MD5") instead
+  of answering an MD5 one after it; the engine's default offers MD5 alone.
 - Its digest uri is always ``sip:<remote_ip>:<remote_port>``, whatever the
   Request-URI says, so the domain field is the engine's ``127.0.0.1:<port>``:
   otherwise the engine (rightly) refuses a digest uri that is not the
@@ -15,7 +14,7 @@ host); ``[authentication username=U password=P]``. Quirks of SIPp 3.6.1:
   engine answers it 481.
 - ``[branch]`` is the same on every pass through a scenario loop (it is built
   from the message's index), so a refresh loop must add something that
-  changes, such as ``[cseq]``; see :func:`_refresh_scenario`.
+  changes, such as ``[cseq]``, as bench/sipp/register_refresh.xml does.
 
 Every run is bounded by ``-timeout ... -timeout_error`` and by a deadline on
 the process; SIPp binds a free local port, never 5060.
@@ -67,28 +66,6 @@ def _accounts(users: Sequence[str], domain: str, password: Callable[[str], str])
     return "\n".join(lines) + "\n"
 
 
-def _refresh_scenario(tmp_path: Path) -> Path:
-    """bench/sipp/register_refresh.xml with two fixes, until the bench copy has them.
-
-    - ``<nop condexec="done" next="unregister"/>`` jumps on the first pass:
-      SIPp 3.6.1 takes ``next`` whether or not ``condexec`` holds, so every
-      call unregistered after one registration. ``test="done"`` makes the
-      jump conditional.
-    - Each refresh reused the branches of the first registration, so the
-      engine rightly matched it to the completed transaction (RFC 3261
-      17.2.3) and resent the old 401 and 200 (CSeq 1 and 2 answering CSeq 3
-      and 4): no refresh reached the registrar. ``[cseq]`` makes each branch new.
-    """
-    text = (SIPP_DIR / "register_refresh.xml").read_text()
-    text = text.replace(
-        '<nop condexec="done" next="unregister"/>', '<nop next="unregister" test="done"/>'
-    )
-    text = text.replace("branch=[branch];", "branch=[branch]-[cseq];")
-    path = tmp_path / "register_refresh.xml"
-    path.write_text(text)
-    return path
-
-
 def start_sipp(
     engine: RunningEngine,
     tmp_path: Path,
@@ -133,24 +110,24 @@ def start_sipp(
 
 
 @pytest.fixture
-def md5_engine(tmp_path: Path, engine_factory: EngineFactory) -> RunningEngine:
-    return engine_factory(engine_config(tmp_path / "md5.yaml", md5_only=True))
+def default_engine(tmp_path: Path, engine_factory: EngineFactory) -> RunningEngine:
+    return engine_factory(engine_config(tmp_path / "acd.yaml"))
 
 
-def test_register_with_right_password(md5_engine: RunningEngine, tmp_path: Path) -> None:
-    with start_sipp(md5_engine, tmp_path, "register.xml", ["1001"], "-m", "1").peer as peer:
+def test_register_with_right_password(default_engine: RunningEngine, tmp_path: Path) -> None:
+    with start_sipp(default_engine, tmp_path, "register.xml", ["1001"], "-m", "1").peer as peer:
         code = peer.wait(30.0)
     assert code == 0, peer.describe()
 
-    [row] = md5_engine.registrations("1001")
+    [row] = default_engine.registrations("1001")
     assert row["user_agent"] == "SIPp register"
     assert str(row["destination"]).startswith("udp:127.0.0.1:")
     assert str(row["contact"]).endswith(";transport=UDP")
 
 
-def test_wrong_password_is_refused(md5_engine: RunningEngine, tmp_path: Path) -> None:
+def test_wrong_password_is_refused(default_engine: RunningEngine, tmp_path: Path) -> None:
     run = start_sipp(
-        md5_engine,
+        default_engine,
         tmp_path,
         "register.xml",
         ["1001"],
@@ -163,17 +140,17 @@ def test_wrong_password_is_refused(md5_engine: RunningEngine, tmp_path: Path) ->
     assert code != 0, run.describe()
     stats = run.stats()
     assert (stats["SuccessfulCall(C)"], stats["FailedCall(C)"]) == ("0", "1"), run.describe()
-    assert md5_engine.registrations("1001") == []
-    assert engine_healthy(md5_engine)
+    assert default_engine.registrations("1001") == []
+    assert engine_healthy(default_engine)
 
 
-def test_register_over_tcp(md5_engine: RunningEngine, tmp_path: Path) -> None:
-    run = start_sipp(md5_engine, tmp_path, "register.xml", ["1001"], "-m", "1", "-t", "t1")
+def test_register_over_tcp(default_engine: RunningEngine, tmp_path: Path) -> None:
+    run = start_sipp(default_engine, tmp_path, "register.xml", ["1001"], "-m", "1", "-t", "t1")
     with run.peer:
         code = run.wait(30.0)
     assert code == 0, run.describe()
 
-    [row] = md5_engine.registrations("1001")
+    [row] = default_engine.registrations("1001")
     assert str(row["contact"]).endswith(";transport=TCP")
     # Requests to a TCP phone go back over the connection it opened.
     assert str(row["destination"]).startswith("tcp:127.0.0.1:")
@@ -187,7 +164,6 @@ def test_100_accounts_register_and_refresh_for_30_seconds(
     engine = engine_factory(
         engine_config(
             tmp_path / "load.yaml",
-            md5_only=True,
             agents=accounts,
             first=2000,
             security="auth_failures_per_minute: 1000",
@@ -200,7 +176,7 @@ def test_100_accounts_register_and_refresh_for_30_seconds(
     run = start_sipp(
         engine,
         tmp_path,
-        _refresh_scenario(tmp_path),
+        "register_refresh.xml",
         users,
         "-m",
         str(accounts),

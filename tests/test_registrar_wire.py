@@ -37,6 +37,7 @@ class Phone:
         self.call_id = secrets.token_hex(8)
         self.cseq = 0
         self.transport = "UDP"
+        self.algorithm = "MD5"
 
     def register_request(self, expires: int, authorization: str | None = None) -> bytes:
         self.cseq += 1
@@ -74,8 +75,8 @@ class Phone:
         challenge = self.final()
         if challenge.status != 401:
             return challenge
-        values = challenge.headers.get_all("www-authenticate")
-        chosen = parse_challenge(values[0])  # SHA-256, the engine's first offer
+        challenges = [parse_challenge(v) for v in challenge.headers.get_all("www-authenticate")]
+        chosen = next(c for c in challenges if c.algorithm == self.algorithm)
         authorization = build_authorization(
             chosen, "REGISTER", "sip:acd.local", self.user, self.password, secrets.token_hex(8)
         )
@@ -86,8 +87,14 @@ class Phone:
         self.sock.close()
 
 
-def test_register_with_sha256_digest_then_unregister(engine: RunningEngine) -> None:
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+def test_register_with_digest_then_unregister(
+    algorithm: str, tmp_path: Path, engine_factory: object
+) -> None:
+    config = write_config(tmp_path / "a.yaml", security="digest_algorithms: [SHA-256, MD5]")
+    engine: RunningEngine = engine_factory(config)  # type: ignore[operator]
     phone = Phone(engine, "1001")
+    phone.algorithm = algorithm
     try:
         ok = phone.register(300)
         assert ok.status == 200
