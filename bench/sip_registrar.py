@@ -90,17 +90,18 @@ def main() -> int:
         first=100000,
         security="auth_failures_per_minute: 1000000",
     )
+    engine = start_engine(config, work)
+    # SIPp hashes the digest uri as sip:<remote ip>:<remote port> whatever the
+    # Request-URI says, so the domain field is the engine's address.
+    domain = f"127.0.0.1:{engine.sip_port}"
     inf = work / "users.csv"
     lines = ["SEQUENTIAL"]
     for n in range(100000, 100000 + args.accounts):
-        lines.append(
-            f"{n};acd.local;[authentication username={n} password={agent_password(str(n))}];"
-        )
+        password = agent_password(str(n))
+        lines.append(f"{n};{domain};[authentication username={n} password={password}];")
     inf.write_text("\n".join(lines) + "\n")
-    engine = start_engine(config, work)
-    print(
-        f"engine pid {engine.process.pid}, python {sys.version.split()[0]}, {os.cpu_count()} cpus"
-    )
+    version = sys.version.split()[0]
+    print(f"engine pid {engine.process.pid}, python {version}, cpus {os.cpu_count()}")
     best = 0.0
     try:
         for rate in (int(r) for r in args.rates.split(",")):
@@ -108,7 +109,7 @@ def main() -> int:
             ok = int(stats["SuccessfulCall(C)"])
             failed = int(stats["FailedCall(C)"])
             achieved = ok / float(stats["_elapsed"])
-            rt = stats.get("ResponseTime1(C)", "?")
+            rt = stats.get("CallLength(C)", "?")
             print(
                 f"target {rate:5d}/s: {ok} registrations ok, {failed} failed, "
                 f"{achieved:7.0f}/s achieved over {stats['_elapsed']} s, "
