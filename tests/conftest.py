@@ -19,6 +19,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SIPP_DIR = ROOT / "bench" / "sipp"
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder: beside the repository (as CI lays it out)."""
+    for candidate in (ROOT.parent / "shared", Path("/work/shared")):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no shared/ folder beside {ROOT}")
+
+
+RFC4475_DIR = shared_dir() / "testdata" / "rfc4475"
 START_TIMEOUT = 20.0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +30,9 @@ from sip.message import (
 )
 from sip.uri import parse_uri
 
-DATA = Path("/work/shared/testdata/rfc4475")
+from .conftest import RFC4475_DIR
+
+DATA = RFC4475_DIR
 
 _SDP = (
     b"v=0\r\no=- 3912847561 3912847561 IN IP4 192.168.1.34\r\ns=-\r\n"

@@ -29,7 +29,6 @@ Where this parser takes one of the choices the RFC leaves open:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -46,7 +45,9 @@ from sip.message import (
 )
 from sip.uri import AbsoluteUri, SipUri
 
-DATA = Path("/work/shared/testdata/rfc4475")
+from .conftest import RFC4475_DIR
+
+DATA = RFC4475_DIR
 
 VALID = "valid"
 REJECT = "reject"

@@ -17,14 +17,12 @@ from __future__ import annotations
 import re
 import secrets
 import socket
-from pathlib import Path
 
 import pytest
 
-from .conftest import RunningEngine, start_engine, write_config
+from .conftest import RFC4475_DIR, RunningEngine, start_engine, write_config
 
-# shared/ sits beside the repository (CI clones it there too).
-TORTURE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "rfc4475"
+TORTURE = RFC4475_DIR
 
 # file -> the status the engine answers with, or None for "no answer".
 EXPECTED: dict[str, int | None] = {
