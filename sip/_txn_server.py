@@ -95,7 +95,10 @@ class ServerTransaction(Transaction):
     def __init__(self, key: str, request: Request, source: Address, destination: Address) -> None:
         invite = request.method == "INVITE"
         super().__init__(key, request.method, PROCEEDING if invite else TRYING, destination)
-        self.request = request
+        # None once a non-INVITE transaction has answered: nothing reads it again,
+        # and at thousands of requests a second the Completed wait (Timer J,
+        # 32 s over UDP) would otherwise keep every parsed request alive.
+        self.request: Request | None = request
         self.source = source
         self.last_data: bytes | None = None
         self.last_response: Response | None = None
@@ -112,6 +115,7 @@ class ServerTransaction(Transaction):
         """Begin: an INVITE answers 100 Trying at once (17.2.1), others wait for the TU."""
         if self.is_invite:
             # make_response echoes Timestamp into the 100 (RFC 3261 8.2.6.1).
+            assert self.request is not None
             trying = make_response(self.request, 100)
             self.step(Input.SEND_1XX, ctx._replace(message=trying))
         else:
@@ -160,6 +164,9 @@ def _start_i(txn: ServerTransaction, ctx: Context) -> None:
 
 
 def _start_j(txn: ServerTransaction, ctx: Context) -> None:
+    # Completed only resends last_data; drop the parsed messages (see __init__).
+    txn.request = None
+    txn.last_response = None
     txn.arm(ctx, Timer.J, ctx.io.durations.wait_j(txn.reliable))
 
 
@@ -168,7 +175,7 @@ def _accept(txn: ServerTransaction, ctx: Context) -> None:
     # is retransmitted until it comes (the UAS core's job in RFC 3261 13.3.1.4).
     durations = ctx.io.durations
     response = txn.last_response
-    assert response is not None
+    assert response is not None and txn.request is not None
     txn.dialog = (
         txn.request.call_id,
         txn.request.cseq.seq,

@@ -271,6 +271,7 @@ class TransactionLayer:
     def _answer_cancel(self, txn: ServerTransaction, invite_key: str, ctx: Context) -> None:
         # RFC 3261 9.2: the CANCEL is answered here; the INVITE is the TU's to end (487).
         request = txn.request
+        assert request is not None  # a CANCEL transaction is answered as it is created
         invite = self._servers.get(invite_key)
         if invite is None or not invite.is_invite:
             status, tag = 481, new_tag()
