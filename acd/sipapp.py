@@ -97,7 +97,10 @@ class SipApplication:
 
     def _emit(self, events: list[BindingAdded] | list[BindingRemoved]) -> None:
         for event in events:
-            log.info("%s", event)
+            # New bindings are routine (thousands a second at peak); losses are news.
+            log.log(
+                logging.INFO if isinstance(event, BindingRemoved) else logging.DEBUG, "%s", event
+            )
             for listener in self.listeners:
                 listener(event)
 
