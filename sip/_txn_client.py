@@ -93,16 +93,7 @@ def build_ack(invite: Request, response: Response) -> Request:
     Request-URI, Call-ID, From, CSeq number, the top Via and Route come from
     the INVITE; To (with the tag the UAS chose) from the response.
     """
-    headers = Headers()
-    headers.add("via", str(invite.top_via))
-    headers.add("max-forwards", "70")
-    for route in invite.headers.get_all("route"):
-        headers.add("route", route)
-    headers.add("from", _header(invite, "from"))
-    headers.add("to", _header(response, "to"))
-    headers.add("call-id", invite.call_id)
-    headers.add("cseq", f"{invite.cseq.seq} ACK")
-    return Request("ACK", invite.uri, headers)
+    return _same_hop(invite, "ACK", _header(response, "to"))
 
 
 def build_cancel(invite: Request) -> Request:
@@ -111,16 +102,21 @@ def build_cancel(invite: Request) -> Request:
     Same Request-URI, Call-ID, To, From and CSeq number as the INVITE, its top
     Via only (so the CANCEL shares the INVITE's branch) and its Route set.
     """
+    return _same_hop(invite, "CANCEL", _header(invite, "to"))
+
+
+def _same_hop(invite: Request, method: str, to: str) -> Request:
+    # ACK and CANCEL travel exactly where the INVITE went, within its transaction.
     headers = Headers()
     headers.add("via", str(invite.top_via))
     headers.add("max-forwards", "70")
     for route in invite.headers.get_all("route"):
         headers.add("route", route)
     headers.add("from", _header(invite, "from"))
-    headers.add("to", _header(invite, "to"))
+    headers.add("to", to)
     headers.add("call-id", invite.call_id)
-    headers.add("cseq", f"{invite.cseq.seq} CANCEL")
-    return Request("CANCEL", invite.uri, headers)
+    headers.add("cseq", f"{invite.cseq.seq} {method}")
+    return Request(method, invite.uri, headers)
 
 
 # -- actions ---------------------------------------------------------------------------
