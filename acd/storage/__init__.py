@@ -1,0 +1,48 @@
+"""Storage of CDRs, queue events, recordings and agent sessions.
+
+One interface, ``Storage``, with two back ends that behave the same:
+``SqliteStorage`` (the embedded default, a file in ``data_dir``) and
+``PostgresStorage`` (asyncpg). ``open_storage(config)`` picks and opens one.
+The engine writes through a ``RecordWriter``, which batches records off the
+hot path and journals to disk whatever the database cannot take right now,
+so that no CDR is lost to an outage, a SIGTERM or a SIGKILL.
+"""
+
+from ._base import CallCursor, SchemaError, Storage, StorageError
+from ._factory import DEFAULT_SQLITE_FILE, open_storage, storage_for
+from ._journal import Journal
+from ._model import (
+    AgentSession,
+    CallEvent,
+    CallRecord,
+    Disposition,
+    EventType,
+    HangupSide,
+    Record,
+    RecordingRecord,
+)
+from ._postgres import PostgresStorage
+from ._sqlite import SqliteStorage
+from ._writer import RecordWriter
+
+__all__ = [
+    "DEFAULT_SQLITE_FILE",
+    "AgentSession",
+    "CallCursor",
+    "CallEvent",
+    "CallRecord",
+    "Disposition",
+    "EventType",
+    "HangupSide",
+    "Journal",
+    "PostgresStorage",
+    "Record",
+    "RecordWriter",
+    "RecordingRecord",
+    "SchemaError",
+    "SqliteStorage",
+    "Storage",
+    "StorageError",
+    "open_storage",
+    "storage_for",
+]

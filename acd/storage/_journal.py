@@ -1,0 +1,361 @@
+"""Local files that hold what the database has not got yet.
+
+``Journal`` is an append-only file of JSON lines. ``append`` returns only
+after the lines are fsynced, so whatever it acknowledged survives a crash or
+a power cut. File work runs on the journal's own thread, which also keeps
+appends, reads and truncations in the order they were asked for.
+
+A crash in the middle of an append can leave a torn last line. Opening the
+journal cuts it off, with a warning: its append never returned, so nobody was
+told it was safe, and the records it held were lost with the process anyway.
+
+``OpenCallLog`` uses a journal to remember which calls are in progress, so
+that calls in flight when the process was killed can be closed on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from ._model import dump_json, format_time, parse_time
+
+__all__ = ["Journal", "OpenCall", "OpenCallLog"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_CHUNK = 1 << 16
+
+
+def _encode(entry: dict[str, Any]) -> bytes:
+    return dump_json(entry).encode() + b"\n"
+
+
+def _decodes(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _fsync_directory(path: Path) -> None:
+    # A new or renamed file is only durable once its directory entry is.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """An append-only, fsynced file of JSON objects, one per line.
+
+    ``entries`` counts the lines in the file. ``read(offset)`` pages through
+    it by byte offset, so a journal larger than memory can be replayed.
+    ``append_soon`` is a group commit for callers that must not wait: entries
+    queued while one fsync runs share the next one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries = 0
+        self._file: BinaryIO | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queued: list[dict[str, Any]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r})"
+
+    async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        if self._executor is None:
+            raise RuntimeError(f"{self!r} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def open(self) -> None:
+        """Open (creating it if needed), cut a torn tail, and count the entries."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acd-journal")
+        self.entries = await self._run(self._open)
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls
+        if created:
+            _fsync_directory(self.path.parent)
+        size = self._file.seek(0, os.SEEK_END)
+        good, lines = self._scan(size)
+        if good < size:
+            _log.warning(
+                "%s: cut %d bytes of a torn last entry left by a crash", self.path, size - good
+            )
+            os.ftruncate(self._file.fileno(), good)
+            os.fsync(self._file.fileno())
+        return lines
+
+    def _scan(self, size: int) -> tuple[int, int]:
+        """The length of the file up to its last whole, parseable line, and its line count."""
+        lines = 0
+        good = 0  # just past the last newline
+        with open(self.path, "rb") as reader:
+            position = 0
+            while chunk := reader.read(_CHUNK):
+                count = chunk.count(b"\n")
+                if count:
+                    lines += count
+                    good = position + chunk.rfind(b"\n") + 1
+                position += len(chunk)
+            if good:
+                # The last whole line can still be garbage when a crash wrote
+                # the block holding its newline but not the blocks before it.
+                begin = self._line_start(reader, good)
+                reader.seek(begin)
+                if not _decodes(reader.read(good - begin)):
+                    good = begin
+                    lines -= 1
+        return good, lines
+
+    @staticmethod
+    def _line_start(reader: BinaryIO, end: int) -> int:
+        """Where the line ending at ``end`` begins (lines are short: read backwards a little)."""
+        step = 4096
+        position = end - 1
+        while position > 0:
+            begin = max(0, position - step)
+            reader.seek(begin)
+            found = reader.read(position - begin).rfind(b"\n")
+            if found >= 0:
+                return begin + found + 1
+            position = begin
+        return 0
+
+    async def append(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Write ``entries`` and fsync; only then return."""
+        if entries:
+            await self._run(self._append, [_encode(entry) for entry in entries])
+            self.entries += len(entries)
+
+    def _append(self, lines: list[bytes]) -> None:
+        assert self._file is not None
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def append_soon(self, entry: dict[str, Any]) -> None:
+        """Queue ``entry`` for the next group commit, without waiting for it."""
+        self._queued.append(entry)
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                await self.append(batch)
+            except Exception:
+                _log.exception("%s: could not write %d entries", self.path, len(batch))
+
+    async def settle(self) -> None:
+        """Wait until everything given to ``append_soon`` is on disk."""
+        while self._draining is not None and not self._draining.done():
+            await asyncio.shield(self._draining)
+
+    async def read(self, offset: int = 0, limit: int = 500) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` entries from byte ``offset``, and the offset after them.
+
+        A line that is not a JSON object (damage in the middle of the file,
+        which fsync ordering should make impossible) is skipped with an error
+        logged, rather than blocking every entry behind it.
+        """
+        return await self._run(self._read, offset, limit)
+
+    def _read(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        entries: list[dict[str, Any]] = []
+        with open(self.path, "rb") as reader:
+            reader.seek(offset)
+            while len(entries) < limit:
+                line = reader.readline()
+                if not line.endswith(b"\n"):
+                    break  # end of file (a torn tail was cut at open)
+                start, offset = offset, offset + len(line)
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = None
+                if isinstance(entry, dict):
+                    entries.append(entry)
+                else:
+                    _log.error("%s: skipped an unreadable entry at byte %d", self.path, start)
+        return entries, offset
+
+    async def truncate(self) -> None:
+        """Empty the journal (everything in it has reached the database)."""
+        await self._run(self._truncate)
+        self.entries = 0
+
+    def _truncate(self) -> None:
+        assert self._file is not None
+        os.ftruncate(self._file.fileno(), 0)
+        os.fsync(self._file.fileno())
+
+    async def rewrite(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Replace the whole journal with ``entries`` atomically (write aside, rename)."""
+        await self._run(self._rewrite, [_encode(entry) for entry in entries])
+        self.entries = len(entries)
+
+    def _rewrite(self, lines: list[bytes]) -> None:
+        assert self._file is not None
+        aside = self.path.with_name(self.path.name + ".new")
+        with open(aside, "wb") as out:
+            out.write(b"".join(lines))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(aside, self.path)
+        _fsync_directory(self.path.parent)
+        self._file.close()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls
+
+    async def close(self) -> None:
+        """Finish queued group commits, close the file and stop the thread."""
+        if self._executor is None:
+            return
+        await self.settle()
+        executor, self._executor = self._executor, None
+        await asyncio.get_running_loop().run_in_executor(executor, self._close)
+        executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCall:
+    """What is known of a call the moment it arrives, kept until its CDR is safe."""
+
+    call_id: str
+    sip_call_id: str
+    arrived_at: datetime
+    caller_number: str | None = None
+    did: str | None = None
+
+
+class OpenCallLog:
+    """The calls in progress, on disk: an "open" entry at arrival, "end" once the CDR is safe.
+
+    After a SIGKILL the calls with no "end" are ``orphans``: nobody will
+    write their CDRs, so the RecordWriter writes failed ones. The file is
+    compacted (rewritten with just the open calls) when it opens and
+    whenever it has grown well past what is still open.
+    """
+
+    def __init__(self, path: Path, *, compact_after: int = 10_000) -> None:
+        self._journal = Journal(path)
+        self._open: dict[str, OpenCall] = {}
+        self.orphans: dict[str, OpenCall] = {}
+        self._compact_after = compact_after
+        self._compacting: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self._journal.open()
+        offset = 0
+        while True:
+            entries, offset = await self._journal.read(offset, 10_000)
+            if not entries:
+                break
+            for entry in entries:
+                self._apply(entry)
+        if self.orphans:
+            _log.warning("%d calls were in progress when the engine stopped", len(self.orphans))
+        await self._compact()
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        call_id = entry.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        if entry.get("op") == "end":
+            self.orphans.pop(call_id, None)
+            return
+        try:
+            arrived_at = parse_time(entry["arrived_at"])
+            assert arrived_at is not None
+            self.orphans[call_id] = OpenCall(
+                call_id,
+                entry["sip_call_id"],
+                arrived_at,
+                entry.get("caller_number"),
+                entry.get("did"),
+            )
+        except (KeyError, TypeError, ValueError, AssertionError):
+            _log.error("ignored a malformed open-call entry: %r", entry)
+
+    def started(self, call: OpenCall) -> None:
+        """Remember ``call`` as in progress; on disk within one group commit."""
+        self._open[call.call_id] = call
+        self._journal.append_soon(
+            {
+                "op": "open",
+                "call_id": call.call_id,
+                "sip_call_id": call.sip_call_id,
+                "arrived_at": format_time(call.arrived_at),
+                "caller_number": call.caller_number,
+                "did": call.did,
+            }
+        )
+
+    def ended(self, call_ids: Sequence[str]) -> None:
+        """Forget the calls whose CDRs are now safe (calls not open are ignored)."""
+        for call_id in call_ids:
+            if self._open.pop(call_id, None) or self.orphans.pop(call_id, None):
+                self._journal.append_soon({"op": "end", "call_id": call_id})
+        still_open = len(self._open) + len(self.orphans)
+        if self._journal.entries > max(self._compact_after, 4 * still_open) and (
+            self._compacting is None or self._compacting.done()
+        ):
+            self._compacting = asyncio.get_running_loop().create_task(self._compact())
+
+    def is_open(self, call_id: str) -> bool:
+        return call_id in self._open
+
+    async def _compact(self) -> None:
+        # Settle first: a rewrite from this snapshot then includes every
+        # queued entry's effect, and nothing queued is written after it.
+        await self._journal.settle()
+        calls = [*self.orphans.values(), *self._open.values()]
+        try:
+            await self._journal.rewrite(
+                [
+                    {
+                        "op": "open",
+                        "call_id": c.call_id,
+                        "sip_call_id": c.sip_call_id,
+                        "arrived_at": format_time(c.arrived_at),
+                        "caller_number": c.caller_number,
+                        "did": c.did,
+                    }
+                    for c in calls
+                ]
+            )
+        except OSError:
+            _log.exception("%r: compaction failed; the file keeps growing", self._journal)
+
+    async def settle(self) -> None:
+        """Wait until every started/ended call so far is on disk."""
+        await self._journal.settle()
+        if self._compacting is not None:
+            await asyncio.shield(self._compacting)
+
+    async def close(self) -> None:
+        await self.settle()
+        await self._journal.close()
