@@ -13,9 +13,10 @@ import json
 import os
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,7 +24,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ._schema import Config, Loc, cross_check
 
-__all__ = ["ENVIRONMENT", "ConfigError", "load_config"]
+__all__ = [
+    "ENVIRONMENT",
+    "ConfigError",
+    "YamlDocument",
+    "load_config",
+    "load_yaml_document",
+    "load_yaml_model",
+]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -80,8 +90,61 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 
     ``env`` (default ``os.environ``) supplies the overrides in ``ENVIRONMENT``.
     """
-    path = Path(path)
     env = os.environ if env is None else env
+    return _load(Path(path), Config, None, cross_check, env).model
+
+
+def load_yaml_model(
+    path: str | Path,
+    model_cls: type[_M],
+    *,
+    context: Mapping[str, Any] | None = None,
+    check: Callable[[_M], Iterable[tuple[Loc, str]]] | None = None,
+) -> _M:
+    """Load one YAML file into ``model_cls`` the way ``load_config`` loads a Config.
+
+    Every problem (YAML syntax, duplicate key, pydantic error, and each
+    ``(key path, message)`` that ``check`` returns for the valid model) is
+    raised together as one ConfigError of ``file:line: key: message`` lines.
+    ``context`` is pydantic's validation context; it defaults to
+    ``{"base_dir": <the file's directory>}``.
+    """
+    return load_yaml_document(path, model_cls, context=context, check=check).model
+
+
+def load_yaml_document(
+    path: str | Path,
+    model_cls: type[_M],
+    *,
+    context: Mapping[str, Any] | None = None,
+    check: Callable[[_M], Iterable[tuple[Loc, str]]] | None = None,
+) -> YamlDocument[_M]:
+    """As :func:`load_yaml_model`, keeping the node tree so later findings can name lines."""
+    return _load(Path(path), model_cls, context, check, None)
+
+
+@dataclass(frozen=True)
+class YamlDocument(Generic[_M]):
+    """A validated model with the YAML tree it came from, to report later findings by line."""
+
+    model: _M
+    path: Path
+    root: Node | None = field(repr=False)
+
+    def where(self, loc: Loc) -> str:
+        """``file:line: key`` for a key path of the model, e.g. ``f.yaml:7: nodes.menu``."""
+        line, parts = _locate(type(self.model), self.root, loc, missing=True)
+        where = _format_path(parts)
+        return f"{self.path}:{line}: {where}" if where else f"{self.path}:{line}"
+
+
+def _load(
+    path: Path,
+    model_cls: type[_M],
+    context: Mapping[str, Any] | None,
+    check: Callable[[_M], Iterable[tuple[Loc, str]]] | None,
+    env: Mapping[str, str] | None,
+) -> YamlDocument[_M]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -90,20 +153,26 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
 
     root, data, problems = _parse(text, path)
-    overrides = _apply_environment(data, env)
+    # Only the engine's own file takes environment overrides.
+    overrides = _apply_environment(data, env) if env is not None else {}
+    env = env or {}
+    if context is None:
+        context = {"base_dir": path.absolute().parent}
     try:
-        config = Config.model_validate(data, context={"base_dir": path.absolute().parent})
+        model = model_cls.model_validate(data, context=dict(context))
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            message = _message(error["type"], error["msg"], loc, error["input"])
-            problems.append(_report(path, root, loc, message, error["type"], overrides, env))
+            message = _message(model_cls, error["type"], error["msg"], loc, error["input"])
+            problems.append(
+                _report(model_cls, path, root, loc, message, error["type"], overrides, env)
+            )
     else:
-        for loc, message in cross_check(config):
-            problems.append(_report(path, root, loc, message, "", overrides, env))
+        for loc, message in check(model) if check is not None else ():
+            problems.append(_report(model_cls, path, root, loc, message, "", overrides, env))
     if problems:
         raise ConfigError(_unique_lines(sorted(problems, key=lambda p: p[0])))
-    return config
+    return YamlDocument(model, path, root)
 
 
 def _parse(text: str, path: Path) -> tuple[Node | None, Any, list[tuple[int, str]]]:
@@ -177,6 +246,7 @@ def _apply_environment(data: Any, env: Mapping[str, str]) -> dict[Loc, str]:
 
 
 def _report(
+    model_cls: type[BaseModel],
     path: Path,
     root: Node | None,
     loc: Loc,
@@ -188,18 +258,23 @@ def _report(
     for prefix, name in overrides.items():
         if loc[: len(prefix)] == prefix:
             return 0, f"{name}={env[name]!r}: {_format_path(list(prefix))}: {message}"
-    line, parts = _locate(root, loc, missing=error_type == "missing")
+    line, parts = _locate(model_cls, root, loc, missing=error_type == "missing")
     where = _format_path(parts)
     return line, f"{path}:{line}: {where}: {message}" if where else f"{path}:{line}: {message}"
 
 
-def _locate(root: Node | None, loc: Loc, *, missing: bool) -> tuple[int, list[str | int]]:
+def _locate(
+    model_cls: type[BaseModel], root: Node | None, loc: Loc, *, missing: bool
+) -> tuple[int, list[str | int]]:
     """Line and key path in the file for a pydantic error location.
 
     Parts of ``loc`` that are not in the tree are pydantic's own labels (such
     as the member of a union that failed) and are skipped, except a missing
-    key, which is reported on the line of the mapping that lacks it.
+    key, which is reported on the line of the mapping that lacks it. The tag
+    of a discriminated union is dropped first, by the schema: a node of
+    ``type: queue`` may well have a ``queue`` key of its own.
     """
+    loc, _ = _walk_schema(model_cls, loc)
     node = root
     line = 1 if root is None else root.start_mark.line + 1
     parts: list[str | int] = []
@@ -247,12 +322,14 @@ _SHAPES = {
 }
 
 
-def _message(error_type: str, message: str, loc: Loc, value: Any) -> str:
+def _message(
+    model_cls: type[BaseModel], error_type: str, message: str, loc: Loc, value: Any
+) -> str:
     if error_type in _SHAPES:
         got = "nothing" if value is None else type(value).__name__
         return f"expected {_SHAPES[error_type]}, got {got}"
     if error_type == "extra_forbidden":
-        known = _field_names(loc[:-1])
+        known = _field_names(model_cls, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
         return f"unknown key{hint}"
@@ -261,22 +338,52 @@ def _message(error_type: str, message: str, loc: Loc, value: Any) -> str:
     return message
 
 
-def _field_names(loc: Loc) -> list[str]:
+def _field_names(model_cls: type[BaseModel], loc: Loc) -> list[str]:
     """The keys the schema allows at ``loc``, found by walking the model annotations."""
-    annotation: Any = Config
-    for part in loc:
+    _, annotation = _walk_schema(model_cls, loc)
+    annotation = _unwrap(annotation)
+    return list(annotation.model_fields) if _is_model(annotation) else []
+
+
+def _walk_schema(model_cls: type[BaseModel], loc: Loc) -> tuple[Loc, Any]:
+    """``loc`` without discriminated-union tags, and the annotation it leads to.
+
+    Where the walk loses the schema (a pydantic label it does not know), the
+    rest of ``loc`` is kept as it is and the annotation is None.
+    """
+    annotation: Any = model_cls
+    kept: list[str | int] = []
+    for index, part in enumerate(loc):
         annotation = _unwrap(annotation)
         origin = get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            member = _tagged_member(annotation, part)
+            if member is None:
+                return (*kept, *loc[index:]), None
+            annotation = member
+            continue
+        kept.append(part)
         if _is_model(annotation) and isinstance(part, str) and part in annotation.model_fields:
             annotation = annotation.model_fields[part].annotation
         elif origin in (tuple, list) and isinstance(part, int):
             annotation = get_args(annotation)[0]
-        elif origin is dict and isinstance(part, str):
+        elif origin is dict:
             annotation = get_args(annotation)[1]
         else:
-            return []
-    annotation = _unwrap(annotation)
-    return list(annotation.model_fields) if _is_model(annotation) else []
+            return (*kept, *loc[index + 1 :]), None
+    return tuple(kept), annotation
+
+
+def _tagged_member(union: Any, tag: str | int) -> Any:
+    """The model in ``union`` that has a ``Literal`` field allowing ``tag``, if any."""
+    for member in get_args(union):
+        model = _unwrap(member)
+        if not _is_model(model):
+            continue
+        for info in model.model_fields.values():
+            if get_origin(info.annotation) is Literal and tag in get_args(info.annotation):
+                return model
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:
