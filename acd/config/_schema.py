@@ -34,11 +34,15 @@ from ._dialplan import DialPattern
 __all__ = [
     "STRATEGIES",
     "Agent",
+    "CallsConfig",
     "Config",
     "HostPort",
     "HttpConfig",
     "LoggingConfig",
+    "MediaConfig",
+    "PromptsConfig",
     "Queue",
+    "RecordingsConfig",
     "RegistrarConfig",
     "Route",
     "SecurityConfig",
@@ -429,6 +433,63 @@ class Queue(_Section):
     service_level: PositiveSeconds = 20
 
 
+RtpPort = Annotated[int, Field(ge=1024, le=65535)]
+
+
+class MediaConfig(_Section):
+    """RTP: the UDP port range calls use, the address in SDP, and when silence means dead.
+
+    Each call leg takes an even port for RTP and the odd one above it for RTCP,
+    so a range of N ports carries N/2 legs (a bridged call has two).
+    """
+
+    rtp_ports: tuple[RtpPort, RtpPort] = (20000, 29999)
+    address: Host | None = None  # bind and advertise; default: the first sip.listen address
+    media_timeout: PositiveSeconds = 30  # no RTP this long (while not on hold) ends the call
+    ptime: Annotated[int, Field(ge=10, le=60, multiple_of=10)] = 20
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if high - low < 3:
+            raise ValueError(f"rtp_ports [{low}, {high}] must span at least 4 ports")
+        return value
+
+
+class CallsConfig(_Section):
+    """Call control limits: concurrent calls, ringing and session timers (RFC 4028)."""
+
+    max_calls: Annotated[int, Field(ge=1)] = 5000  # beyond this new calls get 503
+    ring_timeout: PositiveSeconds = 30  # an extension that does not answer gets 480
+    session_expires: Annotated[int, Field(ge=90)] = 1800
+    min_se: Annotated[int, Field(ge=90)] = 90
+
+
+class PromptsConfig(_Section):
+    """Prompt audio: ``acd prompts build`` renders ``texts`` with espeak-ng into ``dir``.
+
+    ``texts`` overrides or adds to the built-in prompt texts by name.
+    """
+
+    # validate_default: the default, too, is relative to the config file's directory.
+    dir: ConfigPath = Field(default=Path("prompts"), validate_default=True)
+    voice: Annotated[str, _text(r"[A-Za-z0-9_+-]{1,40}", "an espeak-ng voice such as en-us")] = (
+        "en-us"
+    )
+    speed: Annotated[int, Field(ge=80, le=400)] = 150
+    texts: dict[Name, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+
+
+class RecordingsConfig(_Section):
+    """Where recordings go, how long they stay, and the free disk they must leave."""
+
+    dir: ConfigPath | None = None  # default: recordings/ under data_dir
+    path_template: Annotated[str, Field(min_length=1)] = "{date:%Y/%m/%d}/{call_id}.wav"
+    retention_days: Annotated[int, Field(ge=1)] | None = None  # keep forever when unset
+    min_free_mb: Annotated[int, Field(ge=0)] = 500
+
+
 class LoggingConfig(_Section):
     """Log level for the whole process."""
 
@@ -462,6 +523,13 @@ class Config(_Section):
     trunks: tuple[Trunk, ...] = ()
     routes: tuple[Route, ...] = ()
     queues: dict[Name, Queue] = Field(default_factory=dict)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    calls: CallsConfig = Field(default_factory=CallsConfig)
+    # Validated from {} so that its default dir, too, is resolved against the file.
+    prompts: PromptsConfig = Field(default_factory=dict, validate_default=True)
+    recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
+    # IVR flow files, one flow per *.yaml; relative to the config file like every path.
+    ivr_dir: ConfigPath = Field(default=Path("ivr"), validate_default=True)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     _exact_routes: dict[str, Route] = PrivateAttr(default_factory=dict)
     _agents: dict[str, Agent] = PrivateAttr(default_factory=dict)
