@@ -5,7 +5,8 @@ One interface, ``Storage``, with two back ends that behave the same:
 ``PostgresStorage`` (asyncpg). ``open_storage(config)`` picks and opens one.
 The engine writes through a ``RecordWriter``, which batches records off the
 hot path and journals to disk whatever the database cannot take right now,
-so that no CDR is lost to an outage, a SIGTERM or a SIGKILL.
+so that no CDR is lost to an outage, a SIGTERM or a SIGKILL. Reports (by
+queue, agent and team, hour) are aggregated by the database itself.
 """
 
 from ._base import CallCursor, SchemaError, Storage, StorageError
@@ -22,20 +23,35 @@ from ._model import (
     RecordingRecord,
 )
 from ._postgres import PostgresStorage
+from ._reports import (
+    DEFAULT_SERVICE_LEVEL_S,
+    AgentReport,
+    AgentReports,
+    CallFigures,
+    HourReport,
+    QueueReport,
+    TeamReport,
+)
 from ._sqlite import SqliteStorage
 from ._writer import RecordWriter
 
 __all__ = [
+    "DEFAULT_SERVICE_LEVEL_S",
     "DEFAULT_SQLITE_FILE",
+    "AgentReport",
+    "AgentReports",
     "AgentSession",
     "CallCursor",
     "CallEvent",
+    "CallFigures",
     "CallRecord",
     "Disposition",
     "EventType",
     "HangupSide",
+    "HourReport",
     "Journal",
     "PostgresStorage",
+    "QueueReport",
     "Record",
     "RecordWriter",
     "RecordingRecord",
@@ -43,6 +59,7 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "StorageError",
+    "TeamReport",
     "open_storage",
     "storage_for",
 ]

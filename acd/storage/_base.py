@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar, Self
 
 from ._model import AgentSession, CallEvent, CallRecord, Disposition, RecordingRecord, format_time
 from ._model import parse_time as _parse_time
+from ._reports import (
+    DEFAULT_SERVICE_LEVEL_S,
+    AgentReports,
+    Dialect,
+    HourReport,
+    QueueReport,
+    report_by_agent,
+    report_by_hour,
+    report_by_queue,
+)
 
 __all__ = [
     "CALL_COLUMNS",
@@ -148,6 +158,56 @@ class Storage(abc.ABC):
         self, since: datetime, until: datetime, *, agent: str | None = None
     ) -> list[AgentSession]:
         """Sessions that started in [since, until), optionally of one agent, oldest first."""
+
+    # ---- reports: written once over the dialect's SQL, in _reports.py -----
+
+    dialect: ClassVar[Dialect]
+
+    @abc.abstractmethod
+    async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        """Run one read-only query written for ``dialect``; the reports' only access."""
+
+    async def report_by_queue(
+        self,
+        since: datetime,
+        until: datetime,
+        service_level: Mapping[str, float] | float = DEFAULT_SERVICE_LEVEL_S,
+    ) -> list[QueueReport]:
+        """Figures per queue for calls that arrived in [since, until) (docs/storage.md).
+
+        ``service_level`` is the threshold in seconds, one for all queues or
+        per queue (a queue the mapping does not name gets 20 s).
+        """
+        require_aware(since=since, until=until)
+        return await report_by_queue(self._fetch_rows, self.dialect, since, until, service_level)
+
+    async def report_by_agent(
+        self,
+        since: datetime,
+        until: datetime,
+        team_of: Mapping[str, str] | None = None,
+        *,
+        service_level: Mapping[str, float] | float = DEFAULT_SERVICE_LEVEL_S,
+    ) -> AgentReports:
+        """Figures per agent and, through ``team_of`` (agent to team), per team."""
+        require_aware(since=since, until=until)
+        return await report_by_agent(
+            self._fetch_rows, self.dialect, since, until, team_of, service_level
+        )
+
+    async def report_by_hour(
+        self,
+        since: datetime,
+        until: datetime,
+        queue: str | None = None,
+        *,
+        service_level: Mapping[str, float] | float = DEFAULT_SERVICE_LEVEL_S,
+    ) -> list[HourReport]:
+        """One row per UTC hour in [since, until), empty hours included."""
+        require_aware(since=since, until=until)
+        return await report_by_hour(
+            self._fetch_rows, self.dialect, since, until, queue, service_level
+        )
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -47,6 +47,7 @@ from ._model import (
     RecordingRecord,
     dump_json,
 )
+from ._reports import POSTGRES
 
 __all__ = ["PostgresStorage"]
 
@@ -227,6 +228,8 @@ class PostgresStorage(Storage):
     write that hangs forever.
     """
 
+    dialect = POSTGRES
+
     def __init__(
         self,
         url: str,
@@ -404,6 +407,9 @@ class PostgresStorage(Storage):
             *params,
         )
         return [AgentSession(**{column: row[column] for column in SESSION_COLUMNS}) for row in rows]
+
+    async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        return [tuple(row) for row in await self._ready().fetch(sql, *params)]
 
     async def ping(self) -> bool:
         if self._pool is None:

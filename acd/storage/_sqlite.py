@@ -51,6 +51,7 @@ from ._model import (
     format_time,
     parse_time,
 )
+from ._reports import SQLITE
 
 __all__ = ["SqliteStorage"]
 
@@ -247,6 +248,8 @@ class SqliteStorage(Storage):
     a time in the order they were called.
     """
 
+    dialect = SQLITE
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
@@ -431,6 +434,9 @@ class SqliteStorage(Storage):
             "ORDER BY started_at, agent"
         )
         return [_session(row) for row in await self._run(self._fetch, sql, params)]
+
+    async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        return list(await self._run(self._fetch, sql, params))
 
     async def ping(self) -> bool:
         try:
