@@ -133,7 +133,7 @@ class YamlDocument(Generic[_M]):
 
     def where(self, loc: Loc) -> str:
         """``file:line: key`` for a key path of the model, e.g. ``f.yaml:7: nodes.menu``."""
-        line, parts = _locate(type(self.model), self.root, loc, missing=True)
+        line, parts = _locate(self.root, loc, missing=True)
         where = _format_path(parts)
         return f"{self.path}:{line}: {where}" if where else f"{self.path}:{line}"
 
@@ -164,12 +164,14 @@ def _load(
         for error in exc.errors():
             loc = tuple(error["loc"])
             message = _message(model_cls, error["type"], error["msg"], loc, error["input"])
-            problems.append(
-                _report(model_cls, path, root, loc, message, error["type"], overrides, env)
-            )
+            # The tag of a discriminated union is pydantic's label, not a key in
+            # the file, yet it may look like one: a `type: queue` node has a
+            # `queue` key. The schema knows which parts are tags.
+            loc, _ = _walk_schema(model_cls, loc)
+            problems.append(_report(path, root, loc, message, error["type"], overrides, env))
     else:
         for loc, message in check(model) if check is not None else ():
-            problems.append(_report(model_cls, path, root, loc, message, "", overrides, env))
+            problems.append(_report(path, root, loc, message, "", overrides, env))
     if problems:
         raise ConfigError(_unique_lines(sorted(problems, key=lambda p: p[0])))
     return YamlDocument(model, path, root)
@@ -246,7 +248,6 @@ def _apply_environment(data: Any, env: Mapping[str, str]) -> dict[Loc, str]:
 
 
 def _report(
-    model_cls: type[BaseModel],
     path: Path,
     root: Node | None,
     loc: Loc,
@@ -258,23 +259,18 @@ def _report(
     for prefix, name in overrides.items():
         if loc[: len(prefix)] == prefix:
             return 0, f"{name}={env[name]!r}: {_format_path(list(prefix))}: {message}"
-    line, parts = _locate(model_cls, root, loc, missing=error_type == "missing")
+    line, parts = _locate(root, loc, missing=error_type == "missing")
     where = _format_path(parts)
     return line, f"{path}:{line}: {where}: {message}" if where else f"{path}:{line}: {message}"
 
 
-def _locate(
-    model_cls: type[BaseModel], root: Node | None, loc: Loc, *, missing: bool
-) -> tuple[int, list[str | int]]:
+def _locate(root: Node | None, loc: Loc, *, missing: bool) -> tuple[int, list[str | int]]:
     """Line and key path in the file for a pydantic error location.
 
     Parts of ``loc`` that are not in the tree are pydantic's own labels (such
     as the member of a union that failed) and are skipped, except a missing
-    key, which is reported on the line of the mapping that lacks it. The tag
-    of a discriminated union is dropped first, by the schema: a node of
-    ``type: queue`` may well have a ``queue`` key of its own.
+    key, which is reported on the line of the mapping that lacks it.
     """
-    loc, _ = _walk_schema(model_cls, loc)
     node = root
     line = 1 if root is None else root.start_mark.line + 1
     parts: list[str | int] = []
