@@ -1,0 +1,125 @@
+"""GET /api/v1/reports/queues, /agents and /hourly: the storage reports as JSON.
+
+The figures are defined in docs/storage.md. Each row carries the counts and
+the derived rates (ASA, AHT, the two service levels); a ``total`` row sums
+the queues, which is exact because figures are sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ..storage import DEFAULT_SERVICE_LEVEL_S, CallFigures, Storage
+from ._params import Params, from_storage
+
+__all__ = ["LONGEST_HOURLY", "LONGEST_REPORT", "ReportsApi"]
+
+LONGEST_REPORT = timedelta(days=366)
+LONGEST_HOURLY = timedelta(days=93)
+"""Hourly rows are made for every hour of the range, so its span is capped."""
+
+ServiceLevel = Mapping[str, float] | float
+
+
+class ReportsApi:
+    """Report endpoints; ``service_level`` and ``team_of`` come from the configuration."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        service_level: ServiceLevel = DEFAULT_SERVICE_LEVEL_S,
+        team_of: Mapping[str, str] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.service_level = service_level
+        self.team_of = team_of
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/reports/queues", self.queues),
+            web.get("/api/v1/reports/agents", self.agents),
+            web.get("/api/v1/reports/hourly", self.hourly),
+        ]
+
+    def _threshold(self, params: Params) -> ServiceLevel:
+        """``service_level=`` in the query overrides the configured thresholds for every queue."""
+        override = params.seconds("service_level")
+        return self.service_level if override is None else override
+
+    async def queues(self, request: web.Request) -> web.Response:
+        params = Params(request, ("since", "until", "service_level"))
+        since, until = params.window(LONGEST_REPORT)
+        rows = await from_storage(
+            self.storage.report_by_queue(since, until, self._threshold(params))
+        )
+        total = sum((row.figures for row in rows), CallFigures())
+        return web.json_response(
+            {
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "queues": [
+                    {"queue": r.queue, "service_level_s": r.threshold_s, **r.figures.to_json()}
+                    for r in rows
+                ],
+                "total": total.to_json(),
+            }
+        )
+
+    async def agents(self, request: web.Request) -> web.Response:
+        params = Params(request, ("since", "until", "service_level", "team"))
+        since, until = params.window(LONGEST_REPORT)
+        team = params.text("team")
+        report = await from_storage(
+            self.storage.report_by_agent(
+                since, until, self.team_of, service_level=self._threshold(params)
+            )
+        )
+        agents = [r for r in report.agents if team is None or r.team == team]
+        teams = [t for t in report.teams if team is None or t.team == team]
+        body: dict[str, Any] = {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "agents": [
+                {
+                    "agent": r.agent,
+                    "team": r.team,
+                    "ring_no_answer": r.ring_no_answer,
+                    **r.figures.to_json(),
+                }
+                for r in agents
+            ],
+            "teams": [
+                {
+                    "team": t.team,
+                    "agents": list(t.agents),
+                    "ring_no_answer": t.ring_no_answer,
+                    **t.figures.to_json(),
+                }
+                for t in teams
+            ],
+        }
+        return web.json_response(body)
+
+    async def hourly(self, request: web.Request) -> web.Response:
+        params = Params(request, ("since", "until", "service_level", "queue"))
+        since, until = params.window(LONGEST_HOURLY)
+        rows = await from_storage(
+            self.storage.report_by_hour(
+                since, until, params.text("queue"), service_level=self._threshold(params)
+            )
+        )
+        return web.json_response(
+            {
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "hours": [
+                    {"hour": r.hour.isoformat(), "arrivals": r.arrivals, **r.figures.to_json()}
+                    for r in rows
+                ],
+            }
+        )
