@@ -1,6 +1,7 @@
-"""The ``acd`` command: ``serve`` the engine, ``check-config`` a file.
+"""The ``acd`` command: ``serve`` the engine, ``check-config`` a file, ``prompts build``.
 
-Exit status: 0 success, 2 for a configuration or usage error; ``serve``
+Exit status: 0 success, 2 for a configuration or usage error, 1 when
+``prompts build`` cannot render (espeak-ng missing or failing); ``serve``
 otherwise returns what the server returns.
 """
 
@@ -91,6 +92,47 @@ def _serve(args: argparse.Namespace) -> int:
     return run(config)
 
 
+def _prompts_build(args: argparse.Namespace) -> int:
+    # Imported here so that serve and check-config never load the renderer.
+    import asyncio
+
+    from acd.prompts import PromptBuildError, build_prompts
+
+    out: Path | None = args.out
+    if out is None or args.config is not None:
+        path: Path | None = args.config or default_config_path()
+        if path is None:
+            print(
+                f"acd prompts build: give --out DIR or --config FILE (no {_EXAMPLE})",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG_ERROR
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+        # Beside the configuration, as its relative paths are.
+        out = out or path.parent / "prompts"
+
+    def progress(action: str, name: str) -> None:
+        if action != "skipped":
+            print(f"{action} {name}")
+
+    # Only what was given, so the defaults live in one place: acd.prompts.
+    chosen = {key: value for key in ("voice", "speed") if (value := getattr(args, key)) is not None}
+    try:
+        report = asyncio.run(build_prompts(out, force=args.force, on_progress=progress, **chosen))
+    except PromptBuildError as exc:
+        print(f"acd prompts build: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{out}: {len(report.rendered)} rendered, {len(report.skipped)} unchanged,"
+        f" {len(report.removed)} removed"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acd", description="Contact-centre engine with its own SIP stack."
@@ -112,6 +154,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(handler=_check_config)
+
+    prompts = commands.add_parser("prompts", help="manage the prompt WAV files")
+    prompt_commands = prompts.add_subparsers(
+        dest="prompts_command", required=True, metavar="COMMAND"
+    )
+    build = prompt_commands.add_parser(
+        "build", help="render prompt texts to 8 kHz WAV with espeak-ng, skipping unchanged ones"
+    )
+    build.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"configuration whose directory gets prompts/ (default: {_EXAMPLE})",
+    )
+    build.add_argument("--out", type=Path, metavar="DIR", help="write the prompts here instead")
+    build.add_argument("--voice", help="espeak-ng voice (default en-us)")
+    build.add_argument("--speed", type=int, help="words per minute (default 150)")
+    build.add_argument("--force", action="store_true", help="render every prompt again")
+    build.set_defaults(handler=_prompts_build)
     return parser
 
 
