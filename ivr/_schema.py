@@ -213,7 +213,16 @@ def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str | dict) else value
 
 
+def _non_empty(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Not Field(min_length=1): pydantic reports that too when an item is
+    # invalid, which would add a false "no items" line to a real error.
+    if not values:
+        raise ValueError("give at least one")
+    return values
+
+
 Prompts = Annotated[tuple[PromptEntry, ...], BeforeValidator(_one_or_many)]
+SomePrompts = Annotated[Prompts, AfterValidator(_non_empty)]
 
 
 # --------------------------------------------------------------------------
@@ -244,7 +253,7 @@ class PlayNode(_Node):
     """
 
     type: Literal["play"]
-    prompts: Prompts = Field(min_length=1)
+    prompts: SomePrompts
     barge_in: bool = False
     next: NodeId
 
@@ -261,7 +270,7 @@ class MenuNode(_Node):
     waits: ClassVar[bool] = True
 
     type: Literal["menu"]
-    prompt: Prompts = Field(min_length=1)
+    prompt: SomePrompts
     options: dict[Dtmf, NodeId] = Field(min_length=1)
     timeout: Seconds = 5
     retries: Retries = 2
@@ -289,7 +298,7 @@ class CollectNode(_Node):
     waits: ClassVar[bool] = True
 
     type: Literal["collect"]
-    prompt: Prompts = Field(min_length=1)
+    prompt: SomePrompts
     variable: VarName
     min_digits: Annotated[int, Field(ge=1, le=64)] = 1
     max_digits: Annotated[int, Field(ge=1, le=64)] = 20
@@ -370,7 +379,7 @@ class ConditionNode(_Node):
     """Go to the ``next`` of the first case that holds, else to ``default``."""
 
     type: Literal["condition"]
-    cases: tuple[Case, ...] = Field(min_length=1)
+    cases: Annotated[tuple[Case, ...], AfterValidator(_non_empty)]
     default: NodeId
     timezone: Zone | None = None
 
@@ -465,7 +474,7 @@ class SurveyNode(_Node):
     waits: ClassVar[bool] = True
 
     type: Literal["survey"]
-    prompt: Prompts = Field(min_length=1)
+    prompt: SomePrompts
     timeout: Seconds = 5
     retries: Retries = 1
     invalid: Prompts = ()

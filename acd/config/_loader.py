@@ -279,7 +279,8 @@ def _locate(root: Node | None, loc: Loc, *, missing: bool) -> tuple[int, list[st
             # Last first: with a repeated key the last one is the value in effect.
             for key_node, value_node in reversed(node.value):
                 if isinstance(key_node, ScalarNode) and key_node.value == str(part):
-                    parts.append(part)
+                    # The key as written: pydantic gives `options: {12: x}` as int 12.
+                    parts.append(str(key_node.value))
                     line = key_node.start_mark.line + 1
                     node = value_node
                     break
