@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,11 @@ class FlakyStorage(Storage):
         self, since: datetime, until: datetime, *, agent: str | None = None
     ) -> list[AgentSession]:
         return await self.inner.agent_sessions(since, until, agent=agent)
+
+    dialect = SqliteStorage.dialect
+
+    async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        return await self.inner._fetch_rows(sql, params)
 
     async def ping(self) -> bool:
         return self.up and await self.inner.ping()
