@@ -10,6 +10,14 @@ The schedule is pure (:class:`TickSchedule`): tick ``n`` is due at
 one tick is not carried into the next. :class:`MediaClock` is the thin
 asyncio adapter: one ``loop.call_at`` timer, re-armed at the next deadline.
 
+Timer precision. uvloop (what ``acd serve`` runs on) keeps timers in whole
+milliseconds, so a timer armed for the deadline runs 0.5-1 ms after it on
+average. The clock therefore arms its timer ``arm_early`` (1 ms) ahead, and
+on waking early re-arms for the deadline itself, which uvloop then meets
+within its millisecond; a tick within ``tolerance`` (0.2 ms) of its deadline
+runs at once rather than waiting out a sliver. The statistics count the
+absolute error, early or late, so the figures do not flatter this.
+
 Catch-up policy. When the loop is late by more than one period (a GC pause, a
 blocking call, an overloaded core) several ticks are due at once. Up to
 ``max_burst`` of them are run back to back, so a receiver's jitter buffer
@@ -106,7 +114,10 @@ class TickSchedule:
 
 
 class LatenessStats:
-    """How late ticks ran: count, mean, max and percentiles from a histogram.
+    """How far from their deadlines ticks ran: count, mean, max, percentiles.
+
+    The figure recorded is the absolute error: late, or early by up to the
+    clock's tolerance.
 
     Percentiles come from fixed 50 us buckets up to 50 ms (later is counted in
     the last bucket), so recording a tick costs one add and one index and the
@@ -130,8 +141,8 @@ class LatenessStats:
         self._histogram = [0] * self.BUCKETS
 
     def record(self, lateness: float) -> None:
-        """Account for one tick that ran ``lateness`` seconds after its deadline."""
-        lateness = max(lateness, 0.0)
+        """Account for a tick run ``lateness`` seconds after (if negative, before) its deadline."""
+        lateness = abs(lateness)
         self.count += 1
         self.total += lateness
         if lateness > self.max:
@@ -180,11 +191,17 @@ class MediaClock:
         *,
         period: float = PERIOD,
         max_burst: int = 3,
+        arm_early: float = 0.001,
+        tolerance: float = 0.0002,
         time: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 <= tolerance <= arm_early < period:
+            raise ValueError("need 0 <= tolerance <= arm_early < period")
         self._loop = loop
         self.period = period
         self.max_burst = max_burst
+        self.arm_early = arm_early
+        self.tolerance = tolerance
         self._time = time
         self._subscribers: dict[int, TickCallback] = {}
         self._order: tuple[tuple[int, TickCallback], ...] = ()
@@ -231,7 +248,7 @@ class MediaClock:
         # Tick 0 is one period away: a subscriber that just started a stream
         # has had no time to be late for.
         self._schedule = TickSchedule(now + self.period, self.period, self.max_burst)
-        self._timer = self.loop.call_at(self._schedule.next_deadline, self._fire)
+        self._timer = self.loop.call_at(self._schedule.next_deadline - self.arm_early, self._fire)
 
     def _stop(self) -> None:
         if self._timer is not None:
@@ -250,7 +267,11 @@ class MediaClock:
         if schedule is None:
             return
         now = started = self._time()
-        batch = schedule.due(now)
+        batch = schedule.due(now + self.tolerance)
+        if not batch.count:
+            # Woken early, as intended: wait out the rest precisely.
+            self._timer = self.loop.call_at(schedule.next_deadline, self._fire)
+            return
         stats = self.stats
         stats.skipped += batch.skipped
         subscribers = self._subscribers
@@ -266,6 +287,4 @@ class MediaClock:
         stats.busy += now - started
         # A subscriber may have emptied the clock (stopping it) or restarted it.
         if self._schedule is schedule:
-            # Timers can fire early by the loop's resolution (uvloop rounds to
-            # whole milliseconds); re-arming at the same deadline covers that.
-            self._timer = self.loop.call_at(schedule.next_deadline, self._fire)
+            self._timer = self.loop.call_at(schedule.next_deadline - self.arm_early, self._fire)

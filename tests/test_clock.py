@@ -175,27 +175,48 @@ def test_late_timers_do_not_drift() -> None:
     start = loop.now
     ticks: list[int] = []
     clock.subscribe(lambda tick, skipped: ticks.append(tick))
-    # Every timer fires 7 ms late: still 50 ticks a second, all on time-ish.
+    # Every timer fires 7 ms after it was armed for (1 ms before the
+    # deadline, see arm_early): still 50 ticks a second, all 6 ms late.
     loop.run_until(start + 10.0 + 0.0071, lateness=0.007)
     assert ticks == list(range(500))
-    assert clock.stats.mean == pytest.approx(0.007, abs=1e-6)
+    assert clock.stats.mean == pytest.approx(0.006, abs=1e-6)
     assert clock.stats.skipped == 0
 
 
-def test_an_early_timer_is_re_armed_not_run() -> None:
+def fire_at(loop: FakeLoop, now: float) -> FakeTimer:
+    """Fire the one pending timer at ``now``, whenever it was armed for."""
+    (timer,) = loop.pending()
+    loop.timers.remove(timer)
+    loop.now = now
+    timer.callback()
+    return timer
+
+
+def test_the_timer_is_armed_early_and_re_armed_for_the_deadline() -> None:
     clock, loop = make_clock()
+    deadline = loop.now + P
     ticks: list[int] = []
     clock.subscribe(lambda tick, skipped: ticks.append(tick))
-    loop.run_until(loop.now + 0.021)
-    assert ticks == [0]
-    # uvloop rounds to whole milliseconds, so a timer may fire 0.4 ms early.
     (timer,) = loop.pending()
-    loop.now = timer.when - 0.0004
-    loop.timers.remove(timer)
-    timer.callback()
-    assert ticks == [0]
+    assert timer.when == pytest.approx(deadline - 0.001)
+    # Woken 0.4 ms early (uvloop rounds to whole milliseconds): wait again.
+    fire_at(loop, deadline - 0.0004)
+    assert ticks == []
     (rearmed,) = loop.pending()
-    assert rearmed.when == timer.when
+    assert rearmed.when == deadline
+    # Within the 0.2 ms tolerance the tick runs, and counts 0.1 ms of error.
+    fire_at(loop, deadline - 0.0001)
+    assert ticks == [0]
+    assert clock.stats.mean == pytest.approx(0.0001)
+    (following,) = loop.pending()
+    assert following.when == pytest.approx(deadline + P - 0.001)
+
+
+def test_clock_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        MediaClock(FakeLoop(), tolerance=0.002, arm_early=0.001)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        MediaClock(FakeLoop(), arm_early=0.05)  # type: ignore[arg-type]
 
 
 def test_a_stall_bursts_then_skips_and_tells_subscribers() -> None:
