@@ -49,6 +49,7 @@ from .latch import (
     MediaTimeout,
     SymmetricLatch,
 )
+from .leg import Address, RtpLeg
 from .player import (
     PROMPT_MANIFEST,
     AudioSink,
@@ -114,6 +115,7 @@ __all__ = [
     "PROMPT_MANIFEST",
     "RTP_HEADER_SIZE",
     "SDES_CNAME",
+    "Address",
     "AudioSink",
     "Bye",
     "Codec",
@@ -145,6 +147,7 @@ __all__ = [
     "Rfc4733Sender",
     "RtcpPacket",
     "RtcpParseError",
+    "RtpLeg",
     "RtpPacket",
     "RtpParseError",
     "SdesChunk",
