@@ -17,6 +17,7 @@ from ._stats import (
     ReceiverStats,
     SenderState,
 )
+from .bridge import Bridge
 from .clock import (
     FRAME_SAMPLES,
     PERIOD,
@@ -71,6 +72,12 @@ from .portpool import (
     PortPool,
     PortPoolExhausted,
 )
+from .recorder import (
+    Recorder,
+    RecordingChannel,
+    RecordingFailed,
+    RecordingFinished,
+)
 from .rtcp import (
     SDES_CNAME,
     Bye,
@@ -117,6 +124,7 @@ __all__ = [
     "SDES_CNAME",
     "Address",
     "AudioSink",
+    "Bridge",
     "Bye",
     "Codec",
     "Digits",
@@ -141,6 +149,10 @@ __all__ = [
     "PromptLibrary",
     "ReceiverReport",
     "ReceiverStats",
+    "Recorder",
+    "RecordingChannel",
+    "RecordingFailed",
+    "RecordingFinished",
     "ReportBlock",
     "Rfc4733Packet",
     "Rfc4733Receiver",
