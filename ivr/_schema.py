@@ -249,7 +249,8 @@ class _Node(_Model):
 class PlayNode(_Node):
     """Play prompts, then go on; with barge_in a key press cuts them short.
 
-    A digit that interrupts is kept for the next menu or collect (type-ahead).
+    A digit that interrupts is kept for the next menu or collect (type-ahead);
+    without barge_in, keys pressed during the prompts are dropped.
     """
 
     type: Literal["play"]

@@ -148,7 +148,9 @@ class PlayTask(NodeTask):
     async def run(self, session: CallSession) -> str | None:
         items = render_prompts(self.node.prompts, session)
         digit = await session.play(items, barge_in=self.node.barge_in)
-        if digit is not None:
+        if not self.node.barge_in:
+            session.flush_digits()
+        elif digit is not None:
             self.context.record_digit(session, digit)
             self.context.type_ahead = digit
         return self.node.next
