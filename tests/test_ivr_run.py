@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import aiohttp
@@ -34,6 +35,7 @@ from ivr import (
     Prompt,
     Silence,
     Text,
+    load_flows,
     run_flow,
 )
 from ivr._schema import check_flow
@@ -738,3 +740,43 @@ async def test_key_press_reaches_the_next_prompt_in_the_same_loop_turn() -> None
         running.cancel()
         counting.cancel()
         await asyncio.gather(running, counting, return_exceptions=True)
+
+
+# The demo flow ---------------------------------------------------------------
+
+DEMO_FLOWS = Path(__file__).resolve().parents[1] / "config" / "ivr"
+
+
+async def test_demo_flow_out_of_hours_says_closed_and_hangs_up() -> None:
+    flows = load_flows(DEMO_FLOWS)
+    session = FakeSession(recording=True)
+    sunday = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    result = await run(flows["main"], session, now=lambda: sunday)
+    assert session.nodes == ["welcome", "hours", "closed"] and result.outcome == "hangup"
+    assert session.prompts_played()[0] == [Prompt("recording_notice")]
+
+
+async def test_demo_flow_falls_back_when_the_crm_is_down_and_collects_an_account(
+    crm: CrmServer,
+) -> None:
+    flows = load_flows(DEMO_FLOWS)
+    main = flows["main"]
+    tuesday = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
+    # The flow's CRM address is replaced by one that refuses connections.
+    lookup = main.nodes["lookup"].model_copy(update={"url": refused_url() + "/c?n={caller}"})
+    down = main.model_copy(update={"nodes": {**main.nodes, "lookup": lookup}})
+    session = FakeSession(["4", "1", "2", "3", "4", "5", "6", "7", "8"])
+    result = await run(down, session, now=lambda: tuesday)
+    assert session.nodes[:4] == ["welcome", "hours", "lookup", "menu"]
+    assert session.nodes[4:7] == ["account", "account_read_back", "billing"]
+    assert ("enqueue", "billing", 5, {"billing": 3}) in session.log
+    assert session.variables == {"account": "12345678"}
+    assert result.digits == ("4", "1", "2", "3", "4", "5", "6", "7", "8")
+    # With the CRM up, the caller is greeted by name before the menu.
+    up_lookup = main.nodes["lookup"].model_copy(update={"url": crm.base + "/ok?n={caller}"})
+    up = main.model_copy(update={"nodes": {**main.nodes, "lookup": up_lookup}})
+    session = FakeSession(["1"])
+    await run(up, session, now=lambda: tuesday)
+    assert session.nodes[:5] == ["welcome", "hours", "lookup", "greet", "greet_by_name"]
+    assert [Text("Hello Ada.")] in session.prompts_played()
+    assert session.variables["customer_tier"] == "2"
