@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
@@ -537,12 +537,13 @@ class Flow(_Model):
     max_steps: Annotated[int, Field(ge=1, le=10_000)] = 200
     post_call_survey: Name | None = None
     nodes: dict[NodeId, Node] = Field(min_length=1)
-    _where: Any = PrivateAttr(default=None)
+    # Set by the loader: key path -> "file:line: key", for findings made after loading.
+    _where: Callable[[Loc], str] | None = PrivateAttr(default=None)
 
     def where(self, loc: Loc) -> str:
         """``file:line: key`` for a key path of this flow (just the key if not from a file)."""
         if self._where is not None:
-            return str(self._where(loc))
+            return self._where(loc)
         return ".".join(str(part) for part in loc)
 
 

@@ -219,7 +219,7 @@ class SurveyTask(NodeTask):
             digit = await self._prompt_for_key(session, node.prompt, barge_in=True)
             if digit is None:
                 await _say(session, node.no_input)
-            elif digit in "12345":
+            elif digit in ("1", "2", "3", "4", "5"):
                 session.set_survey_score(int(digit))
                 session.variables["survey_score"] = digit
                 return node.next
