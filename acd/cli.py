@@ -61,12 +61,18 @@ def configure_logging(level: str) -> None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from acd.flows import load_flows_for
+
     try:
         config = load_config(args.file)
+        checked = load_flows_for(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"{args.file}: OK ({_summary(config)})")
+    for warning in checked.warnings:
+        print(warning, file=sys.stderr)
+    flows = _plural(len(checked.flows), "IVR flow")
+    print(f"{args.file}: OK ({_summary(config)}, {flows})")
     return 0
 
 
@@ -78,12 +84,17 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG_ERROR
+    from acd.flows import load_flows_for
+
     try:
         config = load_config(path)
+        checked = load_flows_for(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
     configure_logging(config.logging.level)
+    for warning in checked.warnings:
+        logging.getLogger("acd.cli").warning("%s", warning)
     logging.getLogger("acd.cli").info("configuration %s: %s", path, _summary(config))
     # Imported here so that check-config never pays for (or depends on) the
     # sockets, media and storage the server pulls in.
@@ -96,7 +107,7 @@ def _prompts_build(args: argparse.Namespace) -> int:
     # Imported here so that serve and check-config never load the renderer.
     import asyncio
 
-    from acd.prompts import PromptBuildError, build_prompts
+    from acd.prompts import PromptBuildError, build_prompts, prompt_texts
 
     out: Path | None = args.out
     if out is None or args.config is not None:
@@ -108,12 +119,20 @@ def _prompts_build(args: argparse.Namespace) -> int:
             )
             return EXIT_CONFIG_ERROR
         try:
-            load_config(path)
+            config = load_config(path)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return EXIT_CONFIG_ERROR
-        # Beside the configuration, as its relative paths are.
-        out = out or path.parent / "prompts"
+        # Where the configuration keeps them (prompts.dir, beside the file by default).
+        out = out or config.prompts.dir
+        texts = prompt_texts(config.prompts.texts)
+        config_voice: dict[str, object] = {
+            "voice": config.prompts.voice,
+            "speed": config.prompts.speed,
+        }
+    else:
+        texts = None
+        config_voice = {}
 
     def progress(action: str, name: str) -> None:
         if action != "skipped":
@@ -121,8 +140,11 @@ def _prompts_build(args: argparse.Namespace) -> int:
 
     # Only what was given, so the defaults live in one place: acd.prompts.
     chosen = {key: value for key in ("voice", "speed") if (value := getattr(args, key)) is not None}
+    settings = {**config_voice, **chosen}  # flags win over the file
     try:
-        report = asyncio.run(build_prompts(out, force=args.force, on_progress=progress, **chosen))
+        report = asyncio.run(
+            build_prompts(out, texts, force=args.force, on_progress=progress, **settings)  # type: ignore[arg-type]
+        )
     except PromptBuildError as exc:
         print(f"acd prompts build: {exc}", file=sys.stderr)
         return 1

@@ -20,15 +20,21 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+import ivr
 from metrics.sip import SipCollector, SipCounters
 from sip.endpoint import EndpointPolicy, SipEndpoint
 from sip.events import Address
 from sip.ratelimit import FailureLimiter
 
+from .api import add_storage_routes
 from .authn import Authenticator
+from .calls import CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
+from .flows import load_flows_for
+from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
-from .sipapp import SipApplication
+from .sipapp import ALLOW, SipApplication
+from .storage import RecordWriter, Storage, storage_for
 
 __all__ = ["Engine", "run"]
 
@@ -78,7 +84,21 @@ class Engine:
                 cooldown=security.auth_cooldown,
             ),
         )
-        self.app = SipApplication(self.endpoint, self.authenticator, self.location, sip.domain)
+        self.app = SipApplication(
+            self.endpoint,
+            self.authenticator,
+            self.location,
+            sip.domain,
+            trunks=config.trunk_for_address,
+        )
+        self.flows: dict[str, ivr.Flow] = load_flows_for(config).flows
+        self.recordings = recording_store_for(config)
+        self._retention: asyncio.Task[None] | None = None
+        self.storage: Storage = storage_for(config)
+        self.writer: RecordWriter | None = None
+        self.media: MediaEngine | None = None
+        self.calls: CallControl | None = None
+        self.script: CallScript | None = None
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
@@ -122,8 +142,48 @@ class Engine:
                     port = bound.port  # UDP and TCP share the port the OS picked
                 self.sip_addresses.append(bound)
                 log.info("SIP listening on %s", bound)
+        await self._start_storage()
+        await self._start_calls()
         self.app.start()
         await self._start_http()
+
+    async def _start_storage(self) -> None:
+        """Open the database and the record writer, replaying what a previous run left."""
+        try:
+            await self.storage.open()
+        except Exception as exc:
+            # Records are journalled until the database answers; calls go on.
+            log.error("storage unavailable at start, journalling records: %s", exc)
+        self.writer = RecordWriter(self.storage, self.config.data_dir / "journal")
+        await self.writer.start()
+        recovered = await self.writer.recover_open_calls()
+        if recovered:
+            log.warning("%d calls in flight at the last stop were closed as failed", len(recovered))
+        self._retention = asyncio.get_running_loop().create_task(
+            self.recordings.run_retention(self.storage, every=3600.0), name="retention"
+        )
+
+    async def _start_calls(self) -> None:
+        config = self.config
+        host = config.media.address or str(config.sip.listen[0])
+        self.media = MediaEngine(
+            host,
+            config.media.rtp_ports,
+            prompts_dir=config.prompts.dir,
+            cache_dir=config.data_dir / "cache",
+            timeout=config.media.media_timeout,
+            voice=config.prompts.voice,
+        )
+        self.calls = CallControl(self.endpoint, config, self.media, allow=ALLOW)
+        assert self.writer is not None
+        self.calls.records = CallRecords(self.writer)
+        self.script = CallScript(
+            self.calls, config, self.location, self.flows, recordings=self.recordings
+        )
+        await self.script.start()
+        self.calls.handler = self.script
+        self.calls.script = self.script
+        self.app.calls = self.calls
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -131,6 +191,14 @@ class Engine:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/v1/registrations", self._registrations)
+        app.router.add_get("/api/v1/live/calls", self._live_calls)
+        add_storage_routes(
+            app,
+            self.storage,
+            self.recordings,
+            service_level={name: q.service_level for name, q in self.config.queues.items()},
+            team_of={a.username: a.team for a in self.config.agents if a.team},
+        )
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, str(http.listen), http.port)
@@ -138,11 +206,24 @@ class Engine:
         log.info("HTTP listening on %s:%s", http.listen, http.port)
 
     async def stop(self) -> None:
-        """Close listeners and the HTTP server."""
+        """Hang up calls, close listeners and the HTTP server, settle every record."""
         self.app.stop()
+        if self.calls is not None:
+            await self.calls.stop()
+        if self.script is not None:
+            await self.script.stop()
         await self.endpoint.close()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.media is not None:
+            self.media.close()
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+        if self.writer is not None:
+            await self.writer.stop()
+        await self.storage.close()
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -171,6 +252,25 @@ class Engine:
             if users is None or b.user == users
         ]
         return web.json_response({"registrations": rows})
+
+    async def _live_calls(self, request: web.Request) -> web.Response:
+        calls = self.calls.calls.values() if self.calls is not None else ()
+        rows = [
+            {
+                "id": call.id,
+                "caller": call.caller,
+                "did": call.did,
+                "route": call.route,
+                "answered": call.caller_leg.is_answered,
+                "ivr_path": call.ivr_path,
+                "digits": "".join(call.digits),
+                "queue": call.queue,
+                "agent": call.agent,
+                "variables": call.variables,
+            }
+            for call in calls
+        ]
+        return web.json_response({"calls": rows})
 
 
 def _tune_gc() -> None:

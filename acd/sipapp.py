@@ -25,11 +25,14 @@ from sip.events import (
     Event,
     RequestReceived,
     ResponseReceived,
+    TransactionTerminated,
     TransactionTimedOut,
     TransportFailed,
 )
 
 from .authn import Authenticator
+from .calls import CallControl
+from .config import Trunk
 from .registrar import Binding, BindingAdded, BindingRemoved, LocationService
 
 __all__ = ["ALLOW", "SipApplication"]
@@ -58,8 +61,13 @@ class SipApplication:
         authenticator: Authenticator,
         location: LocationService,
         domain: str,
+        *,
+        calls: CallControl | None = None,
+        trunks: Callable[[str], Trunk | None] = lambda _host: None,
     ) -> None:
         self.endpoint = endpoint
+        self.calls = calls
+        self.trunk_for = trunks
         self.auth = authenticator
         self.location = location
         self.domain = domain
@@ -108,32 +116,41 @@ class SipApplication:
 
     def handle(self, event: Event) -> None:
         """Endpoint callback."""
+        calls = self.calls
         if isinstance(event, RequestReceived):
             self._request(event)
         elif isinstance(event, ResponseReceived):
             ping = self._pings.pop(event.transaction, None)
             if ping is not None:
                 self.location.ping_answered(ping.binding)
+            elif calls is not None:
+                calls.response(event.response, event.transaction)
         elif isinstance(event, TransactionTimedOut | TransportFailed):
             ping = self._pings.pop(event.transaction, None)
             if ping is not None:
                 self._emit(self.location.ping_failed(ping.binding))
-        elif isinstance(event, CancelReceived | AckReceived):
-            pass  # no call control yet: nothing is pending on the INVITEs we refuse
+            elif calls is not None:
+                calls.transaction_failed(event.transaction, event.method)
+        elif isinstance(event, AckReceived):
+            if calls is not None:
+                calls.ack(event.request)
+        elif isinstance(event, CancelReceived):
+            if calls is not None:
+                calls.cancel(event.transaction)
+        elif isinstance(event, TransactionTerminated) and calls is not None:
+            calls.transaction_terminated(event.transaction)
 
     def _request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
         if method == "REGISTER":
             self._register(event)
+        elif request.to.tag is not None and self.calls is not None:
+            self.calls.in_dialog(event)
         elif method == "OPTIONS":
             self._reply(event, self._capabilities(make_response(request, 200)))
         elif method == "INVITE":
-            decision = self.auth.authenticate(request, event.source, self.endpoint.now())
-            if decision.response is not None:
-                self._reply(event, decision.response)
-            else:
-                self._reply(event, make_response(request, 480, to_tag=secrets.token_hex(8)))
+            self._invite(event)
         elif method in ("BYE", "INFO", "UPDATE", "REFER", "NOTIFY"):
             self._reply(event, make_response(request, 481))
         elif method in _KNOWN_UNSUPPORTED:
@@ -144,6 +161,22 @@ class SipApplication:
             response = make_response(request, 501)
             response.headers.add("Allow", ALLOW)
             self._reply(event, response)
+
+    def _invite(self, event: RequestReceived) -> None:
+        """A new call: from a trunk (by source address) or an authenticated account."""
+        request = event.request
+        trunk = self.trunk_for(event.source.host)
+        user: str | None = None
+        if trunk is None:
+            decision = self.auth.authenticate(request, event.source, self.endpoint.now())
+            if decision.response is not None:
+                self._reply(event, decision.response)
+                return
+            user = decision.user
+        if self.calls is None:
+            self._reply(event, make_response(request, 480, to_tag=secrets.token_hex(8)))
+            return
+        self.calls.new_call(event, user=user, trunk=trunk)
 
     def _reply(self, event: RequestReceived, response: Response) -> None:
         self.endpoint.send_response(event.transaction, response)

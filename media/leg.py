@@ -383,6 +383,14 @@ class RtpLeg:
     # ------------------------------------------------------------------
     # Sending
 
+    def skip_audio(self, samples: int) -> None:
+        """Advance the RTP timestamp over frames the media clock skipped after a stall.
+
+        The far end then sees a gap in time, true to the wall clock, rather
+        than audio arriving late (media.player.SkippingSink).
+        """
+        self.sender.skip(samples)
+
     def send_audio(self, payload: bytes, samples: int, *, marker: bool = False) -> None:
         """Send one audio packet of ``samples`` samples; nothing while not sending.
 

@@ -47,8 +47,54 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
 def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{EXAMPLE}: OK (10 agents, 1 trunk, 6 routes, 3 queues)\n"
+    assert out == f"{EXAMPLE}: OK (10 agents, 1 trunk, 6 routes, 3 queues, 2 IVR flows)\n"
     assert err == ""
+
+
+def _flow_config(tmp_path: Path, flow: str, route_flow: str = "main") -> Path:
+    (tmp_path / "ivr").mkdir()
+    (tmp_path / "ivr" / "main.yaml").write_text(flow)
+    path = tmp_path / "acd.yaml"
+    path.write_text(f'routes:\n  - {{match: "100", ivr: {route_flow}}}\n')
+    return path
+
+
+def test_check_config_refuses_a_loop_that_waits_for_no_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = (
+        "start: a\n"
+        "nodes:\n"
+        "  a: {type: play, prompts: [welcome], next: b}\n"
+        "  b: {type: goto, next: a}\n"
+    )
+    assert main(["check-config", str(_flow_config(tmp_path, flow))]) == 2
+    _, err = capsys.readouterr()
+    assert "main.yaml:" in err and "error" in err
+
+
+def test_check_config_warns_of_unreachable_nodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = (
+        "start: a\n"
+        "nodes:\n"
+        "  a: {type: hangup, prompt: [welcome]}\n"
+        "  orphan: {type: hangup}\n"
+    )
+    assert main(["check-config", str(_flow_config(tmp_path, flow))]) == 0
+    out, err = capsys.readouterr()
+    assert "1 IVR flow" in out
+    assert "orphan" in err and "warning" in err
+
+
+def test_check_config_refuses_a_route_to_a_missing_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = "start: a\nnodes:\n  a: {type: hangup}\n"
+    assert main(["check-config", str(_flow_config(tmp_path, flow, route_flow="sales"))]) == 2
+    _, err = capsys.readouterr()
+    assert "unknown IVR flow 'sales'" in err
 
 
 def test_check_config_reports_errors_and_exits_2(

@@ -1,0 +1,42 @@
+"""Call control: the B2BUA that joins SIP dialogs, media and the IVR/ACD.
+
+``CallControl`` is the transaction user for INVITE and in-dialog requests;
+each inbound INVITE becomes a ``Call`` whose script (``CallScript``) routes
+it: reject, IVR flow, queue, or an extension rung and bridged.
+"""
+
+from ._call import Call
+from ._control import CallControl
+from ._events import (
+    EndReason,
+    LegAnswered,
+    LegEnded,
+    LegEvent,
+    LegHeld,
+    LegModified,
+    LegRinging,
+    LegUnheld,
+)
+from ._legs import InboundLeg, OutboundLeg, SipLeg
+from ._media import MediaEngine
+from ._records import CallRecords
+from ._script import CallScript
+
+__all__ = [
+    "Call",
+    "CallControl",
+    "CallRecords",
+    "CallScript",
+    "EndReason",
+    "InboundLeg",
+    "LegAnswered",
+    "LegEnded",
+    "LegEvent",
+    "LegHeld",
+    "LegModified",
+    "LegRinging",
+    "LegUnheld",
+    "MediaEngine",
+    "OutboundLeg",
+    "SipLeg",
+]

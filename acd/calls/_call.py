@@ -1,0 +1,238 @@
+"""One inbound call: the caller's leg, what happened to it, and its record.
+
+``Call`` is what the call script, the IVR interpreter (through the
+``ivr.CallSession`` protocol, which it implements) and later the ACD act on.
+It keeps everything the CDR needs as the call goes: the route, the IVR path
+and digits, variables from data dips, queue and agent, timestamps, the
+disposition and who hung up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ivr import CallerHungUp, PlayItem
+from media import DtmfReceived
+from sip import SipUri
+
+from ._events import LegEnded, LegEvent
+from ._legs import InboundLeg, SipLeg
+
+if TYPE_CHECKING:
+    from ..config import Trunk
+    from ._control import CallControl
+
+__all__ = ["Call"]
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Call:
+    """An inbound call from its INVITE to its CDR; implements ``ivr.CallSession``."""
+
+    def __init__(
+        self,
+        control: CallControl,
+        caller: InboundLeg,
+        *,
+        user: str | None,
+        trunk: Trunk | None,
+    ) -> None:
+        self.control = control
+        self.caller_leg = caller
+        self.id = self.call_id = uuid.uuid4().hex
+        self.user = user  # the registered account that called, for internal calls
+        self.trunk = trunk.name if trunk is not None else None
+        invite = caller.invite
+        uri = invite.uri
+        self.did = uri.user_unescaped or "" if isinstance(uri, SipUri) else ""
+        from_uri = invite.from_.uri
+        # ``caller`` is the calling number, as ivr.CallSession names it.
+        self.caller = from_uri.user_unescaped or "" if isinstance(from_uri, SipUri) else ""
+        self.caller_name = invite.from_.display
+        self.arrived_at = _now()
+        self.arrived_monotonic = asyncio.get_running_loop().time()
+        self.answered_at: datetime | None = None
+        self.queued_at: datetime | None = None
+        self.agent_answered_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.route: str | None = None
+        self.queue: str | None = None
+        self.agent: str | None = None
+        self.ring_attempts = 0
+        self.ivr_path: list[str] = []
+        self.digits: list[str] = []
+        self.variables: dict[str, str] = {}
+        self.language = "en"
+        self.recording = False
+        self.recording_id: str | None = None
+        self.survey_score: int | None = None
+        self.disposition: str | None = None
+        self.hangup_side: str | None = None
+        self.sip_cause: int | None = None
+        self.events: list[tuple[datetime, str, dict[str, Any]]] = []
+        self.other_legs: list[SipLeg] = []
+        self._digits: asyncio.Queue[str] = asyncio.Queue()
+        self._playback: Any = None  # media.Playback while a prompt plays
+        self._barge_in = False
+        self._finished = False
+        caller.on_event = self._caller_event
+
+    # -- ivr.CallSession: identity ---------------------------------------------------------
+
+    # -- caller events ---------------------------------------------------------------------
+
+    def _caller_event(self, event: LegEvent) -> None:
+        if isinstance(event, DtmfReceived):
+            log.debug(
+                "call %s: key %s (%s, %d ms)", self.id, event.digit, event.source, event.duration_ms
+            )
+            playback = self._playback
+            if playback is not None and self._barge_in and playback.active:
+                playback.interrupt(event.digit)
+            else:
+                self._digits.put_nowait(event.digit)
+        elif isinstance(event, LegEnded):
+            if self._playback is not None:
+                self._playback.stop()
+            if self.hangup_side is None:
+                self.hangup_side = "caller" if event.by_remote else "system"
+            if self.sip_cause is None:
+                self.sip_cause = event.status
+
+    def _alive(self) -> None:
+        if self.caller_leg.is_ended:
+            raise CallerHungUp(self.id)
+
+    # -- ivr.CallSession: media ------------------------------------------------------------
+
+    async def play(self, items: Sequence[PlayItem], *, barge_in: bool = False) -> str | None:
+        self._alive()
+        rtp = self.caller_leg.rtp
+        if rtp is None or not items:
+            return None
+        media = self.control.media
+        await media.render(items)  # text not yet spoken by espeak-ng; cached after once
+        self._alive()
+        player = media.player
+        if barge_in and not self._digits.empty():
+            # A key pressed before the prompt started interrupts it at once.
+            return self._digits.get_nowait()
+        self._barge_in = barge_in
+        playback = player.play(rtp, media.items(items), barge_in=barge_in)
+        self._playback = playback
+        ended = self.caller_leg.ended
+        try:
+            waits: list[asyncio.Future[Any]] = [playback.done, ended]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._playback = None
+            self._barge_in = False
+            if playback.active:
+                playback.stop()
+        self._alive()
+        result = playback.done.result()
+        return result.digit if result.reason == "interrupted" else None
+
+    async def get_digit(self, timeout: float) -> str | None:
+        self._alive()
+        if not self._digits.empty():
+            return self._digits.get_nowait()
+        getter: asyncio.Future[Any] = asyncio.ensure_future(self._digits.get())
+        try:
+            waits: list[asyncio.Future[Any]] = [getter, self.caller_leg.ended]
+            done, _ = await asyncio.wait(
+                waits,
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter in done:
+            digit: str = getter.result()
+            return digit
+        self._alive()
+        return None
+
+    def flush_digits(self) -> None:
+        while not self._digits.empty():
+            self._digits.get_nowait()
+
+    # -- ivr.CallSession: actions ----------------------------------------------------------
+
+    async def enqueue(self, queue: str, priority: int, skills: Mapping[str, int]) -> None:
+        self._alive()
+        self.queue = queue
+        self.queued_at = _now()
+        self.event("ENTERQUEUE", queue=queue, priority=priority)
+        acd = self.control.acd
+        if acd is None:
+            raise RuntimeError("no ACD is running")
+        await acd.enqueue(self, queue, priority, skills)
+
+    async def transfer(self, target: str) -> None:
+        self._alive()
+        await self.control.transfer(self, target)
+
+    async def hangup(self, cause: int | None = None) -> None:
+        if self.hangup_side is None:
+            self.hangup_side = "system"
+        self.hangup_all("hangup")
+        raise CallerHungUp(self.id)
+
+    def record_node(self, node_id: str) -> None:
+        self.ivr_path.append(node_id)
+
+    def record_digit(self, digit: str) -> None:
+        self.digits.append(digit)
+
+    def set_survey_score(self, score: int) -> None:
+        self.survey_score = score
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def event(self, name: str, **data: Any) -> None:
+        """Note a queue_log-style event for the record."""
+        self.events.append((_now(), name, data))
+
+    def failed(self, reason: str) -> None:
+        self.disposition = self.disposition or "failed"
+        self.hangup_side = self.hangup_side or "system"
+        self.hangup_all("error")
+
+    def hangup_all(self, reason: Any) -> None:
+        """End every leg of the call from our side."""
+        for leg in (self.caller_leg, *self.other_legs):
+            leg.hangup(reason)
+
+    def finish(self) -> None:
+        """The script is over: make sure every leg is down and close the record."""
+        if self._finished:
+            return
+        self._finished = True
+        self.hangup_all("hangup")
+        self.ended_at = _now()
+        if self.disposition is None:
+            answered = self.agent is not None and self.agent_answered_at is not None
+            self.disposition = "answered" if answered else "abandoned" if self.queue else "failed"
+            if self.queue is None and self.caller_leg.sip_status == 200:
+                # Served by the IVR alone (or an extension): the call was answered.
+                self.disposition = "answered"
+        if self.sip_cause is None:
+            self.sip_cause = self.caller_leg.sip_status
+        recorder = self.control.records
+        if recorder is not None:
+            recorder.call_ended(self)
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {self.caller} -> {self.did}>"

@@ -1,0 +1,234 @@
+"""Call control: the B2BUA's transaction user for INVITE and everything in a dialog.
+
+``SipApplication`` hands over every INVITE it has authenticated (or accepted
+from a trunk by source address), every request that carries a To tag, every
+ACK and CANCEL, and the outcome of every client transaction we started for a
+leg. ``CallControl`` matches them to legs through the dialog layer, creates a
+``Call`` for each new INVITE and runs its script as a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from sip import (
+    Address,
+    DialogSet,
+    NameAddr,
+    Request,
+    RequestReceived,
+    Response,
+    SipUri,
+    make_response,
+)
+from sip.dialog import DialogId, Outcome
+from sip.endpoint import SipEndpoint
+
+from ._legs import InboundLeg, OutboundLeg, SipLeg
+
+if TYPE_CHECKING:
+    from ..config import Config, Trunk
+    from ._call import Call
+    from ._media import MediaEngine
+    from ._records import CallRecords
+    from ._script import CallScript
+
+__all__ = ["CallControl"]
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[["Call"], Awaitable[None]]
+
+
+class CallControl:
+    """Owns the legs and dialogs of every call and routes SIP events to them."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        config: Config,
+        media: MediaEngine,
+        *,
+        allow: str,
+    ) -> None:
+        self.endpoint = endpoint
+        self.config = config
+        self.media = media
+        self.allow = allow
+        self.dialogs = DialogSet()
+        self.calls: dict[str, Call] = {}
+        self.handler: CallHandler | None = None  # runs each new call's script
+        self.script: CallScript | None = None
+        self.records: CallRecords | None = None
+        self.acd: Any = None  # the ACD (queues and agents) once it is running
+        self._by_dialog: dict[DialogId, SipLeg] = {}
+        self._by_transaction: dict[str, SipLeg] = {}
+        self._inbound: dict[str, InboundLeg] = {}  # INVITE server transaction -> leg
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.calls_started = 0
+        self.calls_refused = 0
+
+    # -- what legs use -------------------------------------------------------------------
+
+    def contact_for(self, destination: Address) -> SipUri:
+        return self.endpoint.contact_uri(destination.transport)
+
+    def send_request(self, leg: SipLeg, request: Request, destination: Address) -> str:
+        key = self.endpoint.send_request(request, destination)
+        self._by_transaction[key] = leg
+        return key
+
+    def remember_dialog(self, leg: SipLeg) -> None:
+        assert leg.dialog is not None
+        self.dialogs.add(leg.dialog)
+        self._by_dialog[leg.dialog.id] = leg
+
+    def forget_dialog(self, leg: SipLeg) -> None:
+        # The dialog stays known until its last transactions finish: a BYE's
+        # retransmission or the ACK of a crossed 200 must still find it, and
+        # then get 481 from the terminated dialog rather than a new call.
+        dialog = leg.dialog
+        if dialog is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(64 * self.endpoint.policy.t1, self._drop_dialog, dialog.id)
+
+    def _drop_dialog(self, dialog_id: DialogId) -> None:
+        self.dialogs.remove(dialog_id)
+        self._by_dialog.pop(dialog_id, None)
+
+    # -- new calls -----------------------------------------------------------------------
+
+    def new_call(
+        self, event: RequestReceived, *, user: str | None, trunk: Trunk | None
+    ) -> Call | None:
+        """An INVITE without To tag, already authenticated: make a Call and start its script."""
+        from ._call import Call
+
+        request = event.request
+        if len(self.calls) >= self.config.calls.max_calls:
+            self.calls_refused += 1
+            response = make_response(request, 503)
+            response.headers.add("Retry-After", "5")
+            self.endpoint.send_response(event.transaction, response)
+            return None
+        leg = InboundLeg(self, request, event.transaction, event.source)
+        self._inbound[event.transaction] = leg
+        call = Call(self, leg, user=user, trunk=trunk)
+        self.calls[call.id] = call
+        if self.records is not None:
+            self.records.call_started(call)
+        self.calls_started += 1
+        task = asyncio.get_running_loop().create_task(self._run(call), name=f"call {call.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return call
+
+    async def _run(self, call: Call) -> None:
+        try:
+            if self.handler is None:
+                call.caller_leg.reject(480)
+            else:
+                await self.handler(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s failed", call.id)
+            call.failed("error")
+        finally:
+            call.finish()
+            self.calls.pop(call.id, None)
+            self._inbound.pop(call.caller_leg.transaction, None)
+
+    async def transfer(self, call: Call, target: str) -> None:
+        """Blind transfer of an answered caller to an extension (IVR transfer node)."""
+        if self.script is None:
+            raise RuntimeError("no call script")
+        await self.script.transfer(call, target)
+
+    def dial(
+        self,
+        target: SipUri,
+        destination: Address,
+        *,
+        from_addr: NameAddr,
+        to_addr: NameAddr,
+    ) -> OutboundLeg:
+        """A new outbound leg (not yet started: ``await leg.start()``)."""
+        return OutboundLeg(self, target, destination, from_addr=from_addr, to_addr=to_addr)
+
+    # -- events from SipApplication ------------------------------------------------------
+
+    def in_dialog(self, event: RequestReceived) -> None:
+        """A request with a To tag: inside one of our dialogs, or 481."""
+        request = event.request
+        check = self.dialogs.check_request(request)
+        if check.outcome is Outcome.ACCEPT and check.dialog is not None:
+            leg = self._by_dialog.get(check.dialog.id)
+            if leg is not None and request.method != "ACK":
+                leg.request_received(request, event.transaction)
+                return
+            status = 481
+        elif check.outcome is Outcome.REJECT:
+            status = check.status or 481
+        elif check.outcome is Outcome.DROP:
+            return
+        else:
+            status = 481
+        response = make_response(request, status)
+        if check.retry_after is not None:
+            response.headers.add("Retry-After", str(check.retry_after))
+        self.endpoint.send_response(event.transaction, response)
+
+    def ack(self, request: Request) -> None:
+        dialog = self.dialogs.find(request)
+        if dialog is None:
+            return
+        leg = self._by_dialog.get(dialog.id)
+        if leg is not None:
+            leg.ack_received(request)
+
+    def cancel(self, transaction: str) -> None:
+        leg = self._inbound.get(transaction)
+        if leg is not None:
+            leg.cancelled()
+
+    def owns(self, transaction: str) -> bool:
+        return transaction in self._by_transaction or transaction in self._inbound
+
+    def response(self, response: Response, transaction: str) -> None:
+        leg = self._by_transaction.get(transaction)
+        if leg is None:
+            return
+        if response.status >= 200 and not (
+            isinstance(leg, OutboundLeg) and transaction == leg.transaction
+        ):
+            del self._by_transaction[transaction]
+        leg.response_received(response, transaction)
+
+    def transaction_failed(self, transaction: str, method: str) -> None:
+        leg = self._by_transaction.pop(transaction, None)
+        if leg is not None:
+            leg.transaction_failed(transaction, method)
+            return
+        inbound = self._inbound.get(transaction)
+        if inbound is not None:
+            inbound.invite_timed_out()
+
+    def transaction_terminated(self, transaction: str) -> None:
+        self._by_transaction.pop(transaction, None)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Hang up every call and wait for their scripts to end."""
+        for call in list(self.calls.values()):
+            call.hangup_all("hangup")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

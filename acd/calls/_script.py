@@ -1,0 +1,223 @@
+"""What the engine does with each call: route it, answer it, run its IVR, dial.
+
+``CallScript`` is the handler ``CallControl`` runs as each call's task. It
+matches the dialled number against ``routes:`` and then rejects the call,
+runs an IVR flow, hands it to a queue, or rings an extension's registered
+phones and bridges the caller to the one that answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+import ivr
+from media import Bridge, Recorder
+from sip import NameAddr, SipUri
+
+from ..recordings import RecordingStore
+from ..storage import RecordingRecord
+from ._events import LegRinging
+from ._legs import OutboundLeg, SipLeg
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..registrar import LocationService
+    from ._call import Call
+    from ._control import CallControl
+
+__all__ = ["CallScript"]
+
+log = logging.getLogger(__name__)
+
+
+class CallScript:
+    """Routes and serves calls; one instance per engine."""
+
+    def __init__(
+        self,
+        control: CallControl,
+        config: Config,
+        location: LocationService,
+        flows: dict[str, ivr.Flow],
+        recordings: RecordingStore | None = None,
+    ) -> None:
+        self.control = control
+        self.config = config
+        self.location = location
+        self.flows = flows
+        self.recordings = recordings
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+
+    async def __call__(self, call: Call) -> None:
+        leg = call.caller_leg
+        route = self.config.route_for(call.did)
+        if route is None:
+            # Reached only by an authenticated user or a trunk, who may learn
+            # that the number does not exist.
+            leg.reject(404)
+            return
+        call.route = route.match
+        action = route.action
+        if action == "hangup":
+            assert route.hangup is not None
+            leg.reject(route.hangup)
+            return
+        if action == "extension":
+            target = route.extension_for(call.did)
+            assert target is not None
+            await self.dial_extension(call, target, record=route.record)
+            return
+        call.recording = route.record
+        if not await leg.answer():
+            return
+        call.answered_at = datetime.now(UTC)
+        if action == "ivr":
+            assert route.ivr is not None
+            flow = self.flows.get(route.ivr)
+            if flow is None:
+                log.error("route %s names IVR flow %r, which is not loaded", route.match, route.ivr)
+                call.failed("no flow")
+                return
+            await self.run_ivr(call, flow)
+        else:
+            assert route.queue is not None
+            queue = self.config.queues[route.queue]
+            with contextlib.suppress(ivr.CallerHungUp):
+                await call.enqueue(route.queue, 0, queue.skills)
+
+    async def run_ivr(self, call: Call, flow: ivr.Flow) -> None:
+        result = await ivr.run_flow(flow, call, http=self.http, now=lambda: datetime.now(UTC))
+        log.debug("call %s: flow %s ended: %s", call.id, flow.name, result)
+
+    # -- ringing an extension --------------------------------------------------------------
+
+    async def dial_extension(self, call: Call, user: str, *, record: bool) -> None:
+        """Ring every registered phone of ``user``; bridge the caller to the first to answer."""
+        caller = call.caller_leg
+        bindings = self.location.lookup(user)
+        if not bindings:
+            caller.reject(480)
+            return
+        domain = self.config.sip.domain
+        from_addr = NameAddr(
+            uri=SipUri(user=call.caller or "anonymous", host=domain), display=call.caller_name
+        )
+        to_addr = NameAddr(uri=SipUri(user=user, host=domain))
+        legs: list[OutboundLeg] = []
+        for binding in bindings:
+            leg = self.control.dial(
+                binding.uri, binding.destination, from_addr=from_addr, to_addr=to_addr
+            )
+            leg.on_event = lambda event: caller.ring(180) if isinstance(event, LegRinging) else None
+            legs.append(leg)
+        call.other_legs.extend(legs)
+        await asyncio.gather(*(leg.start() for leg in legs))
+        winner = await self._first_answer(call, legs)
+        for leg in legs:
+            if leg is not winner:
+                leg.cancel()
+        if winner is None:
+            if not caller.is_ended:
+                busy = any(leg.sip_status in (486, 600) for leg in legs)
+                caller.reject(486 if busy else 480)
+            return
+        call.agent = user
+        if not caller.final_sent:
+            if not await caller.answer():
+                winner.hangup()
+                return
+            call.answered_at = datetime.now(UTC)
+        call.agent_answered_at = datetime.now(UTC)
+        await self.bridge(call, caller, winner, record=record)
+
+    async def transfer(self, call: Call, target: str) -> None:
+        """Blind transfer of the (answered) caller to an extension's phones."""
+        call.event("TRANSFER", target=target)
+        call.disposition = "transferred"
+        await self.dial_extension(call, target, record=call.recording)
+
+    async def bridge(self, call: Call, a: SipLeg, b: SipLeg, *, record: bool) -> None:
+        """Relay media between two answered legs until either hangs up; record if asked."""
+        assert a.rtp is not None and b.rtp is not None
+        recorder: Recorder | None = None
+        store = self.recordings
+        if record and store is not None:
+            if store.can_record():
+                path = store.path_for(call.id, call.arrived_at)
+                recorder = Recorder(path)
+            else:
+                log.error("call %s: not recorded, free disk below the guard", call.id)
+        bridge = Bridge(a.rtp, b.rtp, recorder)
+        try:
+            await asyncio.wait([a.ended, b.ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            bridge.stop()
+            if call.hangup_side is None or call.hangup_side == "system":
+                if b.is_ended and b.ended.result().by_remote:
+                    call.hangup_side = "agent"
+                elif a.is_ended and a.ended.result().by_remote:
+                    call.hangup_side = "caller"
+            a.hangup()
+            b.hangup()
+            if recorder is not None:
+                await self._recording_done(call, recorder)
+
+    async def _recording_done(self, call: Call, recorder: Recorder) -> None:
+        try:
+            finished = await recorder.close()
+        except Exception:
+            log.exception("call %s: recording could not be finished", call.id)
+            return
+        call.recording_id = call.id
+        if self.control.records is not None:
+            self.control.records.recording(
+                RecordingRecord(
+                    id=call.id,
+                    call_id=call.id,
+                    path=self.recordings.relative(Path(finished.path))
+                    if self.recordings is not None
+                    else str(finished.path),
+                    duration_s=finished.duration_s,
+                    size_bytes=finished.size_bytes,
+                    sha256=finished.sha256,
+                    channels=finished.channels,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    async def _first_answer(self, call: Call, legs: list[OutboundLeg]) -> OutboundLeg | None:
+        """The first leg to answer, or None when all failed, time ran out or the caller left."""
+        timeout = self.config.calls.ring_timeout
+        pending: set[asyncio.Future[object]] = {leg.answered for leg in legs}  # type: ignore[misc]
+        pending.add(call.caller_leg.ended)  # type: ignore[arg-type]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            done, pending = await asyncio.wait(
+                pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                return None
+            if call.caller_leg.is_ended:
+                return None
+            for leg in legs:
+                if leg.is_answered:
+                    return leg
+            if all(leg.is_ended for leg in legs):
+                return None
