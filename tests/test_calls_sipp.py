@@ -1,0 +1,125 @@
+"""Inbound calls end to end: a SIPp caller through a running engine's IVR.
+
+The caller is SIPp (bench/sipp/ivr_caller*.xml) from 127.0.0.1, which the
+test configuration names as a trunk; it dials 100, waits for the welcome
+prompt, presses a key (RFC 4733 from a capture SIPp ships, or SIP INFO) and
+hangs up. The call record, read back through the HTTP API, must show the
+node the key led to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
+
+pytestmark = pytest.mark.interop
+
+CAPTURES = Path("/usr/share/sip-tester")
+FLOW_DIR = ROOT / "tests" / "data" / "ivr"
+
+
+def ivr_config(tmp_path: Path, *, record: bool = False) -> Path:
+    ivr_dir = tmp_path / "ivr"
+    shutil.copytree(FLOW_DIR, ivr_dir)
+    low = 30000 + (free_port() % 1000) * 20
+    extra = "\n".join(
+        [
+            "trunks:",
+            "  - {name: carrier, addresses: [127.0.0.1]}",
+            "routes:",
+            f'  - {{match: "100", ivr: main, record: {str(record).lower()}}}',
+            f"ivr_dir: {ivr_dir}",
+            f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
+            f"media: {{rtp_ports: [{low}, {low + 19}]}}",
+        ]
+    )
+    return write_config(tmp_path / "acd.yaml", agents=2, extra=extra)
+
+
+def run_sipp(engine: RunningEngine, tmp_path: Path, scenario: Path, *args: str) -> None:
+    sipp = require_tool("sipp")
+    result = subprocess.run(
+        [
+            sipp,
+            f"127.0.0.1:{engine.sip_port}",
+            "-sf",
+            str(scenario),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_port()),
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_err",
+            *args,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    errors = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("*_errors.log"))
+    assert result.returncode == 0, f"sipp failed ({result.returncode}):\n{errors}\n{engine.log()}"
+
+
+def call_records(engine: RunningEngine) -> list[dict[str, object]]:
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = today.isoformat().replace("+00:00", "Z")
+    until = (today + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    rows = engine.http_json(f"/api/v1/calls?since={since}&until={until}")["calls"]
+    assert isinstance(rows, list)
+    return rows
+
+
+def one_record(engine: RunningEngine) -> dict[str, object]:
+    """The single CDR of the run, once the writer has stored it."""
+    found: list[dict[str, object]] = []
+
+    def stored() -> bool:
+        found[:] = call_records(engine)
+        return len(found) == 1
+
+    engine.wait_for(stored, timeout=10, what="the call record")
+    return found[0]
+
+
+@pytest.mark.parametrize(("key", "node"), [("1", "sales"), ("2", "support")])
+def test_rfc4733_key_press_reaches_its_node(
+    tmp_path: Path, engine_factory: object, key: str, node: str
+) -> None:
+    engine: RunningEngine = engine_factory(ivr_config(tmp_path))  # type: ignore[operator]
+    scenario = tmp_path / "caller.xml"
+    text = (SIPP_DIR / "ivr_caller.xml").read_text()
+    capture = CAPTURES / f"dtmf_2833_{key}.pcap"
+    scenario.write_text(text.replace(str(CAPTURES / "dtmf_2833_1.pcap"), str(capture)))
+    run_sipp(engine, tmp_path, scenario)
+    record = one_record(engine)
+    assert record["did"] == "100"
+    assert record["trunk"] == "carrier"
+    assert record["digits"] == key
+    assert record["ivr_path"][:3] == ["welcome", "menu", node]  # type: ignore[index]
+    assert record["disposition"] == "answered"
+    assert record["hangup_side"] == "caller"
+
+
+def test_sip_info_key_press_reaches_its_node(tmp_path: Path, engine_factory: object) -> None:
+    engine: RunningEngine = engine_factory(ivr_config(tmp_path))  # type: ignore[operator]
+    run_sipp(engine, tmp_path, SIPP_DIR / "ivr_caller_info.xml", "-key", "digit", "2")
+    record = one_record(engine)
+    assert record["digits"] == "2"
+    assert record["ivr_path"][:3] == ["welcome", "menu", "support"]  # type: ignore[index]
