@@ -76,12 +76,7 @@ def test_check_config_refuses_a_loop_that_waits_for_no_input(
 def test_check_config_warns_of_unreachable_nodes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    flow = (
-        "start: a\n"
-        "nodes:\n"
-        "  a: {type: hangup, prompt: [welcome]}\n"
-        "  orphan: {type: hangup}\n"
-    )
+    flow = "start: a\nnodes:\n  a: {type: hangup, prompt: [welcome]}\n  orphan: {type: hangup}\n"
     assert main(["check-config", str(_flow_config(tmp_path, flow))]) == 0
     out, err = capsys.readouterr()
     assert "1 IVR flow" in out
