@@ -30,6 +30,7 @@ from .api import add_storage_routes
 from .authn import Authenticator
 from .calls import CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
+from .events import EventBus
 from .flows import load_flows_for
 from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
@@ -99,6 +100,7 @@ class Engine:
         self.media: MediaEngine | None = None
         self.calls: CallControl | None = None
         self.script: CallScript | None = None
+        self.events = EventBus()
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
@@ -174,7 +176,7 @@ class Engine:
             timeout=config.media.media_timeout,
             voice=config.prompts.voice,
         )
-        self.calls = CallControl(self.endpoint, config, self.media, allow=ALLOW)
+        self.calls = CallControl(self.endpoint, config, self.media, allow=ALLOW, events=self.events)
         assert self.writer is not None
         self.calls.records = CallRecords(self.writer)
         self.script = CallScript(

@@ -20,6 +20,7 @@ from ivr import CallerHungUp, PlayItem
 from media import DtmfReceived
 from sip import SipUri
 
+from ..events import CallEnded
 from ._events import LegEnded, LegEvent
 from ._legs import InboundLeg, SipLeg
 
@@ -79,6 +80,7 @@ class Call:
         self.disposition: str | None = None
         self.hangup_side: str | None = None
         self.sip_cause: int | None = None
+        self.failure_reason: str | None = None  # why a failed call failed, for metrics
         self.events: list[tuple[datetime, str, dict[str, Any]]] = []
         self.other_legs: list[SipLeg] = []
         self._digits: asyncio.Queue[str] = asyncio.Queue()
@@ -86,6 +88,7 @@ class Call:
         self._barge_in = False
         self._finished = False
         caller.on_event = self._caller_event
+        caller.owner_id = self.id
 
     # -- ivr.CallSession: identity ---------------------------------------------------------
 
@@ -206,6 +209,7 @@ class Call:
         self.events.append((_now(), name, data))
 
     def failed(self, reason: str) -> None:
+        self.failure_reason = self.failure_reason or reason
         self.disposition = self.disposition or "failed"
         self.hangup_side = self.hangup_side or "system"
         self.hangup_all("error")
@@ -230,6 +234,16 @@ class Call:
                 self.disposition = "answered"
         if self.sip_cause is None:
             self.sip_cause = self.caller_leg.sip_status
+        self.control.events.publish(
+            CallEnded(
+                self.id,
+                self.disposition,
+                self.queue,
+                self.hangup_side or "system",
+                asyncio.get_running_loop().time() - self.arrived_monotonic,
+                self.failure_reason if self.disposition == "failed" else None,
+            )
+        )
         recorder = self.control.records
         if recorder is not None:
             recorder.call_ended(self)

@@ -27,6 +27,7 @@ from sip import (
 from sip.dialog import DialogId, Outcome
 from sip.endpoint import SipEndpoint
 
+from ..events import CallArrived, CallSetup, EventBus
 from ._legs import InboundLeg, OutboundLeg, SipLeg
 
 if TYPE_CHECKING:
@@ -53,11 +54,13 @@ class CallControl:
         media: MediaEngine,
         *,
         allow: str,
+        events: EventBus | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.config = config
         self.media = media
         self.allow = allow
+        self.events = events if events is not None else EventBus()
         self.dialogs = DialogSet()
         self.calls: dict[str, Call] = {}
         self.handler: CallHandler | None = None  # runs each new call's script
@@ -119,6 +122,7 @@ class CallControl:
         self._inbound[event.transaction] = leg
         call = Call(self, leg, user=user, trunk=trunk)
         self.calls[call.id] = call
+        self.events.publish(CallArrived(call.id, call.did, call.trunk))
         if self.records is not None:
             self.records.call_started(call)
         self.calls_started += 1
@@ -126,6 +130,11 @@ class CallControl:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
+
+    def setup_done(self, leg: InboundLeg, status: int) -> None:
+        """The caller's INVITE got its final response: publish the setup time."""
+        seconds = asyncio.get_running_loop().time() - leg.started
+        self.events.publish(CallSetup(leg.owner_id or leg.call_id, status, seconds))
 
     async def _run(self, call: Call) -> None:
         try:

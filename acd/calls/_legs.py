@@ -409,6 +409,8 @@ class InboundLeg(SipLeg):
         self.invite = invite
         self.transaction = transaction
         self.to_tag = new_tag()
+        self.started = asyncio.get_running_loop().time()  # for the setup time
+        self.owner_id: str | None = None  # the engine's id of the call this leg belongs to
         self._final_sent = False
         self._ack_timer: asyncio.TimerHandle | None = None
 
@@ -477,6 +479,7 @@ class InboundLeg(SipLeg):
         self._final_sent = True
         self.sip_status = 200
         self.control.endpoint.send_response(self.transaction, response)
+        self.control.setup_done(self, 200)
         del rtp
         return True
 
@@ -490,6 +493,7 @@ class InboundLeg(SipLeg):
         self._final_sent = True
         self.sip_status = status
         self.control.endpoint.send_response(self.transaction, response)
+        self.control.setup_done(self, status)
         self._finish("hangup", status, by_remote=False)
 
     def hangup(self, reason: EndReason = "hangup", status: int | None = None) -> None:
@@ -507,6 +511,7 @@ class InboundLeg(SipLeg):
         self._final_sent = True
         self.sip_status = 487
         self.control.endpoint.send_response(self.transaction, self._response(487))
+        self.control.setup_done(self, 487)
         self._finish("cancelled", 487, by_remote=True)
 
     def ack_received(self, request: Request) -> None:
