@@ -24,7 +24,7 @@ CAPTURES = Path("/usr/share/sip-tester")
 FLOW_DIR = ROOT / "tests" / "data" / "ivr"
 
 
-def ivr_config(tmp_path: Path, *, record: bool = False) -> Path:
+def ivr_config(tmp_path: Path, *, record: bool = False, flow: str = "main") -> Path:
     ivr_dir = tmp_path / "ivr"
     shutil.copytree(FLOW_DIR, ivr_dir)
     low = 30000 + (free_port() % 1000) * 20
@@ -33,7 +33,7 @@ def ivr_config(tmp_path: Path, *, record: bool = False) -> Path:
             "trunks:",
             "  - {name: carrier, addresses: [127.0.0.1]}",
             "routes:",
-            f'  - {{match: "100", ivr: main, record: {str(record).lower()}}}',
+            f'  - {{match: "100", ivr: {flow}, record: {str(record).lower()}}}',
             f"ivr_dir: {ivr_dir}",
             f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
             f"media: {{rtp_ports: [{low}, {low + 19}]}}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from ivr import CallerHungUp, PlayItem
 from media import DtmfReceived
 from sip import SipUri
 
-from ..events import CallEnded
+from ..events import CallEnded, IvrResponse
 from ._events import LegEnded, LegEvent
 from ._legs import InboundLeg, SipLeg
 
@@ -86,6 +86,7 @@ class Call:
         self._digits: asyncio.Queue[str] = asyncio.Queue()
         self._playback: Any = None  # media.Playback while a prompt plays
         self._barge_in = False
+        self._key_at: float | None = None  # loop time of the last key not yet answered by a prompt
         self._finished = False
         caller.on_event = self._caller_event
         caller.owner_id = self.id
@@ -99,6 +100,7 @@ class Call:
             log.debug(
                 "call %s: key %s (%s, %d ms)", self.id, event.digit, event.source, event.duration_ms
             )
+            self._key_at = asyncio.get_running_loop().time()
             playback = self._playback
             if playback is not None and self._barge_in and playback.active:
                 playback.interrupt(event.digit)
@@ -131,7 +133,12 @@ class Call:
             # A key pressed before the prompt started interrupts it at once.
             return self._digits.get_nowait()
         self._barge_in = barge_in
-        playback = player.play(rtp, media.items(items), barge_in=barge_in)
+        sink: Any = rtp
+        if self._key_at is not None:
+            # The first prompt after a key press: time it to its first frame.
+            sink = _FirstFrameProbe(rtp, self._key_at, self._responded)
+            self._key_at = None
+        playback = player.play(sink, media.items(items), barge_in=barge_in)
         self._playback = playback
         ended = self.caller_leg.ended
         try:
@@ -167,6 +174,9 @@ class Call:
         self._alive()
         return None
 
+    def _responded(self, seconds: float) -> None:
+        self.control.events.publish(IvrResponse(self.id, seconds))
+
     def flush_digits(self) -> None:
         while not self._digits.empty():
             self._digits.get_nowait()
@@ -175,6 +185,7 @@ class Call:
 
     async def enqueue(self, queue: str, priority: int, skills: Mapping[str, int]) -> None:
         self._alive()
+        self._key_at = None  # what answers the key now is the queue, not a prompt
         self.queue = queue
         self.queued_at = _now()
         self.event("ENTERQUEUE", queue=queue, priority=priority)
@@ -185,6 +196,7 @@ class Call:
 
     async def transfer(self, target: str) -> None:
         self._alive()
+        self._key_at = None
         await self.control.transfer(self, target)
 
     async def hangup(self, cause: int | None = None) -> None:
@@ -250,3 +262,31 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.caller} -> {self.did}>"
+
+
+class _FirstFrameProbe:
+    """Passes a player's frames to an RTP leg and reports when the first one leaves.
+
+    Wraps the sink only for the one prompt that answers a key press, so the
+    IVR response time (key press to first packet of the next prompt) is
+    measured where it is sent, at the cost of one extra call per frame of
+    that prompt.
+    """
+
+    __slots__ = ("_report", "_since", "_sink", "codec")
+
+    def __init__(self, sink: Any, since: float, report: Callable[[float], None]) -> None:
+        self._sink = sink
+        self._since = since
+        self._report: Callable[[float], None] | None = report
+        self.codec = sink.codec
+
+    def send_audio(self, payload: bytes, samples: int, *, marker: bool = False) -> None:
+        self._sink.send_audio(payload, samples, marker=marker)
+        report = self._report
+        if report is not None:
+            self._report = None
+            report(asyncio.get_running_loop().time() - self._since)
+
+    def skip_audio(self, samples: int) -> None:
+        self._sink.skip_audio(samples)

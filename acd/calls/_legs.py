@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from media import DtmfReceived, RtpLeg, codec_for, parse_info_body
 from sip import (
     DEFAULT_FORMATS,
+    REASONS,
     Address,
     Dialog,
     DialogState,
@@ -33,6 +34,7 @@ from sip import (
     Response,
     SdpError,
     SessionDescription,
+    SipSyntaxError,
     SipUri,
     is_hold,
     make_offer,
@@ -51,6 +53,7 @@ from ._events import (
     LegEvent,
     LegHeld,
     LegModified,
+    LegReferred,
     LegRinging,
     LegUnheld,
 )
@@ -164,6 +167,9 @@ class SipLeg:
             ptime_ms=negotiation.ptime,
             sends=negotiation.sends,
             receives=negotiation.receives,
+            # Without telephone-event (old trunks, analogue gateways) keys come
+            # as tones in the audio: listen for them there.
+            inband_dtmf=negotiation.telephone_event is None,
         )
 
     def _offer(self, *, direction: str = "sendrecv") -> SessionDescription:
@@ -245,6 +251,8 @@ class SipLeg:
             self._info(request, transaction)
         elif method == "OPTIONS":
             self._respond(transaction, request, 200)
+        elif method == "REFER":
+            self._refer(request, transaction)
         else:
             self._respond(transaction, request, 501)
 
@@ -322,6 +330,50 @@ class SipLeg:
         self._respond(transaction, request, 200)
         if event is not None:
             self._emit(event)
+
+    # -- blind transfer (REFER, RFC 3515) -----------------------------------------------
+
+    def _refer(self, request: Request, transaction: str) -> None:
+        """Accept a REFER to a SIP URI (202) and tell the owner; the owner transfers.
+
+        Only one Refer-To naming a ``sip:`` URI is accepted: 400 otherwise,
+        and 603 when nobody here carries transfers out (the owner would
+        ignore the event and the referrer would wait for a NOTIFY forever).
+        """
+        if self.is_ended:
+            self._respond(transaction, request, 481)
+            return
+        values = request.headers.get_all("refer-to")
+        if len(values) != 1:
+            self._respond(transaction, request, 400)
+            return
+        try:
+            target = NameAddr.parse(values[0], "Refer-To").uri
+        except SipSyntaxError:
+            target = None
+        if not isinstance(target, SipUri):
+            self._respond(transaction, request, 400)
+            return
+        if self.on_event is None:
+            self._respond(transaction, request, 603)
+            return
+        self._respond(transaction, request, 202)
+        self.notify_refer(100)
+        self._emit(LegReferred(self, target))
+
+    def notify_refer(self, status: int) -> None:
+        """NOTIFY the referrer how the transfer goes (RFC 3515 2.4.5): a sipfrag status line.
+
+        A final status (>= 200) terminates the implicit subscription.
+        """
+        reason = REASONS.get(status, "Unknown")
+        state = "active;expires=60" if status < 200 else "terminated;reason=noresource"
+        self.send_in_dialog(
+            "NOTIFY",
+            body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+            content_type="message/sipfrag;version=2.0",
+            extra=(("Event", "refer"), ("Subscription-State", state)),
+        )
 
     # -- session timers (RFC 4028) -------------------------------------------------------
 
