@@ -1,4 +1,4 @@
-"""A tiny reader of UDP datagrams from classic libpcap capture files.
+"""A tiny reader (and writer) of UDP datagrams in classic libpcap capture files.
 
 Enough to replay RTP captures (SIPp's ``dtmf_2833_*.pcap``, a softphone's
 Wireshark trace) into the media layer in tests and tools: the global header in
@@ -6,6 +6,10 @@ either byte order with microsecond or nanosecond timestamps; Ethernet (with
 802.1Q tags), Linux cooked, BSD loopback and raw IP link layers; IPv4 and IPv6
 (without extension headers); UDP. Anything else in the file is skipped, and
 so are IP fragments, which are not reassembled. The pcapng format is not read.
+
+``write_udp`` writes datagrams back out as Ethernet/IPv4/UDP frames, the
+form SIPp's ``play_pcap_audio`` replays: that is how tests make captures of
+their own (in-band DTMF tones, test tones) rather than ship binary files.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["PcapError", "UdpDatagram", "read_udp"]
+__all__ = ["PcapError", "UdpDatagram", "read_udp", "write_udp"]
 
 _MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -136,3 +140,48 @@ def _udp_in_ip(ethertype: int | None, packet: bytes, timestamp: float) -> UdpDat
     src_port, dst_port, udp_length, _checksum = _UDP_HEADER.unpack_from(segment)
     payload = segment[_UDP_HEADER.size : udp_length] if udp_length >= 8 else b""
     return UdpDatagram(timestamp, (src_ip, src_port), (dst_ip, dst_port), payload)
+
+
+_IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+
+
+def _ipv4_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def write_udp(
+    target: str | Path | BinaryIO, datagrams: Iterator[UdpDatagram] | list[UdpDatagram]
+) -> int:
+    """Write IPv4 ``datagrams`` as an Ethernet capture (microsecond stamps); returns the count.
+
+    The UDP checksum is left zero ("not computed", allowed over IPv4); the IP
+    header checksum is filled in, so Wireshark shows the capture clean.
+    """
+    if isinstance(target, (str, Path)):
+        with open(target, "wb") as stream:
+            return write_udp(stream, datagrams)
+    stream = target
+    stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, _LINKTYPE_ETHERNET))
+    count = 0
+    for datagram in datagrams:
+        src = ipaddress.IPv4Address(datagram.src[0]).packed
+        dst = ipaddress.IPv4Address(datagram.dst[0]).packed
+        udp = _UDP_HEADER.pack(datagram.src[1], datagram.dst[1], 8 + len(datagram.payload), 0)
+        length = _IPV4_HEADER.size + len(udp) + len(datagram.payload)
+        header = _IPV4_HEADER.pack(
+            0x45, 0, length, count & 0xFFFF, 0, 64, _IPPROTO_UDP, 0, src, dst
+        )
+        header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
+        ethernet = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
+        frame = ethernet + struct.pack("!H", _ETHERTYPE_IPV4) + header + udp + datagram.payload
+        seconds = int(datagram.timestamp)
+        micros = round((datagram.timestamp - seconds) * 1e6)
+        if micros >= 1_000_000:
+            seconds, micros = seconds + 1, micros - 1_000_000
+        stream.write(struct.pack("<IIII", seconds, micros, len(frame), len(frame)))
+        stream.write(frame)
+        count += 1
+    return count

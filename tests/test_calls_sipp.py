@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.captures import inband_dtmf_capture
 from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
 
 pytestmark = pytest.mark.interop
@@ -120,6 +121,33 @@ def test_rfc4733_key_press_reaches_its_node(
 def test_sip_info_key_press_reaches_its_node(tmp_path: Path, engine_factory: object) -> None:
     engine: RunningEngine = engine_factory(ivr_config(tmp_path))  # type: ignore[operator]
     run_sipp(engine, tmp_path, SIPP_DIR / "ivr_caller_info.xml", "-key", "digit", "2")
+    record = one_record(engine)
+    assert record["digits"] == "2"
+    assert record["ivr_path"][:3] == ["welcome", "menu", "support"]  # type: ignore[index]
+
+
+def test_inband_key_press_reaches_its_node(tmp_path: Path, engine_factory: object) -> None:
+    """A caller without telephone-event: the key comes as tones in PCMU audio.
+
+    The scenario is ivr_caller.xml with its SDP cut down to PCMU alone (so
+    the engine must listen in-band) and the capture swapped for one this
+    test makes (tests/captures.py).
+    """
+    engine: RunningEngine = engine_factory(ivr_config(tmp_path))  # type: ignore[operator]
+    capture = inband_dtmf_capture(tmp_path / "inband_2.pcap", "2")
+    text = (SIPP_DIR / "ivr_caller.xml").read_text()
+    offer = "m=audio [media_port] RTP/AVP 8 0 101"
+    assert offer in text
+    lines = [
+        line
+        for line in text.replace(offer, "m=audio [media_port] RTP/AVP 0").splitlines()
+        if not line.strip().startswith(("a=rtpmap:8 ", "a=rtpmap:101 ", "a=fmtp:101 "))
+    ]
+    scenario = tmp_path / "caller.xml"
+    scenario.write_text(
+        "\n".join(lines).replace(str(CAPTURES / "dtmf_2833_1.pcap"), str(capture)) + "\n"
+    )
+    run_sipp(engine, tmp_path, scenario)
     record = one_record(engine)
     assert record["digits"] == "2"
     assert record["ivr_path"][:3] == ["welcome", "menu", "support"]  # type: ignore[index]
