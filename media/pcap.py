@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -146,23 +146,21 @@ _IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 
 
 def _ipv4_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
 
 
-def write_udp(
-    target: str | Path | BinaryIO, datagrams: Iterator[UdpDatagram] | list[UdpDatagram]
-) -> int:
+def write_udp(target: str | Path | BinaryIO, datagrams: Iterable[UdpDatagram]) -> int:
     """Write IPv4 ``datagrams`` as an Ethernet capture (microsecond stamps); returns the count.
 
     The UDP checksum is left zero ("not computed", allowed over IPv4); the IP
     header checksum is filled in, so Wireshark shows the capture clean.
     """
     if isinstance(target, (str, Path)):
-        with open(target, "wb") as stream:
-            return write_udp(stream, datagrams)
+        with open(target, "wb") as file:
+            return write_udp(file, datagrams)
     stream = target
     stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, _LINKTYPE_ETHERNET))
     count = 0
