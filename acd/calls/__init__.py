@@ -14,6 +14,7 @@ from ._events import (
     LegEvent,
     LegHeld,
     LegModified,
+    LegReferred,
     LegRinging,
     LegUnheld,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "LegEvent",
     "LegHeld",
     "LegModified",
+    "LegReferred",
     "LegRinging",
     "LegUnheld",
     "MediaEngine",

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Literal
 from media import DtmfReceived
 
 if TYPE_CHECKING:
+    from sip import SipUri
+
     from ._legs import SipLeg
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "LegEvent",
     "LegHeld",
     "LegModified",
+    "LegReferred",
     "LegRinging",
     "LegUnheld",
 ]
@@ -75,6 +78,18 @@ class LegModified:
 
 
 @dataclass(frozen=True, slots=True)
+class LegReferred:
+    """The far end asked us to transfer the call (REFER, RFC 3515), already answered 202.
+
+    The owner carries the transfer out and reports how it went with
+    ``leg.notify_refer(status)``; the referrer usually hangs up after that.
+    """
+
+    leg: SipLeg
+    target: SipUri
+
+
+@dataclass(frozen=True, slots=True)
 class LegEnded:
     """The leg is over. ``status`` is the SIP status that ended it, when one did."""
 
@@ -84,4 +99,13 @@ class LegEnded:
     by_remote: bool = True
 
 
-LegEvent = LegRinging | LegAnswered | LegHeld | LegUnheld | LegModified | LegEnded | DtmfReceived
+LegEvent = (
+    LegRinging
+    | LegAnswered
+    | LegHeld
+    | LegUnheld
+    | LegModified
+    | LegReferred
+    | LegEnded
+    | DtmfReceived
+)
