@@ -21,7 +21,11 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 import ivr
+from metrics.acd import AcdMetrics
+from metrics.loop import LoopLagProbe
+from metrics.media import MediaCollector, RtpTally
 from metrics.sip import SipCollector, SipCounters
+from metrics.storage import StorageCollector
 from sip.endpoint import EndpointPolicy, SipEndpoint
 from sip.events import Address
 from sip.ratelimit import FailureLimiter
@@ -115,11 +119,45 @@ class Engine:
                 scanners_dropped=lambda: self.endpoint.dropped_scanners,
             )
         )
+        self._register_metrics()
         self.sip_addresses: list[Address] = []
         self.http_runner: web.AppRunner | None = None
 
     def _on_event(self, event: Any) -> None:
         self.app.handle(event)
+
+    def _register_metrics(self) -> None:
+        """The ACD, media, storage and event-loop collectors (see docs/metrics.md).
+
+        They count engine events or read live state through these callables
+        when scraped, so ``metrics/`` never imports the ACD or media packages.
+        """
+        self.acd_metrics = AcdMetrics(
+            self.config.queues,
+            queue_stats=self._queue_stats,
+            agents=self._agent_views,
+            active_calls=lambda: len(self.calls.calls) if self.calls is not None else 0,
+        )
+        self.events.subscribe(self.acd_metrics.handle)
+        self.rtp_tally = RtpTally()
+        self.loop_lag = LoopLagProbe()
+        self.storage_metrics = StorageCollector()
+        recordings_active = lambda: self.script.recordings_active if self.script else 0  # noqa: E731
+        for metrics in (
+            self.acd_metrics,
+            MediaCollector(self.rtp_tally, recordings_active=recordings_active),
+            self.storage_metrics,
+            self.loop_lag,
+        ):
+            self.registry.register(metrics)
+
+    def _queue_stats(self, queue: str) -> Any:
+        acd = self.calls.acd if self.calls is not None else None
+        return acd.queue_stats(queue) if acd is not None else None
+
+    def _agent_views(self) -> Any:
+        acd = self.calls.acd if self.calls is not None else None
+        return acd.agents() if acd is not None else ()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -147,6 +185,7 @@ class Engine:
         await self._start_storage()
         await self._start_calls()
         self.app.start()
+        self.loop_lag.start()
         await self._start_http()
 
     async def _start_storage(self) -> None:
@@ -158,6 +197,7 @@ class Engine:
             log.error("storage unavailable at start, journalling records: %s", exc)
         self.writer = RecordWriter(self.storage, self.config.data_dir / "journal")
         await self.writer.start()
+        self.storage_metrics.writer = self.writer
         recovered = await self.writer.recover_open_calls()
         if recovered:
             log.warning("%d calls in flight at the last stop were closed as failed", len(recovered))
@@ -176,6 +216,7 @@ class Engine:
             timeout=config.media.media_timeout,
             voice=config.prompts.voice,
         )
+        self.media.on_leg_opened = self.rtp_tally.track
         self.calls = CallControl(self.endpoint, config, self.media, allow=ALLOW, events=self.events)
         assert self.writer is not None
         self.calls.records = CallRecords(self.writer)
@@ -209,6 +250,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Hang up calls, close listeners and the HTTP server, settle every record."""
+        self.loop_lag.stop()
         self.app.stop()
         if self.calls is not None:
             await self.calls.stop()

@@ -17,15 +17,25 @@ from sip import Request, Response
 
 __all__ = ["SipCollector", "SipCounters"]
 
+METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "INFO")
+"""Methods whose series exist from start-up (others appear when first seen)."""
+CODE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
+
 
 class SipCounters:
-    """Counts requests by method and responses by method and code class."""
+    """Counts requests by method and responses by method and code class.
+
+    The common methods and every code class start at zero, so that a ratio
+    such as 5xx over all responses has both series from the first scrape
+    (a missing series would make the alert on it silently empty).
+    """
 
     def __init__(self) -> None:
-        self.requests_in: Counter[str] = Counter()
-        self.requests_out: Counter[str] = Counter()
-        self.responses_in: Counter[tuple[str, str]] = Counter()
-        self.responses_out: Counter[tuple[str, str]] = Counter()
+        self.requests_in: Counter[str] = Counter(dict.fromkeys(METHODS, 0))
+        self.requests_out: Counter[str] = Counter(dict.fromkeys(METHODS, 0))
+        answered = [(m, c) for m in METHODS if m != "ACK" for c in CODE_CLASSES]
+        self.responses_in: Counter[tuple[str, str]] = Counter(dict.fromkeys(answered, 0))
+        self.responses_out: Counter[tuple[str, str]] = Counter(dict.fromkeys(answered, 0))
 
     def incoming(self, message: Request | Response) -> None:
         """Count a parsed message."""

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ivr
@@ -51,10 +51,14 @@ class MediaEngine:
         self.player = mp.Player(self.clock, library)
         self.cache_dir = cache_dir
         self.legs_opened = 0
+        self.on_leg_opened: Callable[[RtpLeg], None] | None = None
+        """Told of every leg opened: the metrics count RTP streams through it."""
 
     async def open_leg(self) -> RtpLeg:
         leg = await RtpLeg.open(self.pool, self.address, media_timeout=self.timeout)
         self.legs_opened += 1
+        if self.on_leg_opened is not None:
+            self.on_leg_opened(leg)
         return leg
 
     def items(self, items: Sequence[ivr.PlayItem]) -> list[mp.PlayItem]:

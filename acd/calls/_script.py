@@ -53,6 +53,8 @@ class CallScript:
         self.location = location
         self.flows = flows
         self.recordings = recordings
+        self.recordings_active = 0
+        """Bridged calls being recorded now (the ``recordings_active`` gauge)."""
         self.http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -162,10 +164,14 @@ class CallScript:
             else:
                 log.error("call %s: not recorded, free disk below the guard", call.id)
         bridge = Bridge(a.rtp, b.rtp, recorder)
+        if recorder is not None:
+            self.recordings_active += 1
         try:
             await asyncio.wait([a.ended, b.ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
             bridge.stop()
+            if recorder is not None:
+                self.recordings_active -= 1
             if call.hangup_side is None or call.hangup_side == "system":
                 if b.is_ended and b.ended.result().by_remote:
                     call.hangup_side = "agent"
