@@ -15,7 +15,9 @@ and normalised to one peak level, so prompts played in a row sound alike.
 
 The defaults, :data:`DEFAULT_PROMPTS`, are what a contact centre needs,
 including the word prompts the player builds numbers from
-("you are number" + "three" + "in the queue").
+("you are number" + "three" + "in the queue") and music on hold, ``moh``,
+which is not spoken but synthesised (:mod:`acd.moh`): a :class:`Synthesised`
+prompt is hashed by its generator's version and written as it is made.
 """
 
 from __future__ import annotations
@@ -35,15 +37,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from acd import moh
 from media import DIGIT_NAMES, NUMBER_WORDS, ORDINAL_WORDS, PROMPT_MANIFEST, load_wav, write_wav
 
 __all__ = [
     "DEFAULT_PROMPTS",
     "DEFAULT_SPEED",
     "DEFAULT_VOICE",
+    "MUSIC_ON_HOLD",
     "BuildReport",
     "EspeakNotFound",
     "PromptBuildError",
+    "PromptSource",
+    "Synthesised",
     "build_prompts",
     "espeak_version",
     "prompt_texts",
@@ -115,8 +121,29 @@ _WORDS: dict[str, str] = {
     )
 }
 
-DEFAULT_PROMPTS: Mapping[str, str] = {**_SENTENCES, **_WORDS}
-"""Prompt name -> text: the sentences a contact centre says and the words numbers use."""
+
+@dataclass(frozen=True, slots=True)
+class Synthesised:
+    """A prompt made by code, not spoken: ``render()`` gives 8 kHz mono int16 samples.
+
+    ``version`` names what ``render`` makes; a new version is rendered again.
+    """
+
+    version: str
+    render: Callable[[], npt.NDArray[np.int16]] = field(compare=False)
+    description: str = ""
+
+
+PromptSource = str | Synthesised
+"""What a prompt is made from: a text for espeak-ng, or a synthesiser."""
+
+MUSIC_ON_HOLD = Synthesised(
+    moh.VERSION, moh.music_on_hold, "music on hold: a calm, royalty-free chord loop"
+)
+
+DEFAULT_PROMPTS: Mapping[str, PromptSource] = {**_SENTENCES, **_WORDS, "moh": MUSIC_ON_HOLD}
+"""Prompt name -> source: the sentences a contact centre says, the words numbers use,
+and music on hold."""
 
 
 class PromptBuildError(RuntimeError):
@@ -137,12 +164,12 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
 
 
-def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict[str, PromptSource]:
     """The default prompts with ``overrides`` (from configuration) replacing or adding texts.
 
     Names are checked here, once, because each becomes a file name.
     """
-    texts = dict(DEFAULT_PROMPTS)
+    texts: dict[str, PromptSource] = dict(DEFAULT_PROMPTS)
     for name, text in (overrides or {}).items():
         if not _NAME.fullmatch(name):
             raise PromptBuildError(
@@ -176,8 +203,11 @@ async def espeak_version() -> str:
     return match.group(1)
 
 
-def _digest(text: str, voice: str, speed: int, version: str) -> str:
-    material = json.dumps([text, voice, speed, version, _PROCESSING])
+def _digest(source: PromptSource, voice: str, speed: int, version: str) -> str:
+    if isinstance(source, Synthesised):
+        material = json.dumps(["synthesised", source.version])
+    else:
+        material = json.dumps([source, voice, speed, version, _PROCESSING])
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -193,7 +223,14 @@ def _tidy(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     return np.round(speech).astype(np.int16)
 
 
-async def _render(text: str, voice: str, speed: int, target: Path, scratch: Path) -> None:
+async def _render(
+    source: PromptSource, voice: str, speed: int, target: Path, scratch: Path
+) -> None:
+    if isinstance(source, Synthesised):
+        # A fraction of a second of numpy; off the loop so espeak-ng runs meanwhile.
+        write_wav(target, await asyncio.to_thread(source.render))
+        return
+    text = source
     raw = scratch / f"{target.stem}.raw.wav"
     process = await asyncio.create_subprocess_exec(
         _espeak(),
@@ -233,7 +270,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 async def build_prompts(
     directory: str | os.PathLike[str],
-    texts: Mapping[str, str] | None = None,
+    texts: Mapping[str, PromptSource] | None = None,
     *,
     voice: str = DEFAULT_VOICE,
     speed: int = DEFAULT_SPEED,
@@ -261,10 +298,15 @@ async def build_prompts(
     report = BuildReport(root)
     notify = on_progress or (lambda action, name: None)
     entries: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[str, str]] = []
+    pending: list[tuple[str, PromptSource]] = []
     for name, text in sorted(texts.items()):
         digest = _digest(text, voice, speed, version)
-        entries[name] = {"file": f"{name}.wav", "sha256": digest, "text": text}
+        entries[name] = {"file": f"{name}.wav", "sha256": digest}
+        if isinstance(text, Synthesised):
+            entries[name]["synthesised"] = text.version
+            entries[name]["description"] = text.description
+        else:
+            entries[name]["text"] = text
         old = previous.get(name)
         if (
             not force
@@ -280,7 +322,7 @@ async def build_prompts(
     limit = asyncio.Semaphore(concurrency or os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="acd-prompts-") as scratch:
 
-        async def render(name: str, text: str) -> None:
+        async def render(name: str, text: PromptSource) -> None:
             async with limit:
                 await _render(text, voice, speed, root / f"{name}.wav", Path(scratch))
             report.rendered.append(name)
