@@ -189,12 +189,11 @@ class Engine:
         await self._start_http()
 
     async def _start_storage(self) -> None:
-        """Open the database and the record writer, replaying what a previous run left."""
-        try:
-            await self.storage.open()
-        except Exception as exc:
-            # Records are journalled until the database answers; calls go on.
-            log.error("storage unavailable at start, journalling records: %s", exc)
+        """Open the database and the record writer, replaying what a previous run left.
+
+        The writer opens the storage: a database that is down now is retried
+        until it answers, records are journaled meanwhile, and calls go on.
+        """
         self.writer = RecordWriter(self.storage, self.config.data_dir / "journal")
         await self.writer.start()
         self.storage_metrics.writer = self.writer

@@ -3,10 +3,11 @@
 ``PgCluster`` runs ``initdb`` into a fresh temporary directory and starts the
 server on a free port, listening on 127.0.0.1 only, with its Unix socket in
 that directory too: it never touches a system cluster. ``stop()`` is
-``pg_ctl stop -m immediate`` (what a crash or a kill looks like to clients)
-and ``start()`` brings it back on the same port, so a test can stage an
-outage. PostgreSQL refuses to run as root, so under root the server runs as
-the ``postgres`` user (created by the Debian package) and owns the directory.
+``pg_ctl stop -m immediate`` (what a crash or a kill looks like to clients;
+``stop("fast")`` is an operator's orderly stop) and ``start()`` brings it
+back on the same port, so a test can stage an outage. PostgreSQL refuses to
+run as root, so under root the server runs as the ``postgres`` user
+(created by the Debian package) and owns the directory.
 
 The binaries are looked for in /usr/lib/postgresql/<version>/bin (Debian's
 layout), then on PATH. Their absence skips the tests, with the reason, on a
@@ -126,9 +127,16 @@ class PgCluster:
             " ".join(options),
         )
 
-    def stop(self) -> None:
-        """Kill the server as a crash would (``-m immediate``); clients see connections drop."""
-        self._run("pg_ctl", "stop", "-D", str(self.datadir), "-m", "immediate", "-w")
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server; clients see their connections drop.
+
+        ``immediate`` (the default) is what a crash looks like; ``fast`` is an
+        operator's orderly stop: clients are disconnected, the server
+        checkpoints, and it refuses connections until started again.
+        """
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"pg_ctl has no stop mode {mode!r}")
+        self._run("pg_ctl", "stop", "-D", str(self.datadir), "-m", mode, "-w")
 
     def running(self) -> bool:
         result = subprocess.run(

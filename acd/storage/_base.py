@@ -217,6 +217,10 @@ class Storage(abc.ABC):
     async def schema_version(self) -> int:
         """The highest migration applied to the database."""
 
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, say) without any secret of this storage, for logs."""
+        return text
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -226,6 +227,11 @@ class PostgresStorage(Storage):
     Queries time out after ``command_timeout`` seconds, so a database that
     stops answering turns into an error the RecordWriter can journal, not a
     write that hangs forever.
+
+    ``min_size`` is 0: connections are made when needed and kept while in
+    use. With a floor, asyncpg reconnects in the background during an
+    outage and logs a traceback at every attempt; without one the
+    RecordWriter alone retries, and logs the outage once.
     """
 
     dialect = POSTGRES
@@ -234,7 +240,7 @@ class PostgresStorage(Storage):
         self,
         url: str,
         *,
-        min_size: int = 1,
+        min_size: int = 0,
         max_size: int = 4,
         connect_timeout: float = 5.0,
         command_timeout: float = 10.0,
@@ -253,6 +259,15 @@ class PostgresStorage(Storage):
         # The URL may hold a password: name the host only.
         host = self.url.rpartition("@")[2].partition("/")[0]
         return f"PostgresStorage({host!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with the URL's password, as written and percent-decoded, starred out."""
+        password = urlsplit(self.url).password
+        if not password:
+            return text
+        for secret in {password, unquote(password)}:
+            text = text.replace(secret, "***")
+        return text
 
     async def open(self) -> None:
         if self._pool is not None:

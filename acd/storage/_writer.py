@@ -7,6 +7,14 @@ does, in order, until a replay of the whole journal succeeds: the database
 then sees the records in the order they were submitted, and the journal is
 emptied. Replays are retried with exponential backoff.
 
+The writer also owns opening the storage. A database that is down when the
+engine starts is retried with the same backoff until it answers; then the
+journal is replayed. A database that goes away later is noticed by the
+first failed write and retried the same way (the PostgreSQL pool makes new
+connections once the server is back). The log has one WARNING when the
+database becomes unavailable and one INFO when it answers again, not a line
+per attempt, and the storage redacts any password from what is logged.
+
 Records are "settled" once they are in the database or fsynced in the
 journal; ``flush`` waits for that, and ``stop`` does it for everything.
 """
@@ -92,6 +100,10 @@ class RecordWriter:
         self._stopping = False
         self._retry_delay = retry_initial
         self._next_retry = 0.0
+        self._opened = False
+        self._down_since: float | None = None
+        self.available: bool | None = None
+        """Whether the database answered the last attempt; None before the first."""
         self.write_failures = 0
         self.rejected = 0
         self.lost = 0
@@ -151,13 +163,17 @@ class RecordWriter:
     # ---- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the journals, replay what a previous run left, start the flush task."""
+        """Open the journals and the storage, replay what a previous run left, start flushing.
+
+        A storage that cannot be opened is not an error here: records are
+        journaled, and the flush task keeps trying to open it.
+        """
         if self._task is not None:
             return
         await self._journal.open()
         await self._rejected.open()
         await self._open_calls.open()
-        if self._journal.entries:
+        if await self._open_storage() and self._journal.entries:
             _log.info("replaying %d journaled records", self._journal.entries)
             await self._replay()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")
@@ -232,8 +248,11 @@ class RecordWriter:
                 await self._final_flush()
                 return
             try:
-                if self.journaled and loop.time() >= self._next_retry:
-                    await self._replay()
+                if loop.time() >= self._next_retry:
+                    if not self._opened:
+                        await self._open_storage()
+                    if self._opened and self.journaled:
+                        await self._replay()
                 await self._flush_buffer()
             except Exception:
                 # The journal's disk failing mid-replay, say: records stay
@@ -244,7 +263,7 @@ class RecordWriter:
     async def _flush_buffer(self) -> None:
         while self._buffer and not self._stopping:
             batch = self._take()
-            if self.journaled or not await self._to_database(batch, self._write_timeout):
+            if not self._writable() or not await self._to_database(batch, self._write_timeout):
                 await self._to_journal(batch)
 
     def _take(self) -> list[Record]:
@@ -257,20 +276,76 @@ class RecordWriter:
         # on a database that is gone. Whatever does not make it is journaled.
         while self._buffer:
             batch = self._take()
-            if self.journaled or not await self._to_database(batch, self._stop_timeout):
+            if not self._writable() or not await self._to_database(batch, self._stop_timeout):
                 await self._to_journal(batch)
         await self._open_calls.settle()
+
+    def _writable(self) -> bool:
+        # Behind a journal, a batch must wait its turn to keep the order.
+        return self._opened and not self.journaled
 
     async def _to_database(self, batch: Sequence[Record], timeout: float) -> bool:
         try:
             await asyncio.wait_for(self._write(batch), timeout)
         except Exception as exc:
             self.write_failures += 1
-            _log.warning("storage write of %d records failed (%r): journaling", len(batch), exc)
+            if await self.storage.ping():
+                _log.warning(
+                    "storage write of %d records failed (%s): journaling",
+                    len(batch),
+                    self._describe(exc),
+                )
+            else:
+                self._storage_down(exc)
             self._schedule_retry(reset=True)
             return False
+        self._storage_up()
         self._settle(batch)
         return True
+
+    # ---- the database's availability ---------------------------------------
+
+    async def _open_storage(self) -> bool:
+        """Open the storage (a no-op once open); on failure, schedule the next try."""
+        try:
+            await asyncio.wait_for(self.storage.open(), self._write_timeout)
+        except Exception as exc:
+            self._storage_down(exc)
+            self._schedule_retry(reset=False)
+            return False
+        self._opened = True
+        self._storage_up()
+        return True
+
+    def _describe(self, exc: BaseException) -> str:
+        return self.storage.redact(repr(exc))
+
+    def _storage_down(self, exc: BaseException) -> None:
+        if self.available is not False:
+            self._down_since = time.monotonic()
+            _log.warning(
+                "storage %r unavailable (%s): journaling records in %s until it answers, "
+                "retrying every %g s at most",
+                self.storage,
+                self._describe(exc),
+                self._journal.path,
+                self._retry_max,
+            )
+        else:
+            _log.debug("storage %r still unavailable (%s)", self.storage, self._describe(exc))
+        self.available = False
+
+    def _storage_up(self) -> None:
+        if self.available is False:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            _log.info(
+                "storage %r answers again after %.1f s; %d journaled records to replay",
+                self.storage,
+                down,
+                self.journaled,
+            )
+        self.available = True
+        self._down_since = None
 
     async def _write(self, batch: Sequence[Record]) -> None:
         calls: list[CallRecord] = []
@@ -372,12 +447,14 @@ class RecordWriter:
     async def _replay_batch(self, records: list[Record]) -> bool:
         try:
             await asyncio.wait_for(self._write(records), self._write_timeout)
-            return True
         except Exception as exc:
             self.write_failures += 1
             if not await self.storage.ping():
-                _log.warning("journal replay failed (%r); retrying later", exc)
+                self._storage_down(exc)
                 return False
+        else:
+            self._storage_up()
+            return True
         # The database answers but refused the batch: find the records at
         # fault one by one. One that fails three times while the database
         # keeps answering is bad data: it is set aside, not retried forever.
@@ -391,7 +468,8 @@ class RecordWriter:
                     if not await self.storage.ping():
                         return False
             else:
-                _log.error("storage refused a record; kept in %s: %r", self._rejected.path, error)
-                await self._rejected.append([{**to_json(record), "error": repr(error)}])
+                reason = self._describe(error)
+                _log.error("storage refused a record; kept in %s: %s", self._rejected.path, reason)
+                await self._rejected.append([{**to_json(record), "error": reason}])
                 self.rejected += 1
         return True
