@@ -25,14 +25,17 @@ CAPTURES = Path("/usr/share/sip-tester")
 FLOW_DIR = ROOT / "tests" / "data" / "ivr"
 
 
-def ivr_config(tmp_path: Path, *, record: bool = False, flow: str = "main") -> Path:
+def ivr_config(
+    tmp_path: Path, *, record: bool = False, flow: str = "main", trunk: bool = True
+) -> Path:
+    """Route 100 to ``flow``; with ``trunk`` 127.0.0.1 calls come in unauthenticated."""
     ivr_dir = tmp_path / "ivr"
     shutil.copytree(FLOW_DIR, ivr_dir)
     low = 30000 + (free_port() % 1000) * 20
     extra = "\n".join(
         [
-            "trunks:",
-            "  - {name: carrier, addresses: [127.0.0.1]}",
+            "trunks:" if trunk else "trunks: []",
+            "  - {name: carrier, addresses: [127.0.0.1]}" if trunk else "",
             "routes:",
             f'  - {{match: "100", ivr: {flow}, record: {str(record).lower()}}}',
             f"ivr_dir: {ivr_dir}",
