@@ -179,6 +179,31 @@ ERROR_CASES = {
         "registrar: 5\n",
         ":1: registrar: expected a mapping of keys, got int",
     ),
+    "max wait to an unknown queue": (
+        "queues:\n  sales:\n    on_max_wait: 'queue:sails'\n",
+        ":3: queues.sales.on_max_wait: unknown queue 'sails' (queues: sales)",
+    ),
+    "max wait action that is not one": (
+        "queues:\n  sales:\n    on_max_wait: voicemail\n",
+        ":3: queues.sales.on_max_wait: 'voicemail' is not valid here: "
+        "use hangup, callback or queue:<name>",
+    ),
+    "escalation steps out of order": (
+        "queues:\n  sales:\n    escalation:\n      - {after: 60}\n      - {after: 30}\n",
+        ":3: queues.sales.escalation: escalation steps must be in increasing order",
+    ),
+    "callback key that is not a DTMF key": (
+        "queues:\n  sales:\n    callback_key: '55'\n",
+        ":3: queues.sales.callback_key: '55' is not valid here",
+    ),
+    "weight for an unknown queue": (
+        AGENT + "    weights: {sails: 2}\nqueues: {sales: {}}\n",
+        ":4: agents[0].weights.sails: unknown queue 'sails' (queues: sales)",
+    ),
+    "pause reason listed twice": (
+        "pause_reasons: [break, break]\n",
+        ":1: pause_reasons: 'break' is listed twice",
+    ),
     "unknown top-level key": (
         "sip: {}\nqueus: {}\n",
         ":2: queus: unknown key; did you mean 'queues'?",
@@ -212,7 +237,7 @@ def test_every_error_is_reported_one_per_line_in_file_order(tmp_path: Path) -> N
         f"{path}:2: sip.port: Input should be greater than or equal to 0",
         f"{path}:4: agents[0].password: Field required",
         f"{path}:7: agents[1].colour: unknown key "
-        "(known keys: username, password, name, skills, max_calls, team)",
+        "(known keys: username, password, name, skills, max_calls, team, weights)",
         f"{path}:9: logging.level: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
         "'CRITICAL'",
     ]
@@ -457,3 +482,47 @@ def test_x_for_every_digit_matches_exactly_that_length(number: str) -> None:
     assert compiled.matches(number)
     assert not compiled.matches(number + "0")
     assert DialPattern.parse("_" + number).matches(number)
+
+
+def test_queue_routing_options_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        AGENT
+        + """\
+    weights: {sales: 3, support: 1}
+pause_reasons: [break, coaching, no-answer]
+queues:
+  support: {}
+  sales:
+    strategy: round-robin
+    reject_delay: 2
+    on_max_wait: "queue:support"
+    join_empty: true
+    join_paused: false
+    leave_empty: true
+    max_misses: 0
+    announce_every: 0
+    callback_key: "*"
+    escalation:
+      - {after: 30, skills: {sales: 1}}
+      - {after: 90, skills: {}}
+""",
+    )
+    config = load_config(path, env={})
+    sales = config.queues["sales"]
+    assert (sales.on_max_wait, sales.reject_delay, sales.callback_key) == ("queue:support", 2, "*")
+    assert (sales.join_empty, sales.join_paused, sales.leave_empty) == (True, False, True)
+    assert [(step.after, step.skills) for step in sales.escalation] == [
+        (30, {"sales": 1}),
+        (90, {}),
+    ]
+    assert config.agents[0].weights == {"sales": 3, "support": 1}
+    assert config.pause_reasons == ("break", "coaching", "no-answer")
+    defaults = config.queues["support"]
+    assert (defaults.on_max_wait, defaults.max_misses, defaults.join_paused) == ("hangup", 3, True)
+    assert load_config(write(tmp_path, "", "empty.yaml"), env={}).pause_reasons == (
+        "break",
+        "lunch",
+        "training",
+        "no-answer",
+    )

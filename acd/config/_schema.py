@@ -32,10 +32,12 @@ from pydantic import (
 from ._dialplan import DialPattern
 
 __all__ = [
+    "DEFAULT_PAUSE_REASONS",
     "STRATEGIES",
     "Agent",
     "CallsConfig",
     "Config",
+    "Escalation",
     "HostPort",
     "HttpConfig",
     "LoggingConfig",
@@ -157,6 +159,8 @@ Username = Annotated[str, _text(r"[A-Za-z0-9]{1,32}", "1 to 32 letters or digits
 _DIAL_STRING = r"\+?[0-9A-Za-z*#]{1,64}"
 DialString = Annotated[str, _text(_DIAL_STRING, "digits, letters, * or #, up to 64")]
 Transport = Literal["udp", "tcp", "tls"]
+# The reasons an agent may give for a pause; "no-answer" is the one the ACD uses itself.
+DEFAULT_PAUSE_REASONS: tuple[str, ...] = ("break", "lunch", "training", "no-answer")
 Strategy = Literal[
     "ring-all",
     "round-robin",
@@ -324,6 +328,8 @@ class Agent(_Section):
     skills: dict[SkillName, Level] = Field(default_factory=dict)
     max_calls: Annotated[int, Field(ge=1)] = 1
     team: str | None = None
+    # Share of this agent per queue when several queues wait for it (default 1 each).
+    weights: dict[Name, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -421,16 +427,47 @@ class Route(_Section):
         return number if self.extension == "*" else self.extension
 
 
+class Escalation(_Section):
+    """After ``after`` seconds of waiting a call needs ``skills`` instead (widened or lower)."""
+
+    after: Seconds
+    skills: dict[SkillName, Level] = Field(default_factory=dict)
+
+
+def _check_on_max_wait(value: str) -> str:
+    if value in ("hangup", "callback") or re.fullmatch(
+        r"queue:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value
+    ):
+        return value
+    raise ValueError(f"{value!r} is not valid here: use hangup, callback or queue:<name>")
+
+
+def _sorted_steps(steps: tuple[Escalation, ...]) -> tuple[Escalation, ...]:
+    afters = [step.after for step in steps]
+    if afters != sorted(afters) or len(set(afters)) != len(afters):
+        raise ValueError("escalation steps must be in increasing order of 'after'")
+    return steps
+
+
 class Queue(_Section):
     """A queue: the skills an agent needs (minimum levels), strategy and timings in seconds."""
 
     skills: dict[SkillName, Level] = Field(default_factory=dict)
     strategy: Strategy = "ring-all"
     ring_timeout: PositiveSeconds = 20
-    retry_delay: Seconds = 5
+    retry_delay: Seconds = 5  # an agent who did not answer is not rung again for this long
+    reject_delay: Seconds = 5  # an agent who rejected (486/603) is not rung again for this long
     wrap_up: Seconds = 10
     max_wait: PositiveSeconds = 600
+    on_max_wait: Annotated[str, AfterValidator(_check_on_max_wait)] = "hangup"
     service_level: PositiveSeconds = 20
+    join_empty: bool = False  # join even when no agent able to serve is logged in
+    join_paused: bool = True  # join when every logged-in agent able to serve is paused
+    leave_empty: bool = False  # take waiting callers out when the last such agent logs out
+    escalation: Annotated[tuple[Escalation, ...], AfterValidator(_sorted_steps)] = ()
+    max_misses: Annotated[int, Field(ge=0)] = 3  # unanswered rings in a row that pause; 0 never
+    announce_every: Seconds = 30  # position and expected wait announcements; 0 turns them off
+    callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None
 
 
 RtpPort = Annotated[int, Field(ge=1024, le=65535)]
@@ -523,6 +560,9 @@ class Config(_Section):
     trunks: tuple[Trunk, ...] = ()
     routes: tuple[Route, ...] = ()
     queues: dict[Name, Queue] = Field(default_factory=dict)
+    pause_reasons: Annotated[tuple[Name, ...], Field(min_length=1), AfterValidator(_unique)] = (
+        DEFAULT_PAUSE_REASONS
+    )
     media: MediaConfig = Field(default_factory=MediaConfig)
     calls: CallsConfig = Field(default_factory=CallsConfig)
     # Validated from {} so that its default dir, too, is resolved against the file.
@@ -581,4 +621,21 @@ def cross_check(config: Config) -> list[tuple[Loc, str]]:
             problems.append(
                 (("routes", index, "queue"), f"unknown queue {route.queue!r} (queues: {known})")
             )
+    for name, queue in config.queues.items():
+        target = queue.on_max_wait.removeprefix("queue:")
+        if queue.on_max_wait.startswith("queue:") and target not in config.queues:
+            known = ", ".join(sorted(config.queues))
+            problems.append(
+                (("queues", name, "on_max_wait"), f"unknown queue {target!r} (queues: {known})")
+            )
+    for index, agent in enumerate(config.agents):
+        for queue_name in agent.weights:
+            if queue_name not in config.queues:
+                known = ", ".join(sorted(config.queues)) or "none defined"
+                problems.append(
+                    (
+                        ("agents", index, "weights", queue_name),
+                        f"unknown queue {queue_name!r} (queues: {known})",
+                    )
+                )
     return problems
