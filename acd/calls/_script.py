@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 import ivr
 from media import Bridge, Recorder
+from media.player import Playback, PlayItem
 from sip import NameAddr, SipUri
 
 from ..recordings import RecordingStore
 from ..storage import RecordingRecord
-from ._events import LegRinging
+from ._events import LegEvent, LegHeld, LegRinging, LegUnheld
 from ._legs import OutboundLeg, SipLeg
 
 if TYPE_CHECKING:
@@ -66,6 +68,9 @@ class CallScript:
 
     async def __call__(self, call: Call) -> None:
         leg = call.caller_leg
+        acd = self.control.acd
+        if call.user is not None and acd is not None and await acd.feature_code(call):
+            return  # an agent's *21-*24 from a registered phone
         route = self.config.route_for(call.did)
         if route is None:
             # Reached only by an authenticated user or a trunk, who may learn
@@ -152,8 +157,23 @@ class CallScript:
         call.disposition = "transferred"
         await self.dial_extension(call, target, record=call.recording)
 
-    async def bridge(self, call: Call, a: SipLeg, b: SipLeg, *, record: bool) -> None:
-        """Relay media between two answered legs until either hangs up; record if asked."""
+    async def bridge(
+        self,
+        call: Call,
+        a: SipLeg,
+        b: SipLeg,
+        *,
+        record: bool,
+        hold_music: Sequence[PlayItem] = (),
+        release: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Relay media between two answered legs until either hangs up; record if asked.
+
+        With ``hold_music``, ``b`` (the agent) putting the call on hold stops
+        the relay and loops the music to ``a`` (the caller) until unhold.
+        ``release`` resolving (a blind transfer) ends the bridge with ``b``
+        hung up and ``a`` kept, for whoever takes the caller next.
+        """
         assert a.rtp is not None and b.rtp is not None
         recorder: Recorder | None = None
         store = self.recordings
@@ -166,9 +186,31 @@ class CallScript:
         bridge = Bridge(a.rtp, b.rtp, recorder)
         if recorder is not None:
             self.recordings_active += 1
+        held: list[Playback] = []
+        previous = b.on_event
+
+        def on_hold(event: LegEvent) -> None:
+            nonlocal bridge
+            if previous is not None:
+                previous(event)
+            if isinstance(event, LegHeld) and not held and a.rtp is not None:
+                bridge.stop()
+                held.append(self.control.media.player.play(a.rtp, hold_music, loop=True))
+            elif isinstance(event, LegUnheld) and held and a.rtp is not None and b.rtp is not None:
+                held.pop().stop()
+                bridge = Bridge(a.rtp, b.rtp, recorder)
+
+        if hold_music:
+            b.on_event = on_hold
+        waits: list[asyncio.Future[Any]] = [a.ended, b.ended]
+        if release is not None:
+            waits.append(release)
         try:
-            await asyncio.wait([a.ended, b.ended], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            b.on_event = previous
+            for playback in held:
+                playback.stop()
             bridge.stop()
             if recorder is not None:
                 self.recordings_active -= 1
@@ -177,7 +219,8 @@ class CallScript:
                     call.hangup_side = "agent"
                 elif a.is_ended and a.ended.result().by_remote:
                     call.hangup_side = "caller"
-            a.hangup()
+            if release is None or not release.done():
+                a.hangup()
             b.hangup()
             if recorder is not None:
                 await self._recording_done(call, recorder)

@@ -1,0 +1,165 @@
+"""Agent control and live queues over HTTP: what a supervisor panel or an agent's desktop uses.
+
+``add_agent_routes(app, service)`` adds, under ``/api/v1``:
+
+- ``GET /agents``: every agent with state, pause reason, calls and counters;
+- ``GET /agents/{username}``: one agent;
+- ``POST /agents/{username}/login``, ``/logout``, ``/pause`` (JSON body
+  ``{"reason": "lunch"}``, one of the configured pause reasons; the first
+  when the body is empty), ``/unpause``: change the state, answer the agent
+  as it is afterwards;
+- ``GET /queues``: each queue's live figures and the calls waiting in it.
+
+Errors follow the rest of the API: a JSON body ``{"error", "message"}``; 404
+for an unknown agent, 400 for a bad body or pause reason, 409 for a change
+the agent's state does not allow (pausing while logged out).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..queues import AcdError, AgentView
+from ._params import error
+
+if TYPE_CHECKING:
+    from ..queues import AcdService
+
+__all__ = ["AgentsApi", "add_agent_routes", "agent_json"]
+
+_ACTIONS = ("login", "logout", "pause", "unpause")
+
+
+def agent_json(view: AgentView, now: float, name: str | None = None) -> dict[str, Any]:
+    """An agent as the API shows it; times on the loop's clock become ages in seconds."""
+    return {
+        "username": view.username,
+        "name": name,
+        "state": view.state,
+        "reason": view.reason,
+        "logged_in": view.logged_in,
+        "paused": view.paused,
+        "reachable": view.reachable,
+        "active_calls": view.active,
+        "offered_calls": view.offered,
+        "calls": list(view.calls),
+        "ringing": list(view.ringing),
+        "answered_today": view.answered_today,
+        "talk_time_s": round(view.talk_time, 3),
+        "idle_s": round(now - view.idle_since, 3) if view.idle_since is not None else None,
+        "misses": view.misses,
+    }
+
+
+class AgentsApi:
+    """The agent and queue endpoints over one running ``AcdService``."""
+
+    def __init__(self, service: AcdService) -> None:
+        self.service = service
+        self.names = {agent.username: agent.name for agent in service.config.agents}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/agents", self.list_agents),
+            web.get("/api/v1/agents/{username}", self.get_agent),
+            *(
+                web.post(f"/api/v1/agents/{{username}}/{action}", self.change)
+                for action in _ACTIONS
+            ),
+            web.get("/api/v1/queues", self.list_queues),
+        ]
+
+    def _json(self, view: AgentView) -> dict[str, Any]:
+        return agent_json(view, self.service.loop.time(), self.names.get(view.username))
+
+    def _view(self, username: str) -> AgentView:
+        if not self.service.is_agent(username):
+            error(web.HTTPNotFound, "not_found", f"no agent {username!r}")
+        return self.service.agent(username)
+
+    async def list_agents(self, request: web.Request) -> web.Response:
+        return web.json_response({"agents": [self._json(v) for v in self.service.agents()]})
+
+    async def get_agent(self, request: web.Request) -> web.Response:
+        return web.json_response(self._json(self._view(request.match_info["username"])))
+
+    async def change(self, request: web.Request) -> web.Response:
+        username = request.match_info["username"]
+        action = request.path.rsplit("/", 1)[1]
+        self._view(username)
+        service = self.service
+        try:
+            if action == "login":
+                service.login(username)
+            elif action == "logout":
+                service.logout(username)
+            elif action == "unpause":
+                service.unpause(username)
+            else:
+                service.pause(username, await self._reason(request))
+        except AcdError as exc:
+            error(web.HTTPConflict, "conflict", str(exc))
+        return web.json_response(self._json(service.agent(username)))
+
+    async def _reason(self, request: web.Request) -> str:
+        """The pause reason from the body: one of the configured ones (400 otherwise)."""
+        reasons = self.service.pause_reasons
+        text = await request.text()
+        if not text.strip():
+            return reasons[0]
+        try:
+            body = json.loads(text)
+        except ValueError:
+            error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            error(web.HTTPBadRequest, "bad_request", 'the body must be {"reason": "..."}')
+        reason = body.get("reason", reasons[0])
+        if reason not in reasons:
+            error(
+                web.HTTPBadRequest,
+                "bad_reason",
+                f"unknown pause reason {reason!r}",
+                reasons=list(reasons),
+            )
+        return str(reason)
+
+    async def list_queues(self, request: web.Request) -> web.Response:
+        core = self.service.core
+        now = self.service.loop.time()
+        rows = []
+        for name, queue in self.service.config.queues.items():
+            stats = core.queue_stats(name)
+            rows.append(
+                {
+                    "name": name,
+                    "strategy": queue.strategy,
+                    "waiting": stats.waiting,
+                    "oldest_wait_s": round(stats.oldest_wait, 3),
+                    "logged_in": stats.logged_in,
+                    "available": stats.available,
+                    "on_call": stats.on_call,
+                    "paused": stats.paused,
+                    "ringing": stats.ringing,
+                    "wrap_up": stats.wrap_up,
+                    "calls": [
+                        {
+                            "call_id": w.call_id,
+                            "position": w.position,
+                            "priority": w.priority,
+                            "waited_s": round(now - w.joined_at, 3),
+                            "ringing": list(w.ringing),
+                            "callback": w.callback,
+                        }
+                        for w in core.waiting(name)
+                    ],
+                }
+            )
+        return web.json_response({"queues": rows})
+
+
+def add_agent_routes(app: web.Application, service: AcdService) -> None:
+    """Add the agent and queue endpoints to ``app`` (before it starts)."""
+    app.router.add_routes(AgentsApi(service).routes())

@@ -1,0 +1,281 @@
+"""One queued call's life after it joins: waiting, the agent, transfer, callback.
+
+``serve`` is the body of ``AcdService.enqueue``. It keeps the call in a
+queue with music on hold until the wait ends one of four ways:
+
+* an agent answered: the caller and agent are bridged (and recorded); a
+  blind transfer by the agent (REFER) moves the caller to another queue or
+  rings an extension; the end of the talk puts the agent in wrap-up;
+* the caller hung up: ABANDON, and ``ivr.CallerHungUp`` to the caller's script;
+* maximum wait: a prompt and hang-up, a move to another queue (the record
+  keeps the first queue entry's time), or a callback;
+* callback (the offered key, or maximum wait): the caller hangs up and keeps
+  their place; when their turn comes the agent is connected first, then the
+  caller is dialled through the trunk the call came in on.
+
+Every step is an event on the call (``acd.storage.EventType`` names), and
+the call's disposition says how it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ivr
+from sip import Address, NameAddr, SipUri
+
+from ..calls import LegReferred
+from ._service import _Connected, _Exit, _Waiter
+
+if TYPE_CHECKING:
+    from ..calls import Call, LegEvent, SipLeg
+    from ._service import AcdService
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+Transfer = tuple[str, str]  # ("queue", name) or ("extension", user)
+
+
+async def serve(
+    service: AcdService, call: Call, queue: str, priority: int, skills: dict[str, int]
+) -> None:
+    """Serve ``call`` from ``queue`` (and wherever it moves) until it is over."""
+    target: str | None = queue
+    first = True
+    while target is not None:
+        if not first:
+            # Moved at maximum wait or transferred: a new entry in another queue.
+            call.queue = target
+            call.event("ENTERQUEUE", queue=target, priority=priority)
+            skills = dict(service.config.queues[target].skills)
+        first = False
+        target = await _serve_once(service, call, target, priority, skills)
+
+
+async def _serve_once(
+    service: AcdService, call: Call, queue: str, priority: int, skills: dict[str, int]
+) -> str | None:
+    """One stay in one queue; returns the next queue when the call moves on."""
+    joined = service.join(call, queue, priority, skills)
+    if isinstance(joined, str):
+        call.event("EXITEMPTY", queue=queue, reason=joined)
+        call.disposition = call.disposition or "failed"
+        call.failure_reason = call.failure_reason or f"queue-{joined}"
+        await service.hang_up_caller(call, "all_agents_busy")
+        return None
+    waiter = joined
+    spec = service.spec(queue)
+
+    def on_key(key: str) -> bool:
+        if key == spec.callback_key and service.is_callback_possible(call):
+            return waiter.end(_Exit("callback-key", key=key))
+        return False
+
+    music = service.waiting_music(waiter, on_key)
+    music.start()
+    try:
+        result = await waiter.outcome
+    finally:
+        await music.stop()
+        if waiter.call.id in service._waiting and not waiter.outcome.done():
+            # Cancelled (the engine is stopping): the call must not stay queued.
+            service.left(waiter, "failed")
+            service.leave(waiter, "failed")
+    if isinstance(result, _Connected):
+        service.left(waiter, "answered", result.agent)
+        return await _talk(service, waiter, result.agent, result.leg, call.caller_leg)
+    if result.why == "abandoned":
+        call.disposition = call.disposition or "abandoned"
+        call.hangup_side = call.hangup_side or "caller"
+        raise ivr.CallerHungUp(call.id)
+    waited = round(asyncio.get_running_loop().time() - waiter.joined_at, 3)
+    if result.why == "callback-key":
+        call.event("EXITWITHKEY", queue=queue, key=result.key, waited=waited)
+        service.core.keep_place(call.id)
+        await _callback(service, waiter, "key")
+        return None
+    action = result.action
+    if action == "callback" and service.is_callback_possible(call):
+        await _callback(service, waiter, "max-wait")
+        return None
+    moved = action.removeprefix("queue:") if action.startswith("queue:") else None
+    call.event("EXITWITHTIMEOUT", queue=queue, waited=waited, moved_to=moved)
+    service.left(waiter, "timeout")
+    service.leave(waiter, "timeout")
+    if moved is not None and moved in service.config.queues:
+        return moved
+    call.disposition = call.disposition or "timeout"
+    await service.hang_up_caller(call, "max_wait_reached")
+    return None
+
+
+async def _talk(
+    service: AcdService, waiter: _Waiter, agent: str, agent_leg: SipLeg, caller_leg: SipLeg
+) -> str | None:
+    """Caller and agent bridged; returns a queue to move to when the agent transferred there."""
+    call = waiter.call
+    holdtime = round(asyncio.get_running_loop().time() - waiter.joined_at, 3)
+    call.agent = agent
+    call.agent_answered_at = datetime.now(UTC)
+    call.event("CONNECT", queue=waiter.queue, agent=agent, holdtime=holdtime)
+    transfer = await _converse(service, call, waiter.queue, agent, caller_leg, agent_leg, holdtime)
+    if transfer is None:
+        return None
+    kind, target = transfer
+    if kind == "queue":
+        return target
+    script = service.control.script
+    assert script is not None
+    await script.dial_extension(call, target, record=call.recording)
+    return None
+
+
+async def _converse(
+    service: AcdService,
+    call: Call,
+    queue: str,
+    agent: str,
+    caller_leg: SipLeg,
+    agent_leg: SipLeg,
+    holdtime: float,
+) -> Transfer | None:
+    """Bridge and record until either side hangs up or the agent transfers; then wrap-up."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    release: asyncio.Future[None] = loop.create_future()
+    transfers: list[Transfer] = []
+
+    def on_event(event: LegEvent) -> None:
+        if isinstance(event, LegReferred) and not release.done():
+            transfer = _transfer_target(service, event)
+            if transfer is None:
+                return
+            transfers.append(transfer)
+            release.set_result(None)
+
+    agent_leg.on_event = on_event
+    script = service.control.script
+    assert script is not None
+    try:
+        await script.bridge(
+            call,
+            caller_leg,
+            agent_leg,
+            record=call.recording,
+            hold_music=service.music,
+            release=release,
+        )
+    finally:
+        talk = loop.time() - started
+        service.call_ended(call, agent, talk)
+    times: dict[str, Any] = {"holdtime": holdtime, "talktime": round(talk, 3)}
+    if transfers:
+        kind, target = transfers[0]
+        call.event("TRANSFER", queue=queue, agent=agent, kind=kind, target=target, **times)
+        call.disposition = "transferred"
+        return transfers[0]
+    ended_by = "COMPLETEAGENT" if call.hangup_side == "agent" else "COMPLETECALLER"
+    call.event(ended_by, queue=queue, agent=agent, **times)
+    return None
+
+
+def _transfer_target(service: AcdService, event: LegReferred) -> Transfer | None:
+    """Where a REFER's target routes; the referrer hears 200, or why not, by NOTIFY."""
+    leg = event.leg
+    user = event.target.user_unescaped or ""
+    route = service.config.route_for(user)
+    transfer: Transfer | None = None
+    status = 404
+    if route is not None and route.action == "queue" and route.queue is not None:
+        transfer = ("queue", route.queue)
+    elif route is not None and route.action == "extension":
+        extension = route.extension_for(user)
+        if extension is not None and service.location.is_registered(extension):
+            transfer = ("extension", extension)
+        else:
+            status = 480
+    elif route is not None:
+        status = 403  # IVR flows and hang-up routes are not transfer targets
+    leg.notify_refer(200 if transfer is not None else status)
+    log.info("%s: REFER to %s -> %s", leg, event.target, transfer or status)
+    return transfer
+
+
+async def _callback(service: AcdService, waiter: _Waiter, by: str) -> None:
+    """The caller keeps their place and hangs up; when an agent answers, dial the caller."""
+    call = waiter.call
+    loop = asyncio.get_running_loop()
+    call.event("CALLBACK", queue=waiter.queue, requested_by=by, number=call.caller, step="queued")
+    waiter.callback = True
+    waiter.outcome = loop.create_future()
+    await service.hang_up_caller(call, "callback_confirmed")
+    try:
+        result = await waiter.outcome
+    finally:
+        if not waiter.outcome.done():
+            service.left(waiter, "failed")
+            service.leave(waiter, "failed")
+    if not isinstance(result, _Connected):
+        service.left(waiter, "failed")
+        call.disposition = call.disposition or "failed"
+        call.failure_reason = call.failure_reason or "callback-lost"
+        return
+    agent, agent_leg = result.agent, result.leg
+    service.left(waiter, "callback", agent)
+    call.agent = agent
+    caller_leg = await _dial_caller(service, call, agent_leg)
+    if caller_leg is None:
+        agent_leg.hangup()
+        service.call_ended(call, agent, 0.0)
+        call.event("CALLBACK", queue=waiter.queue, agent=agent, step="unanswered")
+        call.disposition = "failed"
+        call.failure_reason = "callback-unanswered"
+        return
+    call.disposition = "callback"
+    call.event("CALLBACK", queue=waiter.queue, agent=agent, step="connected")
+    holdtime = round(loop.time() - waiter.joined_at, 3)
+    call.agent_answered_at = datetime.now(UTC)
+    call.event("CONNECT", queue=waiter.queue, agent=agent, holdtime=holdtime)
+    await _converse(service, call, waiter.queue, agent, caller_leg, agent_leg, holdtime)
+    call.disposition = "callback"
+
+
+async def _dial_caller(service: AcdService, call: Call, agent_leg: SipLeg) -> SipLeg | None:
+    """Call the caller back through their trunk while the agent hears music; None if no answer."""
+    trunk = service.trunk_for(call)
+    assert trunk is not None and trunk.host is not None
+    host, port = trunk.host.host, trunk.host.port or 5060
+    target = SipUri(user=call.caller, host=host, port=port)
+    domain = service.config.sip.domain
+    leg = service.control.dial(
+        target,
+        Address(trunk.transport.upper(), host, port),
+        from_addr=NameAddr(uri=SipUri(user=call.did or "acd", host=domain)),
+        to_addr=NameAddr(uri=SipUri(user=call.caller, host=host)),
+    )
+    call.other_legs.append(leg)
+    playback = None
+    if agent_leg.rtp is not None:
+        playback = service.control.media.player.play(agent_leg.rtp, service.music, loop=True)
+    try:
+        await leg.start()
+        waits: list[asyncio.Future[Any]] = [leg.answered, leg.ended, agent_leg.ended]
+        await asyncio.wait(
+            waits,
+            timeout=service.config.calls.ring_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        if playback is not None:
+            playback.stop()
+    if leg.is_answered and not agent_leg.is_ended:
+        return leg
+    with contextlib.suppress(Exception):
+        leg.cancel()
+    return None

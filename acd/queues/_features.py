@@ -1,0 +1,89 @@
+"""Feature codes an agent dials from a registered softphone to change their own state.
+
+``*21`` logs in, ``*22`` logs out, ``*23`` pauses (``*23`` followed by a
+digit picks the configured pause reason by position: ``*232`` is the
+second; plain ``*23`` is the first), ``*24`` unpauses. The call arrives
+authenticated (``call.user`` is the account that dialled), so nobody can
+change another agent's state this way. Each code is answered, confirmed by
+a prompt, and hung up; a code that cannot be carried out (not an agent, not
+logged in) hears ``agent_login_failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+import ivr
+
+from ._model import AcdError
+
+if TYPE_CHECKING:
+    from ..calls import Call
+    from ._service import AcdService
+
+__all__ = ["FEATURE_CODES", "feature_for", "run_feature"]
+
+log = logging.getLogger(__name__)
+
+FEATURE_CODES: Final = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "unpause"}
+_CONFIRM: Final = {
+    "login": "agent_logged_in",
+    "logout": "agent_logged_out",
+    "pause": "agent_paused",
+    "unpause": "agent_unpaused",
+}
+_FAILED: Final = "agent_login_failed"
+
+
+def feature_for(number: str) -> tuple[str, str | None] | None:
+    """The feature a dialled number asks for, with its argument (``*232`` -> pause, "2")."""
+    if number in FEATURE_CODES:
+        return FEATURE_CODES[number], None
+    if number.startswith("*23") and number[3:].isdigit() and len(number) <= 5:
+        return "pause", number[3:]
+    return None
+
+
+async def run_feature(service: AcdService, call: Call) -> bool:
+    """Carry out the feature code ``call`` dialled; False when it dialled no feature code."""
+    feature = feature_for(call.did)
+    if feature is None or call.user is None:
+        return False
+    name, argument = feature
+    call.route = call.did
+    prompt = _FAILED
+    try:
+        prompt = _apply(service, call.user, name, argument)
+    except AcdError as exc:
+        log.info("agent %s dialled %s: %s", call.user, call.did, exc)
+    if not await call.caller_leg.answer():
+        return True
+    call.answered_at = datetime.now(UTC)
+    call.disposition = "answered"
+    with contextlib.suppress(ivr.CallerHungUp):
+        await call.play([ivr.Prompt(prompt)])
+    call.hangup_side = call.hangup_side or "system"
+    call.caller_leg.hangup()
+    return True
+
+
+def _apply(service: AcdService, agent: str, name: str, argument: str | None) -> str:
+    """Change the agent's state; the confirmation prompt to play."""
+    if not service.is_agent(agent):
+        raise AcdError(f"{agent} is not an agent")
+    if name == "login":
+        service.login(agent)
+    elif name == "logout":
+        service.logout(agent)
+    elif name == "pause":
+        reasons = service.pause_reasons
+        index = int(argument) - 1 if argument else 0
+        if not 0 <= index < len(reasons):
+            raise AcdError(f"no pause reason number {argument}")
+        service.pause(agent, reasons[index])
+    else:
+        service.unpause(agent)
+    return FEATURE_CODES[f"*2{'1234'[['login', 'logout', 'pause', 'unpause'].index(name)]}"][1]

@@ -1,0 +1,483 @@
+"""The ACD service: the sans-I/O core (``Acd``) driven by real calls and phones.
+
+``AcdService`` is the asyncio adapter around the core, the way aioquic's
+protocol wraps its connection: every call into the core returns actions,
+which are carried out here, and one ``loop.call_at`` timer is re-armed at the
+core's ``next_deadline()`` after each of them. What it does with actions:
+
+* ``Ring``: INVITE every registered phone of each agent (``AgentRing``) and
+  report the outcome with ``ring_result``; the ring timeout is timed here;
+* ``StopRinging``: CANCEL those phones (the core already knows why);
+* ``MaxWaitReached``: hang up after a prompt, move to another queue, or
+  turn the call into a callback;
+* ``AgentChanged``: publish ``AgentStateChanged`` and keep agent_sessions.
+
+``enqueue`` is what ``Call.enqueue`` awaits: it returns when the call's stay
+in the queue (and the conversation, transfer or callback that followed) is
+over, and raises ``ivr.CallerHungUp`` when the caller left while waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ivr
+from media import player as mp
+from sip import NameAddr, SipUri
+
+from ..events import (
+    AgentStateChanged,
+    EventBus,
+    QueueJoined,
+    QueueLeft,
+    QueueOutcome,
+    RingAttempt,
+)
+from ..registrar import BindingAdded, BindingRemoved
+from ..storage import AgentSession, CallEvent, EventType
+from ._core import Acd
+from ._model import (
+    DEFAULT_PAUSE_REASONS,
+    AcdError,
+    Action,
+    AgentChanged,
+    AgentSpec,
+    AgentView,
+    MaxWaitReached,
+    QueueSpec,
+    Ring,
+    StopRinging,
+)
+from ._ringing import AgentRing
+from ._waiting import WaitingMusic, hold_music
+
+if TYPE_CHECKING:
+    from ..calls import Call, CallControl, CallRecords, OutboundLeg, SipLeg
+    from ..config import Config
+    from ..registrar import LocationService
+
+__all__ = ["AcdService"]
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class _Connected:
+    agent: str
+    leg: OutboundLeg
+
+
+@dataclass(eq=False)
+class _Exit:
+    """The wait ended without an agent: ``why`` is abandoned, max-wait or callback-key."""
+
+    why: str
+    action: str = "hangup"
+    key: str | None = None
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A call the service is keeping in a queue: its rings and how its wait ends."""
+
+    call: Call
+    queue: str
+    joined_at: float
+    outcome: asyncio.Future[_Connected | _Exit]
+    rings: dict[str, AgentRing] = field(default_factory=dict)
+    callback: bool = False  # the caller hung up and keeps their place
+
+    def end(self, result: _Connected | _Exit) -> bool:
+        if self.outcome.done():
+            return False
+        self.outcome.set_result(result)
+        return True
+
+
+class AcdService:
+    """Queues, agents and rings for one engine; ``control.acd`` points here once started."""
+
+    def __init__(
+        self,
+        control: CallControl,
+        config: Config,
+        location: LocationService,
+        events: EventBus,
+        records: CallRecords | None,
+    ) -> None:
+        self.control = control
+        self.config = config
+        self.location = location
+        self.events = events
+        self.records = records
+        self.loop = asyncio.get_running_loop()
+        self.pause_reasons: tuple[str, ...] = tuple(config.pause_reasons or DEFAULT_PAUSE_REASONS)
+        self.core = Acd(
+            (AgentSpec.from_config(agent) for agent in config.agents),
+            {name: QueueSpec.from_config(name, queue) for name, queue in config.queues.items()},
+            clock=self.loop.time,
+            pause_reasons=self.pause_reasons,
+        )
+        self.music: tuple[mp.PlayItem, ...] = hold_music(config.prompts.dir)
+        self._waiting: dict[str, _Waiter] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: list[Action] = []
+        self._applying = False
+        self._sessions: dict[str, AgentSession] = {}
+        self.rings_started = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Learn who is registered and take over queued calls from call control."""
+        for spec in self.config.agents:
+            self._do(
+                self.core.set_reachable(spec.username, self.location.is_registered(spec.username))
+            )
+        self.control.acd = self
+
+    async def stop(self) -> None:
+        """Stop ringing and timers; the calls themselves are hung up by call control."""
+        if self.control.acd is self:
+            self.control.acd = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for waiter in self._waiting.values():
+            for ring in waiter.rings.values():
+                ring.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        now = _now()
+        for session in self._sessions.values():
+            self._write_session(session, ended_at=now)
+        self._sessions.clear()
+
+    async def feature_code(self, call: Call) -> bool:
+        """Serve the call if it dialled an agent feature code (*21-*24); False otherwise."""
+        from ._features import run_feature
+
+        return await run_feature(self, call)
+
+    def registration_changed(self, event: BindingAdded | BindingRemoved) -> None:
+        """The registrar's observer: an agent is offered calls only while a phone is registered."""
+        user = event.user
+        if not self.is_agent(user):
+            return
+        self._do(self.core.set_reachable(user, self.location.is_registered(user)))
+
+    def is_agent(self, user: str) -> bool:
+        return any(agent.username == user for agent in self.config.agents)
+
+    # -- driving the core ------------------------------------------------------------------
+
+    def _do(self, actions: Iterable[Action]) -> None:
+        """Carry out ``actions`` (and any they cause), then re-arm the one timer."""
+        self._pending.extend(actions)
+        if self._applying:
+            return  # the outer call drains the list
+        self._applying = True
+        try:
+            while self._pending:
+                action = self._pending.pop(0)
+                try:
+                    self._apply(action)
+                except Exception:
+                    log.exception("ACD action %r failed", action)
+        finally:
+            self._applying = False
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.core.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._do(self.core.poll())
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, Ring):
+            self._ring(action)
+        elif isinstance(action, StopRinging):
+            waiter = self._waiting.get(action.call_id)
+            for agent in action.agents:
+                ring = waiter.rings.pop(agent, None) if waiter is not None else None
+                if ring is not None:
+                    ring.stop()
+        elif isinstance(action, MaxWaitReached):
+            waiter = self._waiting.get(action.call_id)
+            if waiter is not None:
+                waiter.end(_Exit("max-wait", action.action))
+        elif isinstance(action, AgentChanged):
+            self._agent_changed(action)
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def agent(self, username: str) -> AgentView:
+        return self.core.agent(username)
+
+    def agents(self) -> list[AgentView]:
+        return list(self.core.agents())
+
+    def login(self, username: str) -> None:
+        self._do(self.core.login(username))
+
+    def logout(self, username: str) -> None:
+        self._do(self.core.logout(username))
+
+    def pause(self, username: str, reason: str) -> None:
+        self._do(self.core.pause(username, reason))
+
+    def unpause(self, username: str) -> None:
+        self._do(self.core.unpause(username))
+
+    def _agent_changed(self, change: AgentChanged) -> None:
+        self.events.publish(AgentStateChanged(change.agent, change.old, change.new, change.reason))
+        routine = change.old != "logged_out" and change.new not in ("logged_out", "paused")
+        log.log(
+            logging.DEBUG if routine else logging.INFO,
+            "agent %s: %s -> %s%s",
+            change.agent,
+            change.old,
+            change.new,
+            f" ({change.reason})" if change.reason else "",
+        )
+        # agent_sessions keep the coarse stretches: logged in, paused (with reason).
+        old, new = _coarse(change.old), _coarse(change.new)
+        now = _now()
+        session = self._sessions.get(change.agent)
+        if old == new and not (new == "paused" and session and session.reason != change.reason):
+            return
+        if session is not None:
+            self._write_session(session, ended_at=now)
+            del self._sessions[change.agent]
+        if new != "logged_out":
+            reason = change.reason if new == "paused" else None
+            self._sessions[change.agent] = AgentSession(
+                agent=change.agent, state=new, started_at=now, reason=reason
+            )
+            self._write_session(self._sessions[change.agent])
+        event = None
+        if old == "logged_out":
+            event = EventType.LOGIN
+        elif new == "logged_out":
+            event = EventType.LOGOFF
+        elif new == "paused":
+            event = EventType.PAUSE
+        elif old == "paused":
+            event = EventType.UNPAUSE
+        if event is not None:
+            self._agent_event(change.agent, event, now, change.reason)
+        if event is EventType.LOGIN and change.new == "paused":
+            # Logged in straight into a pause: both facts belong in the stream.
+            self._agent_event(change.agent, EventType.PAUSE, now, change.reason)
+
+    def _agent_event(self, agent: str, event: EventType, at: datetime, reason: str | None) -> None:
+        if self.records is not None:
+            data = {"reason": reason} if reason else {}
+            self.records.writer.submit_event(
+                CallEvent(call_id=None, at=at, event=event, agent=agent, data=data)
+            )
+
+    def _write_session(self, session: AgentSession, *, ended_at: datetime | None = None) -> None:
+        if self.records is None:
+            return
+        if ended_at is not None:
+            session = dataclasses.replace(session, ended_at=ended_at)
+        self.records.writer.submit_session(session)
+
+    # -- queues ----------------------------------------------------------------------------
+
+    def spec(self, queue: str) -> QueueSpec:
+        return QueueSpec.from_config(queue, self.config.queues[queue])
+
+    async def enqueue(
+        self, call: Call, queue: str, priority: int, skills: Mapping[str, int]
+    ) -> None:
+        """Serve ``call`` from ``queue`` until its conversation (or callback) is over."""
+        from ._conversation import serve
+
+        await serve(self, call, queue, priority, dict(skills))
+
+    def join(
+        self, call: Call, queue: str, priority: int, skills: Mapping[str, int]
+    ) -> _Waiter | str:
+        """Put the call in the core's queue: its waiter, or why it could not join."""
+        result = self.core.enqueue(call.id, queue, priority=priority, skills=dict(skills) or None)
+        if not result.joined:
+            return result.reason or "refused"
+        waiter = _Waiter(call, queue, self.loop.time(), self.loop.create_future())
+        self._waiting[call.id] = waiter
+        self.events.publish(QueueJoined(call.id, queue, priority))
+        call.caller_leg.ended.add_done_callback(lambda _f: self._caller_left(waiter))
+        self._do(self.core.poll())
+        return waiter
+
+    def waiting_music(self, waiter: _Waiter, on_key: Any) -> WaitingMusic:
+        spec = self.spec(waiter.queue)
+        call_id = waiter.call.id
+        return WaitingMusic(
+            waiter.call,
+            music=self.music,
+            greeting=[mp.Prompt("all_agents_busy"), mp.Prompt("please_hold")],
+            announce_every=spec.announce_every,
+            callback_key=spec.callback_key,
+            position=lambda: self.core.position(call_id),
+            expected_wait=lambda: self.core.expected_wait(call_id),
+            on_key=on_key,
+        )
+
+    def _caller_left(self, waiter: _Waiter) -> None:
+        """The caller's leg ended while waiting: abandon, unless they keep their place."""
+        if waiter.callback or waiter.outcome.done():
+            return
+        call = waiter.call
+        position = self.core.position(call.id)
+        waited = self.loop.time() - waiter.joined_at
+        call.event("ABANDON", queue=waiter.queue, position=position, waited=round(waited, 3))
+        waiter.end(_Exit("abandoned"))
+        self.left(waiter, "abandoned")
+        self._do(self.core.leave(call.id, "abandoned"))
+
+    def left(self, waiter: _Waiter, outcome: QueueOutcome, agent: str | None = None) -> None:
+        """The call is out of the queue for good: forget it and tell the bus."""
+        if self._waiting.get(waiter.call.id) is waiter:
+            del self._waiting[waiter.call.id]
+        for ring in waiter.rings.values():
+            ring.stop()
+        waiter.rings.clear()
+        waited = self.loop.time() - waiter.joined_at
+        within = None
+        if outcome in ("answered", "abandoned"):
+            within = waited <= self.spec(waiter.queue).service_level
+        self.events.publish(QueueLeft(waiter.call.id, waiter.queue, outcome, waited, agent, within))
+
+    def leave(self, waiter: _Waiter, outcome: str) -> None:
+        """Take the call out of the core's queue (if it is still there)."""
+        if self.core.position(waiter.call.id) is not None:
+            self._do(self.core.leave(waiter.call.id, outcome))
+
+    def call_ended(self, call: Call, agent: str, talk_time: float) -> None:
+        """The agent's part of the call is over: wrap-up starts."""
+        try:
+            self._do(self.core.call_ended(call.id, agent, talk_time))
+        except AcdError as exc:
+            log.error("call %s: agent %s: %s", call.id, agent, exc)
+
+    # -- ringing ---------------------------------------------------------------------------
+
+    def _ring(self, action: Ring) -> None:
+        waiter = self._waiting.get(action.call_id)
+        if waiter is None or waiter.outcome.done():
+            # Not ours any more (left in the same turn): tell the core at once.
+            for agent in action.agents:
+                self._pending.extend(self.core.ring_result(action.call_id, agent, "cancelled"))
+            return
+        call = waiter.call
+        domain = self.config.sip.domain
+        caller = call.caller or "anonymous"
+        from_addr = NameAddr(uri=SipUri(user=caller, host=domain), display=call.caller_name)
+        for agent in action.agents:
+            ring = AgentRing(
+                self.control,
+                agent,
+                self.location.lookup(agent),
+                from_addr=from_addr,
+                domain=domain,
+                timeout=action.timeout,
+            )
+            waiter.rings[agent] = ring
+            call.ring_attempts += 1
+            self.rings_started += 1
+            self.spawn(self._run_ring(waiter, ring), f"ring {agent} for {call.id}")
+
+    async def _run_ring(self, waiter: _Waiter, ring: AgentRing) -> None:
+        call, agent = waiter.call, ring.agent
+        call.other_legs.extend(ring.legs)
+        outcome = await ring.run()
+        mine = waiter.rings.get(agent) is ring
+        if mine:
+            del waiter.rings[agent]
+        for leg in ring.legs:
+            if leg is not ring.leg and leg in call.other_legs:
+                call.other_legs.remove(leg)
+        seconds = round(ring.seconds, 3)
+        if not mine or outcome == "cancelled":
+            # Stopped on the core's word (caller left, answered elsewhere): it knows already.
+            if ring.leg is not None:
+                ring.leg.hangup()
+            call.event("RINGCANCELED", queue=waiter.queue, agent=agent, ringtime=seconds)
+            self.events.publish(
+                RingAttempt(call.id, waiter.queue, agent, "cancelled", ring.seconds)
+            )
+            return
+        self.events.publish(RingAttempt(call.id, waiter.queue, agent, outcome, ring.seconds))
+        if outcome == "answered":
+            assert ring.leg is not None
+            if not waiter.end(_Connected(agent, ring.leg)):
+                # The wait ended meanwhile (max wait, callback key): not this agent's call.
+                ring.leg.hangup()
+                call.event("RINGCANCELED", queue=waiter.queue, agent=agent, ringtime=seconds)
+                self._do(self.core.ring_result(call.id, agent, "cancelled"))
+                return
+        else:
+            call.event(
+                "RINGNOANSWER", queue=waiter.queue, agent=agent, outcome=outcome, ringtime=seconds
+            )
+        self._do(self.core.ring_result(call.id, agent, outcome))
+
+    # -- helpers for the conversation module -----------------------------------------------
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def is_callback_possible(self, call: Call) -> bool:
+        """A caller can be called back through the trunk the call came in on."""
+        return bool(call.caller) and self.trunk_for(call) is not None
+
+    def trunk_for(self, call: Call) -> Any:
+        for trunk in self.config.trunks:
+            if trunk.name == call.trunk and trunk.host is not None:
+                return trunk
+        return None
+
+    async def hang_up_caller(
+        self, call: Call, prompt: str | None, leg: SipLeg | None = None
+    ) -> None:
+        """Play ``prompt`` (if the caller is still there) and hang up."""
+        with contextlib.suppress(ivr.CallerHungUp):
+            if prompt is not None:
+                await call.play([ivr.Prompt(prompt)])
+        if call.hangup_side is None:
+            call.hangup_side = "system"
+        (leg or call.caller_leg).hangup()
+
+
+def _coarse(state: str) -> str:
+    """Agent state as agent_sessions keep it: logged_out, paused, or logged_in."""
+    return state if state in ("logged_out", "paused") else "logged_in"
