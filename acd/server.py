@@ -31,11 +31,13 @@ from sip.events import Address
 from sip.ratelimit import FailureLimiter
 
 from .api import add_storage_routes
+from .api.agents import add_agent_routes
 from .authn import Authenticator
 from .calls import CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
 from .events import EventBus
 from .flows import load_flows_for
+from .queues import AcdService
 from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
 from .sipapp import ALLOW, SipApplication
@@ -104,6 +106,7 @@ class Engine:
         self.media: MediaEngine | None = None
         self.calls: CallControl | None = None
         self.script: CallScript | None = None
+        self.acd: AcdService | None = None
         self.events = EventBus()
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -226,6 +229,9 @@ class Engine:
         self.calls.handler = self.script
         self.calls.script = self.script
         self.app.calls = self.calls
+        self.acd = AcdService(self.calls, config, self.location, self.events, self.calls.records)
+        self.acd.start()
+        self.app.listeners.append(self.acd.registration_changed)
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -234,6 +240,8 @@ class Engine:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/v1/registrations", self._registrations)
         app.router.add_get("/api/v1/live/calls", self._live_calls)
+        if self.acd is not None:
+            add_agent_routes(app, self.acd)
         add_storage_routes(
             app,
             self.storage,
@@ -253,6 +261,8 @@ class Engine:
         self.app.stop()
         if self.calls is not None:
             await self.calls.stop()
+        if self.acd is not None:
+            await self.acd.stop()
         if self.script is not None:
             await self.script.stop()
         await self.endpoint.close()
