@@ -1,14 +1,17 @@
-"""The ``acd`` command: ``serve`` the engine, ``check-config`` a file, ``prompts build``.
+"""The ``acd`` command: ``serve`` the engine, ``check-config`` a file, ``prompts build``,
+``simulate-agents``.
 
 Exit status: 0 success, 2 for a configuration or usage error, 1 when
-``prompts build`` cannot render (espeak-ng missing or failing); ``serve``
-otherwise returns what the server returns.
+``prompts build`` cannot render (espeak-ng missing or failing) or
+``simulate-agents`` cannot register or stop cleanly; ``serve`` otherwise
+returns what the server returns.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -155,6 +158,51 @@ def _prompts_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give usernames separated by commas")
+    return names
+
+
+def _simulate_agents(args: argparse.Namespace) -> int:
+    path: Path | None = args.config or default_config_path()
+    if path is None:
+        print(
+            f"acd simulate-agents: no --config given and no {_EXAMPLE} in the working directory",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    configure_logging("WARNING")
+    # Imported here: pyVoIP (and its threads) only for this command.
+    from acd.simulate import SimulationError, pyvoip_threads, run_simulator
+
+    try:
+        status = run_simulator(
+            config,
+            usernames=args.agents,
+            count=args.count,
+            answer_after=args.answer_after,
+            tone=args.tone,
+            server=args.server,
+        )
+    except SimulationError as exc:
+        print(f"acd simulate-agents: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if pyvoip_threads():
+        # A pyVoIP thread stuck on the network would keep the interpreter
+        # from exiting; the problem has been reported, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status or 1)
+    return status
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acd", description="Contact-centre engine with its own SIP stack."
@@ -195,6 +243,44 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--speed", type=int, help="words per minute (default 150)")
     build.add_argument("--force", action="store_true", help="render every prompt again")
     build.set_defaults(handler=_prompts_build)
+
+    simulate = commands.add_parser(
+        "simulate-agents",
+        help="register the configured agents with pyVoIP phones that answer calls with a tone",
+    )
+    simulate.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"configuration with the agents' accounts (default: {_EXAMPLE})",
+    )
+    simulate.add_argument(
+        "--agents",
+        type=_agent_list,
+        metavar="1001,1002,...",
+        help="usernames to simulate (default: every agent)",
+    )
+    simulate.add_argument("--count", type=int, metavar="N", help="simulate the first N agents")
+    simulate.add_argument(
+        "--answer-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="ring this long before answering (default 1)",
+    )
+    simulate.add_argument(
+        "--tone",
+        type=int,
+        default=600,
+        metavar="HZ",
+        help="the first agent's tone; each next agent's is higher (default 600)",
+    )
+    simulate.add_argument(
+        "--server",
+        metavar="HOST[:PORT]",
+        help="the engine's SIP address (default: from the configuration, over UDP)",
+    )
+    simulate.set_defaults(handler=_simulate_agents)
     return parser
 
 

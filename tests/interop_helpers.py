@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from .conftest import RunningEngine, write_config
+import numpy as np
+
+from .conftest import RunningEngine, free_port, require_tool, write_config
 
 POLL = 0.05
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,3 +162,69 @@ def metric(engine: RunningEngine, name: str, **labels: str) -> float:
 
 def engine_healthy(engine: RunningEngine) -> bool:
     return engine.process.poll() is None and engine.http_json("/healthz")["status"] == "ok"
+
+
+def write_tone_pcap(path: Path, frequency: float, seconds: float, level: float = 8000.0) -> Path:
+    """A libpcap file of PCMU RTP carrying a sine, 20 ms a packet, for SIPp's play_pcap_audio.
+
+    SIPp replays the packets with the capture's timing from its media port to
+    the far end's SDP address, whatever addresses the capture names.
+    """
+    from media import PCMU, SenderState
+
+    samples = int(seconds * 8000) // 160 * 160
+    t = np.arange(samples) / 8000
+    audio = PCMU.encode(np.round(level * np.sin(2 * np.pi * frequency * t)).astype(np.int16))
+    stream = SenderState(8000)
+    records = []
+    for n in range(samples // 160):
+        rtp = stream.build(audio[n * 160 : (n + 1) * 160], PCMU.payload_type, 160)
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
+        ) + udp  # fmt: skip
+        frame = bytes(12) + b"\x08\x00" + ip  # Ethernet, IPv4: SIPp's libpcap reads it
+        seconds_at, micros = divmod(n * 20_000, 1_000_000)
+        records.append(struct.pack("<IIII", seconds_at, micros, len(frame), len(frame)) + frame)
+    # Global header: magic, version 2.4, zone, accuracy, snaplen, LINKTYPE_ETHERNET.
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    path.write_bytes(header + b"".join(records))
+    return path
+
+
+def sipp_call(
+    engine: RunningEngine, workdir: Path, scenario: Path, service: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """One SIPp call to ``service`` through the engine, bounded in time; fails with its logs."""
+    sipp = require_tool("sipp")
+    result = subprocess.run(
+        [
+            sipp, f"127.0.0.1:{engine.sip_port}", "-sf", str(scenario), "-s", service,
+            "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
+            "-mi", "127.0.0.1", "-mp", str(free_port()),
+            "-timeout", "40s", "-timeout_error", "-trace_err", *args,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    errors = "\n".join(p.read_text(errors="replace") for p in workdir.glob("*_errors.log"))
+    assert result.returncode == 0, (
+        f"sipp failed ({result.returncode}):\n{result.stdout[-3000:]}\n{errors}\n{engine.log()}"
+    )
+    return result
+
+
+TONE_CALLER = Path(__file__).resolve().parent / "data" / "sipp" / "tone_caller.xml"
+
+
+def tone_caller(workdir: Path, frequency: float, seconds: float) -> Path:
+    """A SIPp scenario (from ``TONE_CALLER``) sending ``frequency`` Hz for ``seconds``."""
+    pcap = write_tone_pcap(workdir / f"tone_{frequency:g}.pcap", frequency, seconds)
+    scenario = workdir / f"tone_caller_{frequency:g}.xml"
+    text = TONE_CALLER.read_text().replace("TONE_PCAP", str(pcap))
+    scenario.write_text(text.replace("CALL_MS", str(round(seconds * 1000))))
+    return scenario
