@@ -340,6 +340,25 @@ def test_highest_priority_then_oldest_is_served_first() -> None:
     assert acd.waiting("q")[0].ringing == ("a0",)
 
 
+def test_agent_freed_in_the_same_poll_as_a_new_call_takes_the_older_call() -> None:
+    # a0 frees up (wrap-up ends) in the same poll that "new" arrives; "old" waited first.
+    acd, clock = make(2, strategy="longest-idle", wrap_up=10, reject_delay=60)
+    acd.enqueue("first", "q")
+    assert rung(acd.poll()) == ["a0"]
+    acd.ring_result("first", "a0", "answered")
+    acd.call_ended("first", "a0", 5)
+    acd.pause("a1")
+    acd.enqueue("old", "q", skills={"s": 1})
+    acd.poll()
+    clock.now += 1
+    acd.unpause("a1")  # a1 takes "old"? No: a1 is rung for it at once...
+    acd.ring_result("old", "a1", "rejected")  # ...and rejects, so "old" waits again
+    acd.enqueue("new", "q")
+    clock.now += 10
+    actions = acd.poll()
+    assert rings(actions) == [Ring("old", "q", ("a0",), 20)]
+
+
 def test_agent_shared_by_weight_between_two_queues() -> None:
     agent = AgentSpec("a0", "A", {"s": 1}, weights={"q1": 3.0, "q2": 1.0})
     queues = [QueueSpec(name, {"s": 1}, "linear", max_wait=3600) for name in ("q1", "q2")]

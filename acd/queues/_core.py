@@ -112,7 +112,7 @@ class Acd(ViewsMixin):
     def login(self, agent: str) -> list[Action]:
         record = self._agent(agent)
         if record.logged_in:
-            return []
+            return self._finish()
         self._touch(record)
         self._set_presence(record, logged_in=True, paused=None)
         record.idle_since = self._clock()
@@ -122,7 +122,7 @@ class Acd(ViewsMixin):
         """Log out: stop the agent's rings (their calls go to the next agent) and wrap-up."""
         record = self._agent(agent)
         if not record.logged_in:
-            return []
+            return self._finish()
         out: list[Action] = []
         self._touch(record)
         self._set_presence(record, logged_in=False, paused=None)
@@ -146,7 +146,7 @@ class Acd(ViewsMixin):
         if not record.logged_in:
             raise AcdError(f"agent {agent} is not logged in, so cannot pause")
         if record.paused == reason:
-            return []
+            return self._finish()
         self._touch(record)
         self._set_presence(record, logged_in=True, paused=reason)
         return self._finish()
@@ -154,7 +154,7 @@ class Acd(ViewsMixin):
     def unpause(self, agent: str) -> list[Action]:
         record = self._agent(agent)
         if record.paused is None:
-            return []
+            return self._finish()
         self._touch(record)
         self._set_presence(record, logged_in=record.logged_in, paused=None)
         record.misses = 0
@@ -164,7 +164,7 @@ class Acd(ViewsMixin):
         """Whether the agent has a registered contact; rings under way are left to the service."""
         record = self._agent(agent)
         if record.reachable == reachable:
-            return []
+            return self._finish()
         self._touch(record)
         record.reachable = reachable
         return self._finish()
@@ -226,7 +226,7 @@ class Acd(ViewsMixin):
         """
         call = self._calls.get(call_id)
         if call is None:
-            return []
+            return self._finish()
         out: list[Action] = []
         self._remove(call, outcome, None, None, "caller-left", out)
         return self._finish(out)
@@ -244,8 +244,8 @@ class Acd(ViewsMixin):
         call = self._calls.get(call_id)
         if call is None or record.name not in call.ringing:
             if outcome == "answered":
-                return [StopRinging(call_id, (record.name,), "gone")]
-            return []
+                return self._finish([StopRinging(call_id, (record.name,), "gone")])
+            return self._finish()
         spec = self._queues[call.queue]
         self._touch(record)
         self._end_offer(record, call)

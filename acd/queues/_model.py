@@ -203,6 +203,7 @@ class AgentView:
     paused: bool = False
     reachable: bool = False
     wrapping_up: bool = False
+    held_until: float | None = None  # not offered calls until then (reject / retry delay)
     calls: tuple[str, ...] = ()
     ringing: tuple[str, ...] = ()
 

@@ -61,6 +61,7 @@ class ViewsMixin:
             paused=record.paused is not None,
             reachable=record.reachable,
             wrapping_up=record.wrap_until is not None,
+            held_until=record.blocked_until,
             calls=tuple(sorted(record.active)),
             ringing=tuple(sorted(record.offered)),
         )
