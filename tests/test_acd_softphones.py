@@ -2,7 +2,8 @@
 sides of the conversation are in the recording.
 
 A SIPp caller (a trunk, from 127.0.0.1) dials an agent's extension (route
-``_10XX``, recorded) and sends a 440 Hz tone (a capture written by
+``_10XX``) or a queue the agent is logged in to (``200``), both recorded,
+and sends a 440 Hz tone (a capture written by
 ``write_tone_pcap``); the agent's phone answers by itself and sends its own
 tone: pyVoIP through ``acd simulate-agents`` (600 Hz for agent 1001),
 baresip with ``answermode=auto`` and its ``ausine`` source (1000 Hz). The
@@ -26,11 +27,14 @@ import pytest
 
 from .conftest import ROOT, RunningEngine, agent_password, free_port, require_tool, write_config
 from .interop_helpers import PeerProcess, sipp_call, tone_caller
+from .test_acd_sipp import DEFAULT_QUEUE, login_all
+from .test_interop_baresip import _free_port_pair
 
 pytestmark = pytest.mark.interop
 
 CALLER_HZ = 440
 CALL_SECONDS = 4.0
+QUEUE_WAIT = 3.0  # seconds of ringing allowed for before the agent answers a queued call
 REGISTER_TIMEOUT = 30.0
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 
@@ -43,6 +47,10 @@ def _config(tmp_path: Path) -> Path:
             "  - {name: carrier, addresses: [127.0.0.1]}",
             "routes:",
             '  - {match: _10XX, extension: "*", record: true}',
+            '  - {match: "200", queue: q}',
+            "queues:",
+            f"  q: {DEFAULT_QUEUE}",
+            f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
             f"media: {{rtp_ports: [{low}, {low + 19}]}}",
         ]
     )
@@ -75,6 +83,18 @@ def _recording(engine: RunningEngine, record: dict[str, object]) -> npt.NDArray[
     return frames.reshape(-1, 2)
 
 
+def _dial(engine: RunningEngine, tmp_path: Path, agent: str, via: str) -> None:
+    """Call ``agent`` at its extension, or through the queue after logging it in."""
+    seconds = CALL_SECONDS
+    if via == "queue":
+        login_all(engine, [agent])
+        # The engine answers a queued caller at once, so the tone starts while
+        # the agent's phone still rings: stay on longer, to talk as long.
+        seconds += QUEUE_WAIT
+    number = agent if via == "extension" else "200"
+    sipp_call(engine, tmp_path, tone_caller(tmp_path, CALLER_HZ, seconds), number)
+
+
 def _dominant(samples: npt.NDArray[np.int16]) -> float:
     x = samples.astype(np.float64)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
@@ -96,8 +116,9 @@ def _assert_both_tones(frames: npt.NDArray[np.int16], agent_hz: int) -> None:
         assert sum(held) >= 0.7 * len(held), f"channel {channel}: {sum(held)}/{len(held)} blocks"
 
 
+@pytest.mark.parametrize("via", ["extension", "queue"])
 def test_pyvoip_agent_answers_and_both_tones_are_recorded(
-    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine]
+    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine], via: str
 ) -> None:
     engine = engine_factory(_config(tmp_path))
     args = [
@@ -107,7 +128,7 @@ def test_pyvoip_agent_answers_and_both_tones_are_recorded(
     ]  # fmt: skip
     with PeerProcess(args, tmp_path / "simulator.log", cwd=ROOT) as phone:
         phone.wait_for_output(r"1 agents ready", REGISTER_TIMEOUT)
-        sipp_call(engine, tmp_path, tone_caller(tmp_path, CALLER_HZ, CALL_SECONDS), "1001")
+        _dial(engine, tmp_path, "1001", via)
         record = _record(engine)
         assert record["agent"] == "1001" and record["disposition"] == "answered", record
         _assert_both_tones(_recording(engine, record), 600)
@@ -124,27 +145,33 @@ def _start_baresip(engine: RunningEngine, directory: Path, user: str, hz: int) -
     (directory / "accounts").write_text(
         f"<{aor}>;auth_pass={agent_password(user)};regint=60;answermode=auto\n"
     )
-    (directory / "config").write_text(
-        "poll_method\t\tepoll\n"
-        f"sip_listen\t\t127.0.0.1:{free_port()}\n"
-        f"module_path\t\t{BARESIP_MODULES}\n"
-        "module\t\t\tg711.so\n"
-        "module\t\t\tausine.so\n"
-        "module_app\t\taccount.so\n"
-        "module_app\t\tmenu.so\n"
-        f"audio_source\t\tausine,{hz}\n"
-        "ausrc_srate\t\t48000\n"
-        "auplay_srate\t\t48000\n"
-        "ausrc_channels\t\t2\n"
-        "audio_player\t\tausine,none\n"
-    )
-    peer = PeerProcess([exe, "-f", str(directory), "-s", "-t", "90"], directory / "baresip.log")
-    peer.wait_for_output(r"baresip is ready\.", 10)
-    return peer
+    for _ in range(3):
+        (directory / "config").write_text(
+            "poll_method\t\tepoll\n"
+            f"sip_listen\t\t127.0.0.1:{_free_port_pair()}\n"
+            f"module_path\t\t{BARESIP_MODULES}\n"
+            "module\t\t\tg711.so\n"
+            "module\t\t\tausine.so\n"
+            "module_app\t\taccount.so\n"
+            "module_app\t\tmenu.so\n"
+            f"audio_source\t\tausine,{hz}\n"
+            "ausrc_srate\t\t48000\n"
+            "auplay_srate\t\t48000\n"
+            "ausrc_channels\t\t2\n"
+            "audio_player\t\tausine,none\n"
+        )
+        log = directory / "baresip.log"
+        peer = PeerProcess([exe, "-f", str(directory), "-s", "-t", "90"], log)
+        if "init failed" not in peer.wait_for_output(r"baresip is ready\.|init failed", 10)[0]:
+            return peer
+        # Lost a race for its SIP port, or the TLS port beside it: try others.
+        peer.stop()
+    raise AssertionError(f"baresip could not bind its ports\n{peer.describe()}")
 
 
+@pytest.mark.parametrize("via", ["extension", "queue"])
 def test_baresip_agent_answers_and_both_tones_are_recorded(
-    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine]
+    tmp_path: Path, engine_factory: Callable[[Path], RunningEngine], via: str
 ) -> None:
     engine = engine_factory(_config(tmp_path))
     with _start_baresip(engine, tmp_path / "baresip", "1002", 1000) as phone:
@@ -152,7 +179,7 @@ def test_baresip_agent_answers_and_both_tones_are_recorded(
             engine.wait_for(lambda: engine.registrations("1002"), REGISTER_TIMEOUT, "baresip")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{phone.describe()}") from None
-        sipp_call(engine, tmp_path, tone_caller(tmp_path, CALLER_HZ, CALL_SECONDS), "1002")
+        _dial(engine, tmp_path, "1002", via)
         record = _record(engine)
         assert record["agent"] == "1002" and record["disposition"] == "answered", record
         _assert_both_tones(_recording(engine, record), 1000)
