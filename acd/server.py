@@ -156,7 +156,7 @@ class Engine:
 
     def _queue_stats(self, queue: str) -> Any:
         acd = self.calls.acd if self.calls is not None else None
-        return acd.queue_stats(queue) if acd is not None else None
+        return acd.core.queue_stats(queue) if acd is not None else None
 
     def _agent_views(self) -> Any:
         acd = self.calls.acd if self.calls is not None else None

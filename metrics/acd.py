@@ -14,11 +14,12 @@ docs/metrics.md.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -50,6 +51,9 @@ __all__ = [
     "AgentLike",
     "QueueStatsLike",
 ]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 AGENT_STATES = ("logged_out", "available", "ringing", "on_call", "wrap_up", "paused")
 """Every agent state, so ``acd_agents{state}`` has all its series from the start."""
@@ -406,7 +410,7 @@ class AcdMetrics(Collector):
             labels=["queue"],
         )
         for queue in sorted(self.queues):
-            stats = self._queue_stats(queue)
+            stats = _read(self._queue_stats, queue)
             waiting.add_metric([queue], stats.waiting if stats is not None else 0)
             oldest.add_metric([queue], stats.oldest_wait if stats is not None else 0.0)
             logged_in.add_metric([queue], stats.logged_in if stats is not None else 0)
@@ -415,7 +419,7 @@ class AcdMetrics(Collector):
         yield oldest
         yield logged_in
         yield available
-        by_state = agents_by_state(self._agents())
+        by_state = agents_by_state(_read(self._agents) or ())
         agents = GaugeMetricFamily("acd_agents", "Agents by state", labels=["state"])
         for state in AGENT_STATES:
             agents.add_metric([state], by_state.get(state, 0))
@@ -428,6 +432,19 @@ class AcdMetrics(Collector):
             "Share of staffed agents (not paused, logged in) on a call or in wrap-up",
             value=occupancy(by_state),
         )
+
+
+def _read(view: Callable[..., _T], *args: Any) -> _T | None:
+    """A live view's answer, or None when it fails.
+
+    A collector that raises turns the whole scrape into an HTTP 500, and
+    Prometheus then loses every metric, not only this one: log and go on.
+    """
+    try:
+        return view(*args)
+    except Exception:
+        log.exception("metrics: reading %r failed", view)
+        return None
 
 
 def agents_by_state(agents: Iterable[AgentLike]) -> Mapping[str, int]:

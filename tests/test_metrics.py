@@ -286,6 +286,19 @@ def test_live_state_is_read_at_scrape_time() -> None:
     assert value(samples, "acd_calls_active") == 8
 
 
+def test_a_failing_live_view_costs_its_samples_not_the_scrape(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(queue: str) -> Stats:
+        raise KeyError(queue)
+
+    metrics = AcdMetrics(["sales"], queue_stats=broken, active_calls=lambda: 2)
+    samples = scrape(registry_with(metrics))
+    assert value(samples, "acd_queue_calls_waiting", queue="sales") == 0
+    assert value(samples, "acd_calls_active") == 2
+    assert "reading" in caplog.text
+
+
 def test_agent_events_and_unknown_events_are_harmless() -> None:
     metrics = AcdMetrics()
     metrics.handle(AgentStateChanged("1001", "logged_out", "available"))
