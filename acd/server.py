@@ -266,6 +266,11 @@ class Engine:
         if self.script is not None:
             await self.script.stop()
         await self.endpoint.close()
+        if self.calls is not None:
+            # Calls that arrived while the others were hung up: with the
+            # endpoint closed no more can, and these too must be recorded
+            # before the writer stops.
+            await self.calls.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         if self.media is not None:
