@@ -26,6 +26,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from .conftest import RunningEngine
+from .interop_helpers import metric
 from .pg import PgCluster, running_cluster
 from .sipp_load import calls_seen, load_config, start_load
 
@@ -113,6 +114,7 @@ def check_everything_stored(url: str, tmp_path: Path, engine: RunningEngine) -> 
     assert {row["event"] for row in events} == {"TRANSFER"}
     assert all(row["data"] == '{"target": "1001"}' for row in events)
 
+    assert metric(engine, "storage_journal_pending") == 0
     log = engine.log()
     assert PASSWORD not in log
     assert log.count("unavailable (") == 1, log
@@ -133,6 +135,7 @@ def test_postgres_stopped_mid_run_loses_no_call(
             cluster.stop("fast")
             # 40 calls' CDRs and events journaled: the outage spans real traffic.
             wait_until(lambda: journal_lines(tmp_path) >= 80, "records in the journal")
+            assert metric(engine, "storage_journal_pending") >= 80
         finally:
             if not cluster.running():
                 cluster.start()
