@@ -3,8 +3,9 @@
 promtool checks the scrape configuration and the rules and runs the rules'
 unit tests (metrics/prometheus/alerts_test.yml). Then an engine is started
 on free ports, with a Prometheus (the Debian package) scraping it every
-second; SIPp callers walk the IVR and wait in a queue until they give up;
-and every PromQL expression of the Grafana dashboard and of the alert rules
+second; SIPp callers walk the IVR, a SIPp agent answers queued callers,
+and one more queued caller gives up once the agent has logged out; then
+every PromQL expression of the Grafana dashboard and of the alert rules
 is evaluated through Prometheus' HTTP API. Each must return at least one
 sample, and every sample must be a finite number.
 
@@ -36,6 +37,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
+from tests.test_acd_sipp import Sipp, login_all, post, scenario_copy
 from tests.test_calls_sipp import call_records
 
 pytestmark = pytest.mark.interop
@@ -47,6 +49,19 @@ ALERTS = PROMETHEUS_DIR / "alerts.yml"
 FLOW_DIR = ROOT / "tests" / "data" / "ivr"
 CAPTURES = Path("/usr/share/sip-tester")
 QUEUE = "sales"
+QUEUE_SETTINGS = ", ".join(
+    [
+        "service_level: 20",
+        "max_wait: 120",
+        "join_empty: true",  # wait with nobody logged in: the abandoned call
+        "ring_timeout: 5",
+        "wrap_up: 0",
+        "retry_delay: 0",
+        "reject_delay: 0",
+        "announce_every: 0",
+    ]
+)
+AGENT = "1001"
 
 DASHBOARD_VALUES = {
     "$__rate_interval": "2m",
@@ -262,11 +277,11 @@ def engine_config(tmp_path: Path) -> Path:
             "trunks:",
             "  - {name: carrier, addresses: [127.0.0.1]}",
             "queues:",
-            f"  {QUEUE}: {{service_level: 20, max_wait: 120, join_empty: true}}",
+            f"  {QUEUE}: {{{QUEUE_SETTINGS}}}",
             "  support: {service_level: 30}",
             "routes:",
             '  - {match: "100", ivr: main, record: false}',
-            f'  - {{match: "200", queue: {QUEUE}, record: false}}',
+            f'  - {{match: "200", queue: {QUEUE}, record: true}}',
             f"ivr_dir: {ivr_dir}",
             f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
             f"media: {{rtp_ports: [{low}, {low + 19}]}}",
@@ -335,19 +350,34 @@ def test_every_dashboard_and_alert_query_returns_data(tmp_path: Path, engine_fac
         prometheus.wait_for(
             lambda: prometheus.query('up{job="acd"}') == [1.0], "the first scrape of the engine"
         )
-        # Two callers walk the IVR (keys 1 and 2); one waits in the queue,
-        # where no agent is logged in, and hangs up: an abandoned call.
-        calls = [("100", "1"), ("100", "2"), ("200", "1")]
-        run_callers(engine, tmp_path, calls)
+        # An agent (SIPp) answers two queued callers and hangs up after a
+        # second, while two callers walk the IVR (keys 1 and 2). Then the
+        # agent logs out, and a third queued caller waits with nobody to
+        # answer and gives up: an abandoned call.
+        sipp = Sipp(engine, tmp_path)
+        try:
+            sipp.agent(AGENT, scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=1000))
+            login_all(engine, [AGENT])
+            answered = sipp.callers("200", 2)
+            run_callers(engine, tmp_path, [("100", "1"), ("100", "2")])
+            assert answered.wait(90) == 0, answered.describe()
+            post(engine, f"/api/v1/agents/{AGENT}/logout")
+            gives_up = sipp.callers(
+                "200", 1, scenario=scenario_copy(tmp_path, "queue_caller.xml", t20000=3000)
+            )
+            assert gives_up.wait(90) == 0, gives_up.describe()
+        finally:
+            sipp.stop()
+        calls = 5
         records: list[dict[str, Any]] = []
 
         def stored() -> bool:
             records[:] = call_records(engine)
-            return len(records) == len(calls)
+            return len(records) == calls
 
         engine.wait_for(stored, timeout=30, what="every call record")
         prometheus.wait_for(
-            lambda: prometheus.query("sum(acd_calls_ended_total)") == [float(len(calls))],
+            lambda: prometheus.query("sum(acd_calls_ended_total)") == [float(calls)],
             "Prometheus to scrape the last call's end",
         )
 
@@ -406,13 +436,20 @@ def _assert_counts_match_records(prometheus: Prometheus, records: list[dict[str,
             == by_disposition[disposition]
         ), disposition
     queued = [r for r in records if r["queue"] == QUEUE]
-    assert len(queued) == 1
+    assert len(queued) == 3
     assert one(f'acd_calls_offered_total{{queue="{QUEUE}"}}') == len(queued)
     for disposition in ("answered", "abandoned"):
         expected = sum(1 for r in queued if r["disposition"] == disposition)
         assert one(f'acd_calls_{disposition}_total{{queue="{QUEUE}"}}') == expected, disposition
+    assert one(f'acd_calls_answered_total{{queue="{QUEUE}"}}') == 2
     assert one(f'acd_calls_abandoned_total{{queue="{QUEUE}"}}') == 1
+    assert one(f'acd_answer_time_seconds_count{{queue="{QUEUE}"}}') == 2
     assert one(f'acd_abandon_time_seconds_count{{queue="{QUEUE}"}}') == 1
+    assert one(f'acd_service_level{{queue="{QUEUE}"}}') == 1.0  # both answered within 20 s
+    assert one(f'acd_connect_rate{{queue="{QUEUE}"}}') == 2 / 3
+    assert one('acd_agents{state="logged_out"}') == 2
     assert one("acd_ivr_response_seconds_count") >= 2  # a key press in each IVR call
     assert one("acd_setup_time_seconds_count") == len(records)
     assert one('sum(rtp_packets_total{direction="in"})') > 0
+    assert one("rtp_streams_active") == 0
+    assert one("recordings_active") == 0
