@@ -17,18 +17,33 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .conftest import ROOT, SIPP_DIR, RunningEngine, agent_password, free_port, require_tool
-from .interop_helpers import PeerProcess, engine_config
+from .interop_helpers import PeerProcess
 
 pytestmark = pytest.mark.interop
 
 EngineFactory = Callable[[Path], RunningEngine]
-DEFAULT_QUEUE = (
-    "{strategy: round-robin, ring_timeout: 2, wrap_up: 0, retry_delay: 0, announce_every: 0}"
-)
+
+
+def queue(**settings: object) -> str:
+    """A queue as a YAML flow mapping: small timeouts for tests, then ``settings``."""
+    values: dict[str, object] = {
+        "strategy": "round-robin",
+        "ring_timeout": 2,
+        "wrap_up": 0,
+        "retry_delay": 0,
+        "reject_delay": 0,
+        "announce_every": 0,
+        **settings,
+    }
+    return "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"
+
+
+DEFAULT_QUEUE = queue()
 
 
 # -- harness ---------------------------------------------------------------------------------
@@ -37,31 +52,40 @@ DEFAULT_QUEUE = (
 def acd_config(
     tmp_path: Path,
     *,
-    agents: int = 3,
+    agents: dict[str, str] | None = None,
     queues: dict[str, str] | None = None,
     routes: dict[str, str] | None = None,
     callback_port: int | None = None,
     extra: str = "",
 ) -> Path:
-    """Agents 1001.. with the demo passwords; queues by name -> YAML flow mapping."""
+    """An engine config: agents (username -> YAML skills), queues (name -> YAML mapping),
+    routes (number -> "queue: x" or "ivr: y"); SIPp on 127.0.0.1 is the carrier trunk."""
+    agents = agents or dict.fromkeys(("1001", "1002", "1003"), "{}")
     queues = queues or {"q": DEFAULT_QUEUE}
-    routes = routes or {"200": "q"}
+    routes = routes or {"200": "queue: q"}
     low = 30000 + (free_port() % 1000) * 20
     host = f', host: "127.0.0.1:{callback_port}"' if callback_port else ""
     lines = [
+        "sip: {domain: acd.local, transports: [udp, tcp]}",
+        "registrar: {keepalive_interval: 0}",
+        "agents:",
+        *(
+            f'  - {{username: "{user}", password: "{agent_password(user)}", skills: {skills}}}'
+            for user, skills in agents.items()
+        ),
         "trunks:",
         f"  - {{name: carrier, addresses: [127.0.0.1]{host}}}",
         "routes:",
-        *(f'  - {{match: "{number}", queue: {queue}}}' for number, queue in routes.items()),
+        *(f'  - {{match: "{number}", {target}}}' for number, target in routes.items()),
         "queues:",
         *(f"  {name}: {spec}" for name, spec in queues.items()),
         f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
-        f"media: {{rtp_ports: [{low}, {low + 19}]}}",
+        f"media: {{rtp_ports: [{low}, {low + 39}]}}",
         "calls: {ring_timeout: 5}",
         extra,
     ]
-    path = engine_config(tmp_path / "acd.yaml", agents=agents, registrar="keepalive_interval: 0")
-    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    path = tmp_path / "acd.yaml"
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -247,7 +271,7 @@ def wait_records(engine: RunningEngine, count: int, timeout: float = 60) -> list
     return sorted(found, key=lambda r: str(r["arrived_at"]))
 
 
-def events_of(engine: RunningEngine, call_id: object) -> list[dict[str, object]]:
+def events_of(engine: RunningEngine, call_id: object) -> list[dict[str, Any]]:
     rows = engine.http_json(f"/api/v1/calls/{call_id}")["events"]
     assert isinstance(rows, list)
     return rows
@@ -289,3 +313,237 @@ def test_round_robin_spreads_calls_evenly(
     names = [e["event"] for e in events_of(engine, records[0]["call_id"])]
     assert names[0] == "ENTERQUEUE" and "CONNECT" in names
     assert names[-1] == "COMPLETEAGENT", names
+
+
+def ring_events(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    """(event, agent, outcome) of every ring and connect event, in order."""
+    keep = ("RINGNOANSWER", "RINGCANCELED", "CONNECT")
+    return [
+        (e["event"], e["agent"], (e.get("data") or {}).get("outcome"))
+        for e in events
+        if e["event"] in keep
+    ]
+
+
+def test_rejecting_and_silent_agents_are_passed_over(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    """1001 declines (486), 1002 never answers (ring timeout, and one miss pauses), 1003 answers."""
+    config = acd_config(
+        tmp_path,
+        queues={"q": queue(strategy="linear", reject_delay=60, retry_delay=60, max_misses=1)},
+    )
+    engine = engine_factory(config)
+    sipp = sipp_factory(engine)
+    sipp.agent("1001", SIPP_DIR / "agent_busy.xml")
+    sipp.agent("1002", scenario_copy(tmp_path, "agent_uas.xml", t1000=600_000))
+    sipp.agent("1003", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=1000))
+    login_all(engine, ["1001", "1002", "1003"])
+    callers = sipp.callers("200", 1)
+    assert callers.wait(60) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"]) == ("answered", "1003")
+    assert record["ring_attempts"] == 3
+    assert ring_events(events_of(engine, record["call_id"])) == [
+        ("RINGNOANSWER", "1001", "rejected"),
+        ("RINGNOANSWER", "1002", "no-answer"),
+        ("CONNECT", "1003", None),
+    ]
+    silent = agent_state(engine, "1002")
+    assert (silent["state"], silent["reason"]) == ("paused", "no-answer")
+    assert agent_state(engine, "1001")["state"] == "available"
+
+
+def test_agent_unregistering_while_ringing_is_given_up_at_once(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    engine = engine_factory(
+        acd_config(tmp_path, queues={"q": queue(strategy="linear", ring_timeout=30)})
+    )
+    sipp = sipp_factory(engine)
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=600_000))
+    sipp.agent("1002", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=1000))
+    login_all(engine, ["1001", "1002"])
+    callers = sipp.callers("200", 1)
+    engine.wait_for(
+        lambda: agent_state(engine, "1001")["state"] == "ringing", timeout=20, what="1001 rings"
+    )
+    sipp.register("1001", free_port(), unregister=True)
+    assert callers.wait(60) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"]) == ("answered", "1002")
+    events = events_of(engine, record["call_id"])
+    assert ring_events(events)[:2] == [
+        ("RINGNOANSWER", "1001", "failed"),
+        ("CONNECT", "1002", None),
+    ]
+    gone = next(e for e in events if e["event"] == "RINGNOANSWER")
+    data = gone["data"]
+    assert isinstance(data, dict)
+    assert data["reason"] == "unregistered"
+    assert data["ringtime"] < 30  # not the ring timeout: the moment the registration went
+    assert agent_state(engine, "1001")["reachable"] is False
+
+
+def test_caller_abandoning_while_agents_ring_stops_every_ring(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    engine = engine_factory(
+        acd_config(tmp_path, queues={"q": queue(strategy="ring-all", ring_timeout=30)})
+    )
+    sipp = sipp_factory(engine)
+    silent = scenario_copy(tmp_path, "agent_uas.xml", t1000=600_000)
+    sipp.agent("1001", silent)
+    sipp.agent("1002", silent)
+    login_all(engine, ["1001", "1002"])
+    callers = sipp.callers(
+        "200", 1, scenario=scenario_copy(tmp_path, "queue_caller.xml", t20000=3000)
+    )
+    assert callers.wait(60) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["hangup_side"]) == ("abandoned", "caller")
+    assert record["agent"] is None
+    names = [e["event"] for e in events_of(engine, record["call_id"])]
+    assert names.count("RINGCANCELED") == 2 and "ABANDON" in names, names
+    engine.wait_for(
+        lambda: all(agent_state(engine, u)["state"] == "available" for u in ("1001", "1002")),
+        timeout=10,
+        what="both agents free again",
+    )
+
+
+def test_all_agents_paused_refuses_to_queue_when_the_queue_says_so(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    engine = engine_factory(
+        acd_config(
+            tmp_path,
+            queues={"strict": queue(join_paused="false"), "empty": queue()},
+            routes={"200": "queue: strict", "201": "queue: empty"},
+        )
+    )
+    sipp = sipp_factory(engine)
+    sipp.agent("1001")
+    login_all(engine, ["1001"])
+    post(engine, "/api/v1/agents/1001/pause", {"reason": "lunch"})
+    assert callers_done(sipp.callers("200", 1))
+    # Nobody logged in at all: the default join_empty is false.
+    post(engine, "/api/v1/agents/1001/logout")
+    assert callers_done(sipp.callers("201", 1))
+    first, second = wait_records(engine, 2)
+    for record, reason in ((first, "all-paused"), (second, "no-agents")):
+        assert record["disposition"] == "failed"
+        (event,) = [e for e in events_of(engine, record["call_id"]) if e["event"] == "EXITEMPTY"]
+        assert event["data"] == {"reason": reason}
+
+
+def callers_done(peer: PeerProcess) -> bool:
+    assert peer.wait(60) == 0, peer.describe()
+    return True
+
+
+def test_maximum_wait_hangs_up_after_the_prompt(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    engine = engine_factory(
+        acd_config(tmp_path, queues={"q": queue(join_empty="true", max_wait=2)})
+    )
+    sipp = sipp_factory(engine)
+    assert callers_done(sipp.callers("200", 1))
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["hangup_side"]) == ("timeout", "system")
+    names = [e["event"] for e in events_of(engine, record["call_id"])]
+    assert names == ["ENTERQUEUE", "EXITWITHTIMEOUT"], names
+
+
+def test_callback_at_maximum_wait_dials_the_caller_once_an_agent_answers(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    callback_port = free_port()
+    engine = engine_factory(
+        acd_config(
+            tmp_path,
+            queues={"q": queue(join_empty="true", max_wait=2, on_max_wait="callback")},
+            callback_port=callback_port,
+        )
+    )
+    sipp = sipp_factory(engine)
+    # The caller's own phone, reached again through the carrier trunk's host.
+    phone = sipp._run(
+        "called-back",
+        ["-sf", str(scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=1500)),
+         "-i", "127.0.0.1", "-p", str(callback_port), "-mi", "127.0.0.1",
+         "-mp", str(free_port()), "-m", "1", "-timeout", "60s", "-timeout_error"],
+    )  # fmt: skip
+    assert callers_done(sipp.callers("200", 1))  # told "we will call you back", then BYE
+    engine.wait_for(
+        lambda: engine.http_json("/api/v1/queues")["queues"][0]["waiting"] == 1,  # type: ignore[index]
+        timeout=10,
+        what="the callback keeping its place",
+    )
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=10_000))
+    login_all(engine, ["1001"])
+    assert phone.wait(60) == 0, phone.describe()
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"]) == ("callback", "1001")
+    events = [
+        (e["event"], (e.get("data") or {}).get("step"))
+        for e in events_of(engine, record["call_id"])
+    ]
+    assert ("CALLBACK", "queued") in events and ("CALLBACK", "connected") in events
+    assert events[-1] == ("COMPLETECALLER", None), events
+
+
+IVR_FLOW = """
+name: main
+start: welcome
+nodes:
+  welcome: {type: play, prompts: [welcome], barge_in: true, next: menu}
+  menu:
+    type: menu
+    prompt: [main_menu]
+    options: {"1": sales, "2": support}
+    timeout: 10
+    retries: 1
+    on_failure: bye
+  sales: {type: queue, queue: sales, skills: {sales: 1}, next: bye}
+  support: {type: queue, queue: support, skills: {support: 1}, next: bye}
+  bye: {type: hangup}
+"""
+
+
+def test_ivr_callers_reach_two_queues_and_their_agents(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    ivr_dir = tmp_path / "ivr"
+    ivr_dir.mkdir()
+    (ivr_dir / "main.yaml").write_text(IVR_FLOW)
+    engine = engine_factory(
+        acd_config(
+            tmp_path,
+            agents={"1001": "{sales: 5}", "1002": "{sales: 3}", "1003": "{support: 5}"},
+            queues={"sales": queue(skills="{sales: 1}"), "support": queue(skills="{support: 1}")},
+            routes={"100": "ivr: main, record: false"},
+            extra=f"ivr_dir: {ivr_dir}",
+        )
+    )
+    sipp = sipp_factory(engine)
+    for user in ("1001", "1002", "1003"):
+        sipp.agent(user, scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=60_000))
+    login_all(engine, ["1001", "1002", "1003"])
+    text = (SIPP_DIR / "ivr_caller.xml").read_text()
+    # Listen 8 s after the key (the queue's "please hold", then the agent), not 2.5.
+    assert '<pause milliseconds="2500"/>' in text
+    text = text.replace('<pause milliseconds="2500"/>', '<pause milliseconds="8000"/>')
+    runs = []
+    for key, calls, concurrent in (("1", 4, 2), ("2", 2, 1)):
+        scenario = tmp_path / f"ivr-{key}.xml"
+        scenario.write_text(text.replace("dtmf_2833_1.pcap", f"dtmf_2833_{key}.pcap"))
+        runs.append(sipp.callers("100", calls, scenario=scenario, concurrent=concurrent))
+    assert all(callers_done(run) for run in runs)
+    records = wait_records(engine, 6)
+    assert [r["disposition"] for r in records] == ["answered"] * 6
+    by_queue = Counter((r["queue"], r["agent"]) for r in records)
+    # Round-robin over the two sales agents; support has one agent.
+    assert by_queue == {("sales", "1001"): 2, ("sales", "1002"): 2, ("support", "1003"): 2}
+    assert all(r["hangup_side"] == "caller" for r in records)

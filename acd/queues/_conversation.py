@@ -74,16 +74,17 @@ async def _serve_once(
 
     def on_key(key: str) -> bool:
         if key == spec.callback_key and service.is_callback_possible(call):
-            return waiter.end(_Exit("callback-key", key=key))
+            return service.keep_place(waiter, _Exit("callback-key", key=key))
         return False
 
     music = service.waiting_music(waiter, on_key)
     music.start()
+    outcome = waiter.outcome
     try:
-        result = await waiter.outcome
+        result = await outcome
     finally:
         await music.stop()
-        if waiter.call.id in service._waiting and not waiter.outcome.done():
+        if not outcome.done() and waiter.call.id in service._waiting:
             # Cancelled (the engine is stopping): the call must not stay queued.
             service.left(waiter, "failed")
             service.leave(waiter, "failed")
@@ -95,15 +96,12 @@ async def _serve_once(
         call.hangup_side = call.hangup_side or "caller"
         raise ivr.CallerHungUp(call.id)
     waited = round(asyncio.get_running_loop().time() - waiter.joined_at, 3)
-    if result.why == "callback-key":
-        call.event("EXITWITHKEY", queue=queue, key=result.key, waited=waited)
-        service.core.keep_place(call.id)
-        await _callback(service, waiter, "key")
+    if waiter.callback:
+        if result.key is not None:
+            call.event("EXITWITHKEY", queue=queue, key=result.key, waited=waited)
+        await _callback(service, waiter, "key" if result.key is not None else "max-wait")
         return None
     action = result.action
-    if action == "callback" and service.is_callback_possible(call):
-        await _callback(service, waiter, "max-wait")
-        return None
     moved = action.removeprefix("queue:") if action.startswith("queue:") else None
     call.event("EXITWITHTIMEOUT", queue=queue, waited=waited, moved_to=moved)
     service.left(waiter, "timeout")
@@ -212,13 +210,12 @@ async def _callback(service: AcdService, waiter: _Waiter, by: str) -> None:
     call = waiter.call
     loop = asyncio.get_running_loop()
     call.event("CALLBACK", queue=waiter.queue, requested_by=by, number=call.caller, step="queued")
-    waiter.callback = True
-    waiter.outcome = loop.create_future()
     await service.hang_up_caller(call, "callback_confirmed")
+    outcome = waiter.outcome
     try:
-        result = await waiter.outcome
+        result = await outcome
     finally:
-        if not waiter.outcome.done():
+        if not outcome.done():
             service.left(waiter, "failed")
             service.leave(waiter, "failed")
     if not isinstance(result, _Connected):

@@ -64,6 +64,7 @@ class AgentRing:
         self.leg: OutboundLeg | None = None
         self.outcome: RingOutcome | None = None
         self.alerting = False  # some phone sent 180/183
+        self.unreachable = False  # stopped because the agent's last registration went away
         self.started = asyncio.get_running_loop().time()
         self._stopped = asyncio.get_running_loop().create_future()
         for leg in self.legs:

@@ -179,7 +179,15 @@ class AcdService:
         user = event.user
         if not self.is_agent(user):
             return
-        self._do(self.core.set_reachable(user, self.location.is_registered(user)))
+        registered = self.location.is_registered(user)
+        if not registered:
+            # The core leaves rings under way to us: a phone that is gone will not answer.
+            for waiter in self._waiting.values():
+                ring = waiter.rings.get(user)
+                if ring is not None:
+                    ring.unreachable = True
+                    ring.stop()
+        self._do(self.core.set_reachable(user, registered))
 
     def is_agent(self, user: str) -> bool:
         return any(agent.username == user for agent in self.config.agents)
@@ -229,7 +237,10 @@ class AcdService:
         elif isinstance(action, MaxWaitReached):
             waiter = self._waiting.get(action.call_id)
             if waiter is not None:
-                waiter.end(_Exit("max-wait", action.action))
+                if action.action == "callback" and self.is_callback_possible(waiter.call):
+                    self.keep_place(waiter, _Exit("max-wait", action.action))
+                else:
+                    waiter.end(_Exit("max-wait", action.action))
         elif isinstance(action, AgentChanged):
             self._agent_changed(action)
 
@@ -338,16 +349,36 @@ class AcdService:
     def waiting_music(self, waiter: _Waiter, on_key: Any) -> WaitingMusic:
         spec = self.spec(waiter.queue)
         call_id = waiter.call.id
+        # An IVR's queue node has said "all our agents are busy" already.
+        greeting = (
+            [] if waiter.call.ivr_path else [mp.Prompt("all_agents_busy"), mp.Prompt("please_hold")]
+        )
         return WaitingMusic(
             waiter.call,
             music=self.music,
-            greeting=[mp.Prompt("all_agents_busy"), mp.Prompt("please_hold")],
+            greeting=greeting,
             announce_every=spec.announce_every,
             callback_key=spec.callback_key,
             position=lambda: self.core.position(call_id),
             expected_wait=lambda: self.core.expected_wait(call_id),
             on_key=on_key,
         )
+
+    def keep_place(self, waiter: _Waiter, why: _Exit) -> bool:
+        """The caller takes a callback: the entry keeps its place and waits for an agent.
+
+        Done in one step (no await between ending the wait and the new
+        outcome), so a ring that starts meanwhile belongs to the callback.
+        """
+        if waiter.callback or waiter.outcome.done():
+            return False
+        if why.why != "max-wait":  # the core keeps a max-wait callback's place by itself
+            self.core.keep_place(waiter.call.id)
+        waiter.callback = True
+        previous = waiter.outcome
+        waiter.outcome = self.loop.create_future()
+        previous.set_result(why)
+        return True
 
     def _caller_left(self, waiter: _Waiter) -> None:
         """The caller's leg ended while waiting: abandon, unless they keep their place."""
@@ -391,9 +422,10 @@ class AcdService:
     def _ring(self, action: Ring) -> None:
         waiter = self._waiting.get(action.call_id)
         if waiter is None or waiter.outcome.done():
-            # Not ours any more (left in the same turn): tell the core at once.
+            # The wait is ending (its coroutine takes the call out next): decline the
+            # offer once that has run, so the core does not offer it again meanwhile.
             for agent in action.agents:
-                self._pending.extend(self.core.ring_result(action.call_id, agent, "cancelled"))
+                self.loop.call_soon(self._decline, action.call_id, agent)
             return
         call = waiter.call
         domain = self.config.sip.domain
@@ -413,10 +445,15 @@ class AcdService:
             self.rings_started += 1
             self.spawn(self._run_ring(waiter, ring), f"ring {agent} for {call.id}")
 
+    def _decline(self, call_id: str, agent: str) -> None:
+        self._do(self.core.ring_result(call_id, agent, "cancelled"))
+
     async def _run_ring(self, waiter: _Waiter, ring: AgentRing) -> None:
         call, agent = waiter.call, ring.agent
         call.other_legs.extend(ring.legs)
         outcome = await ring.run()
+        if ring.unreachable and outcome == "cancelled":
+            outcome = "failed"  # unregistered while ringing
         mine = waiter.rings.get(agent) is ring
         if mine:
             del waiter.rings[agent]
@@ -443,9 +480,10 @@ class AcdService:
                 self._do(self.core.ring_result(call.id, agent, "cancelled"))
                 return
         else:
-            call.event(
-                "RINGNOANSWER", queue=waiter.queue, agent=agent, outcome=outcome, ringtime=seconds
-            )
+            data: dict[str, Any] = {"outcome": outcome, "ringtime": seconds}
+            if ring.unreachable:
+                data["reason"] = "unregistered"
+            call.event("RINGNOANSWER", queue=waiter.queue, agent=agent, **data)
         self._do(self.core.ring_result(call.id, agent, outcome))
 
     # -- helpers for the conversation module -----------------------------------------------
