@@ -56,6 +56,7 @@ def acd_config(
     queues: dict[str, str] | None = None,
     routes: dict[str, str] | None = None,
     callback_port: int | None = None,
+    trunk_address: str = "127.0.0.1",
     extra: str = "",
 ) -> Path:
     """An engine config: agents (username -> YAML skills), queues (name -> YAML mapping),
@@ -74,7 +75,7 @@ def acd_config(
             for user, skills in agents.items()
         ),
         "trunks:",
-        f"  - {{name: carrier, addresses: [127.0.0.1]{host}}}",
+        f"  - {{name: carrier, addresses: [{trunk_address}]{host}}}",
         "routes:",
         *(f'  - {{match: "{number}", {target}}}' for number, target in routes.items()),
         "queues:",
@@ -547,3 +548,33 @@ def test_ivr_callers_reach_two_queues_and_their_agents(
     # Round-robin over the two sales agents; support has one agent.
     assert by_queue == {("sales", "1001"): 2, ("sales", "1002"): 2, ("support", "1003"): 2}
     assert all(r["hangup_side"] == "caller" for r in records)
+
+
+def test_feature_codes_from_the_agents_phone_change_its_state(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    # No trunk on 127.0.0.1 here: the phone's INVITEs must authenticate as agent 1001.
+    engine = engine_factory(acd_config(tmp_path, trunk_address="192.0.2.1"))
+    sipp = sipp_factory(engine)
+    expected = [
+        ("*21", "available", None),
+        ("*23", "paused", "break"),
+        ("*232", "paused", "lunch"),
+        ("*24", "available", None),
+        ("*22", "logged_out", None),
+    ]
+    for code, state, reason in expected:
+        peer = sipp._run(
+            f"dial{code[1:]}",
+            ["-sf", str(SIPP_DIR / "feature_code.xml"), "-s", code, "-key", "agent", "1001",
+             "-au", "1001", "-ap", agent_password("1001"),
+             "-auth_uri", f"{code}@127.0.0.1:{engine.sip_port}",
+             "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1",
+             "-mp", str(free_port()), "-m", "1", "-timeout", "30s", "-timeout_error"],
+        )  # fmt: skip
+        assert callers_done(peer)
+        view = agent_state(engine, "1001")
+        assert (view["state"], view["reason"]) == (state, reason), code
+    records = wait_records(engine, len(expected))
+    assert [r["route"] for r in records] == [code for code, _, _ in expected]
+    assert all(r["disposition"] == "answered" for r in records)
