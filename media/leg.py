@@ -689,6 +689,11 @@ class RtpLeg:
         self._changed()
         self._relay = None
         self._relay_changed = None
+        # Whoever keeps a closed leg for its statistics (metrics, a report)
+        # must not keep its owner alive through these.
+        self.on_audio = None
+        self.on_dtmf = None
+        self.on_timeout = None
         self._rtp_socket.datagram_received = _discard
         self._rtcp_socket.datagram_received = _discard
         self._rtp_transport.close()

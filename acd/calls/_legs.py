@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from media import DtmfReceived, RtpLeg, codec_for, parse_info_body
+from media import DtmfReceived, PortPoolExhausted, RtpLeg, codec_for, parse_info_body
 from sip import (
     DEFAULT_FORMATS,
     REASONS,
@@ -485,7 +485,13 @@ class InboundLeg(SipLeg):
         """Answer with our SDP; False when the offer is unusable (488 sent) or the call ended."""
         if self._final_sent or self.is_ended:
             return False
-        rtp = await self.open_media()
+        try:
+            rtp = await self.open_media()
+        except PortPoolExhausted as exc:
+            # Out of capacity, not a fault: the caller (or carrier) may retry.
+            log.warning("%s: refused, %s", self, exc)
+            self.reject(503, extra=(("Retry-After", "5"),))
+            return False
         if self.is_ended:  # cancelled while the ports were being bound
             return False
         extra: tuple[tuple[str, str], ...] = ()
@@ -616,7 +622,12 @@ class OutboundLeg(SipLeg):
 
     async def start(self) -> None:
         """Send the INVITE with our offer."""
-        await self.open_media()
+        try:
+            await self.open_media()
+        except PortPoolExhausted as exc:
+            log.warning("%s: not dialled, %s", self, exc)
+            self._finish("error", 503, by_remote=False)
+            return
         if self.is_ended:
             return
         self.local_sdp = self._offer()
