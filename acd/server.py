@@ -240,6 +240,7 @@ class Engine:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/v1/registrations", self._registrations)
         app.router.add_get("/api/v1/live/calls", self._live_calls)
+        app.router.add_get("/api/v1/live/resources", self._live_resources)
         if self.acd is not None:
             add_agent_routes(app, self.acd)
         add_storage_routes(
@@ -310,6 +311,21 @@ class Engine:
             if users is None or b.user == users
         ]
         return web.json_response({"registrations": rows})
+
+    async def _live_resources(self, request: web.Request) -> web.Response:
+        """What calls hold (tasks, timers, dialogs, RTP ports, live objects): a leak check.
+
+        A full garbage collection runs first, so ``legs_alive`` and
+        ``calls_alive`` count only what something still references.
+        """
+        gc.collect()
+        resources: dict[str, int] = {
+            "tasks": len(asyncio.all_tasks()),
+            "sip_transactions": len(self.endpoint.transactions),
+        }
+        if self.calls is not None:
+            resources.update(self.calls.resources())
+        return web.json_response(resources)
 
     async def _live_calls(self, request: web.Request) -> web.Response:
         calls = self.calls.calls.values() if self.calls is not None else ()

@@ -26,12 +26,17 @@ FLOW_DIR = ROOT / "tests" / "data" / "ivr"
 
 
 def ivr_config(
-    tmp_path: Path, *, record: bool = False, flow: str = "main", trunk: bool = True
+    tmp_path: Path,
+    *,
+    record: bool = False,
+    flow: str = "main",
+    trunk: bool = True,
+    rtp_pairs: int = 10,
 ) -> Path:
     """Route 100 to ``flow``; with ``trunk`` 127.0.0.1 calls come in unauthenticated."""
     ivr_dir = tmp_path / "ivr"
     shutil.copytree(FLOW_DIR, ivr_dir)
-    low = 30000 + (free_port() % 1000) * 20
+    low = 30000 + (free_port() % (20000 // (2 * rtp_pairs))) * 2 * rtp_pairs
     extra = "\n".join(
         [
             "trunks:" if trunk else "trunks: []",
@@ -40,7 +45,7 @@ def ivr_config(
             f'  - {{match: "100", ivr: {flow}, record: {str(record).lower()}}}',
             f"ivr_dir: {ivr_dir}",
             f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
-            f"media: {{rtp_ports: [{low}, {low + 19}]}}",
+            f"media: {{rtp_ports: [{low}, {low + 2 * rtp_pairs - 1}]}}",
         ]
     )
     return write_config(tmp_path / "acd.yaml", agents=2, extra=extra)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,11 @@ class CallControl:
         self._by_transaction: dict[str, SipLeg] = {}
         self._inbound: dict[str, InboundLeg] = {}  # INVITE server transaction -> leg
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dialog_timers: dict[DialogId, asyncio.TimerHandle] = {}
+        # Every leg and call ever made, weakly: what is still alive after its
+        # call ended is a leak (a timer or callback still holding it).
+        self._alive_legs: weakref.WeakSet[SipLeg] = weakref.WeakSet()
+        self._alive_calls: weakref.WeakSet[Call] = weakref.WeakSet()
         self.calls_started = 0
         self.calls_refused = 0
 
@@ -96,10 +102,15 @@ class CallControl:
         dialog = leg.dialog
         if dialog is None:
             return
+        if dialog.id in self._dialog_timers:
+            return
         loop = asyncio.get_running_loop()
-        loop.call_later(64 * self.endpoint.policy.t1, self._drop_dialog, dialog.id)
+        self._dialog_timers[dialog.id] = loop.call_later(
+            64 * self.endpoint.policy.t1, self._drop_dialog, dialog.id
+        )
 
     def _drop_dialog(self, dialog_id: DialogId) -> None:
+        self._dialog_timers.pop(dialog_id, None)
         self.dialogs.remove(dialog_id)
         self._by_dialog.pop(dialog_id, None)
 
@@ -121,6 +132,8 @@ class CallControl:
         leg = InboundLeg(self, request, event.transaction, event.source)
         self._inbound[event.transaction] = leg
         call = Call(self, leg, user=user, trunk=trunk)
+        self._alive_legs.add(leg)
+        self._alive_calls.add(call)
         self.calls[call.id] = call
         self.events.publish(CallArrived(call.id, call.did, call.trunk))
         if self.records is not None:
@@ -167,7 +180,9 @@ class CallControl:
         to_addr: NameAddr,
     ) -> OutboundLeg:
         """A new outbound leg (not yet started: ``await leg.start()``)."""
-        return OutboundLeg(self, target, destination, from_addr=from_addr, to_addr=to_addr)
+        leg = OutboundLeg(self, target, destination, from_addr=from_addr, to_addr=to_addr)
+        self._alive_legs.add(leg)
+        return leg
 
     # -- events from SipApplication ------------------------------------------------------
 
@@ -212,8 +227,14 @@ class CallControl:
         leg = self._by_transaction.get(transaction)
         if leg is None:
             return
-        if response.status >= 200 and not (
-            isinstance(leg, OutboundLeg) and transaction == leg.transaction
+        # Once final, a transaction's response goes nowhere else; only an
+        # INVITE we sent that was answered 2xx stays mapped, for the 2xx
+        # retransmissions its leg must ACK again. (A failed INVITE lingers in
+        # the transaction layer for Timer D, 32 s, which absorbs and ACKs the
+        # retransmissions itself: the leg and its call need not live as long.)
+        if response.status >= 300 or (
+            response.status >= 200
+            and not (isinstance(leg, OutboundLeg) and transaction == leg.transaction)
         ):
             del self._by_transaction[transaction]
         leg.response_received(response, transaction)
@@ -230,12 +251,36 @@ class CallControl:
     def transaction_terminated(self, transaction: str) -> None:
         self._by_transaction.pop(transaction, None)
 
+    # -- accounting ----------------------------------------------------------------------
+
+    def resources(self) -> dict[str, int]:
+        """What the calls hold right now; all zero (but ``dialog_timers`` for 64*T1
+        after the last call) when the engine is idle. Run a garbage collection
+        first for ``legs_alive``/``calls_alive`` to mean "leaked"."""
+        media = self.media
+        return {
+            "calls": len(self.calls),
+            "call_tasks": len(self._tasks),
+            "dialogs": len(self.dialogs),
+            "dialog_legs": len(self._by_dialog),
+            "dialog_timers": len(self._dialog_timers),
+            "client_transactions": len(self._by_transaction),
+            "inbound_transactions": len(self._inbound),
+            "legs_alive": len(self._alive_legs),
+            "calls_alive": len(self._alive_calls),
+            "rtp_ports_in_use": media.pool.in_use,
+            "playbacks": len(media.player),
+        }
+
     # -- shutdown ------------------------------------------------------------------------
 
     async def stop(self) -> None:
         """Hang up every call and wait for their scripts to end."""
         for call in list(self.calls.values()):
             call.hangup_all("hangup")
+        for handle in self._dialog_timers.values():
+            handle.cancel()
+        self._dialog_timers.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ import aiohttp
 import ivr
 from media import Bridge, Recorder
 from media.player import Playback, PlayItem
-from sip import NameAddr, SipUri
+from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
 from ..recordings import RecordingStore
 from ..storage import RecordingRecord
@@ -107,28 +108,91 @@ class CallScript:
                 await call.enqueue(route.queue, 0, queue.skills)
 
     async def run_ivr(self, call: Call, flow: ivr.Flow) -> None:
-        result = await ivr.run_flow(flow, call, http=self.http, now=lambda: datetime.now(UTC))
+        """Run ``flow``; a caller who hangs up mid-IVR stops it at once.
+
+        Prompts and key waits notice the hang-up themselves, but a data dip
+        waits on someone else's server: so the flow runs as its own task and
+        is cancelled when the caller leaves while it is still in the IVR
+        proper. Once the call is queued or being transferred, the queue and
+        the bridge own its end (they hang up legs and close recordings) and
+        the flow is left to finish.
+        """
+        run = asyncio.ensure_future(
+            ivr.run_flow(flow, call, http=self.http, now=lambda: datetime.now(UTC))
+        )
+
+        def caller_left(_ended: object) -> None:
+            if not run.done() and call.queue is None and not call.other_legs:
+                run.cancel()
+
+        call.caller_leg.ended.add_done_callback(caller_left)
+        try:
+            result = await run
+        except asyncio.CancelledError:
+            if not call.caller_leg.is_ended:
+                raise  # cancelled from outside (engine stopping), not by the hang-up
+            log.debug("call %s: caller hung up during flow %s", call.id, flow.name)
+            return
+        finally:
+            call.caller_leg.ended.remove_done_callback(caller_left)
+            if not run.done():
+                run.cancel()
         log.debug("call %s: flow %s ended: %s", call.id, flow.name, result)
 
     # -- ringing an extension --------------------------------------------------------------
 
     async def dial_extension(self, call: Call, user: str, *, record: bool) -> None:
         """Ring every registered phone of ``user``; bridge the caller to the first to answer."""
+        targets = [(binding.uri, binding.destination) for binding in self.location.lookup(user)]
+        to_addr = NameAddr(uri=SipUri(user=user, host=self.config.sip.domain))
+        await self._dial(call, targets, to_addr, record=record, agent=user)
+
+    async def dial_uri(self, call: Call, uri: SipUri, *, record: bool) -> None:
+        """Dial a SIP URI (another PBX, a carrier's number) and bridge the caller to it."""
+        destination = await self._resolve(uri)
+        targets = [(uri, destination)] if destination is not None else []
+        await self._dial(call, targets, NameAddr(uri=uri), record=record, agent=None)
+
+    async def _resolve(self, uri: SipUri) -> Address | None:
+        """Where to send a request for ``uri``: its host and port (RFC 3263's A/AAAA step;
+        no SRV/NAPTR lookups), over the transport it names (UDP by default)."""
+        transport = (uri.params.get("transport") or "udp").upper()
+        if uri.scheme == "sips":
+            transport = "TLS"
+        default_port = 5061 if transport == "TLS" else 5060
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                uri.host, uri.port or default_port, type=socket.SOCK_DGRAM
+            )
+        except OSError as exc:
+            log.info("cannot resolve %s: %s", uri.host, exc)
+            return None
+        if not infos:
+            return None
+        host, port = infos[0][4][0], infos[0][4][1]
+        return Address(transport, str(host), int(port))
+
+    async def _dial(
+        self,
+        call: Call,
+        targets: list[tuple[SipUri, Address]],
+        to_addr: NameAddr,
+        *,
+        record: bool,
+        agent: str | None,
+    ) -> None:
+        """Ring ``targets`` in parallel; bridge the caller to the first to answer."""
         caller = call.caller_leg
-        bindings = self.location.lookup(user)
-        if not bindings:
+        if not targets:
             caller.reject(480)
             return
         domain = self.config.sip.domain
         from_addr = NameAddr(
             uri=SipUri(user=call.caller or "anonymous", host=domain), display=call.caller_name
         )
-        to_addr = NameAddr(uri=SipUri(user=user, host=domain))
         legs: list[OutboundLeg] = []
-        for binding in bindings:
-            leg = self.control.dial(
-                binding.uri, binding.destination, from_addr=from_addr, to_addr=to_addr
-            )
+        for uri, destination in targets:
+            leg = self.control.dial(uri, destination, from_addr=from_addr, to_addr=to_addr)
             leg.on_event = lambda event: caller.ring(180) if isinstance(event, LegRinging) else None
             legs.append(leg)
         call.other_legs.extend(legs)
@@ -142,7 +206,7 @@ class CallScript:
                 busy = any(leg.sip_status in (486, 600) for leg in legs)
                 caller.reject(486 if busy else 480)
             return
-        call.agent = user
+        call.agent = agent
         if not caller.final_sent:
             if not await caller.answer():
                 winner.hangup()
@@ -152,9 +216,18 @@ class CallScript:
         await self.bridge(call, caller, winner, record=record)
 
     async def transfer(self, call: Call, target: str) -> None:
-        """Blind transfer of the (answered) caller to an extension's phones."""
+        """Blind transfer of the (answered) caller to an extension's phones or a SIP URI."""
         call.event("TRANSFER", target=target)
         call.disposition = "transferred"
+        if target.startswith(("sip:", "sips:")):
+            try:
+                uri = parse_uri(target, "transfer target")
+            except SipSyntaxError as exc:
+                log.error("call %s: cannot transfer to %r: %s", call.id, target, exc)
+                return
+            if isinstance(uri, SipUri):
+                await self.dial_uri(call, uri, record=call.recording)
+            return
         await self.dial_extension(call, target, record=call.recording)
 
     async def bridge(
