@@ -249,6 +249,8 @@ def sipp_factory(tmp_path: Path) -> Iterator[Callable[[RunningEngine], Sipp]]:
     yield factory
     for sipp in made:
         sipp.stop()
+    for sipp in made:  # an exception anywhere in the engine fails the test that caused it
+        assert "Traceback" not in sipp.engine.log(), sipp.engine.log()[-6000:]
 
 
 def call_records(engine: RunningEngine) -> list[dict[str, object]]:
@@ -578,3 +580,4 @@ def test_feature_codes_from_the_agents_phone_change_its_state(
     records = wait_records(engine, len(expected))
     assert [r["route"] for r in records] == [code for code, _, _ in expected]
     assert all(r["disposition"] == "answered" for r in records)
+    assert "Traceback" not in engine.log()

@@ -62,9 +62,9 @@ async def run_feature(service: AcdService, call: Call) -> bool:
     if not await call.caller_leg.answer():
         return True
     call.answered_at = datetime.now(UTC)
-    call.disposition = "answered"
     with contextlib.suppress(ivr.CallerHungUp):
         await call.play([ivr.Prompt(prompt)])
+    call.disposition = "answered"
     call.hangup_side = call.hangup_side or "system"
     call.caller_leg.hangup()
     return True
@@ -86,4 +86,4 @@ def _apply(service: AcdService, agent: str, name: str, argument: str | None) -> 
         service.pause(agent, reasons[index])
     else:
         service.unpause(agent)
-    return FEATURE_CODES[f"*2{'1234'[['login', 'logout', 'pause', 'unpause'].index(name)]}"][1]
+    return _CONFIRM[name]

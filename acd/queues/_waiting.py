@@ -166,6 +166,8 @@ class WaitingMusic:
         finally:
             if not getter.done():
                 getter.cancel()
+            elif not getter.cancelled():
+                getter.exception()  # retrieved: re-raised below unless we were cancelled
         if getter.done() and not getter.cancelled():
             return getter.result()
         return None
