@@ -77,6 +77,8 @@ class Call:
         self.recording = False
         self.recording_id: str | None = None
         self.survey_score: int | None = None
+        self.post_call_survey: str | None = None  # the survey flow, from the flow that runs
+        self.survey_pending = False  # the agent hung up on a caller who gets the survey
         self.disposition: str | None = None
         self.hangup_side: str | None = None
         self.sip_cause: int | None = None
@@ -193,6 +195,10 @@ class Call:
         if acd is None:
             raise RuntimeError("no ACD is running")
         await acd.enqueue(self, queue, priority, skills)
+        if self.survey_pending:
+            # Answered, and the agent hung up first: the flow's post-call
+            # survey takes the caller now, not the nodes after the queue.
+            raise CallerHungUp(self.id)
 
     async def transfer(self, target: str) -> None:
         self._alive()

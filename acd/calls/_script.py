@@ -24,6 +24,7 @@ from media import Bridge, Recorder
 from media.player import Playback, PlayItem
 from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
+from ..events import RecordingError
 from ..recordings import RecordingStore
 from ..storage import RecordingRecord
 from ._events import LegEvent, LegHeld, LegRinging, LegUnheld
@@ -117,6 +118,16 @@ class CallScript:
         the bridge own its end (they hang up legs and close recordings) and
         the flow is left to finish.
         """
+        if flow.post_call_survey is not None and call.post_call_survey is None:
+            call.post_call_survey = flow.post_call_survey
+        await self._run_flow(call, flow)
+        if call.survey_pending and not call.caller_leg.is_ended:
+            call.survey_pending = False
+            survey = self.flows.get(call.post_call_survey or "")
+            if survey is not None:
+                await self._run_flow(call, survey)
+
+    async def _run_flow(self, call: Call, flow: ivr.Flow) -> None:
         run = asyncio.ensure_future(
             ivr.run_flow(flow, call, http=self.http, now=lambda: datetime.now(UTC))
         )
@@ -256,6 +267,7 @@ class CallScript:
                 recorder = Recorder(path)
             else:
                 log.error("call %s: not recorded, free disk below the guard", call.id)
+                self.control.events.publish(RecordingError(call.id, "disk-guard"))
         bridge = Bridge(a.rtp, b.rtp, recorder)
         if recorder is not None:
             self.recordings_active += 1
@@ -292,7 +304,17 @@ class CallScript:
                     call.hangup_side = "agent"
                 elif a.is_ended and a.ended.result().by_remote:
                     call.hangup_side = "caller"
-            if release is None or not release.done():
+            # The agent hung up on a caller whose flow offers a post-call
+            # survey: keep the caller, the flow's survey runs next.
+            survey = (
+                call.post_call_survey is not None
+                and b.is_ended
+                and b.ended.result().by_remote
+                and not a.is_ended
+            )
+            if survey:
+                call.survey_pending = True
+            elif release is None or not release.done():
                 a.hangup()
             b.hangup()
             if recorder is not None:
@@ -303,6 +325,7 @@ class CallScript:
             finished = await recorder.close()
         except Exception:
             log.exception("call %s: recording could not be finished", call.id)
+            self.control.events.publish(RecordingError(call.id, "write-failed"))
             return
         call.recording_id = call.id
         if self.control.records is not None:
