@@ -36,6 +36,7 @@ from acd.storage import (
     SqliteStorage,
     Storage,
 )
+from acd.storage._journal import OpenCall, OpenCallLog
 from acd.storage._model import to_json
 
 from .test_storage import T0, make_call, make_events
@@ -513,10 +514,169 @@ async def test_open_call_notes_are_compacted(storage: FlakyStorage, tmp_path: Pa
         if n % 500 == 0:
             await writer.flush()
     await writer.stop()
-    # Every call ended, and the open/end pairs were dropped along the way.
+    # Every call ended, and its open/finished/end entries (18,000 in all)
+    # were dropped along the way, once 10,000 had gathered.
     lines = (tmp_path / "journal" / "open-calls.jsonl").read_text().splitlines()
-    assert len(lines) < 1000
+    assert len(lines) <= 10_000
     again = fast_writer(storage, tmp_path / "journal")
     await again.start()
     assert await again.recover_open_calls() == []
+    await again.stop()
+
+
+# ---- calls that ended just before a crash -----------------------------------
+
+_ENDED_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from datetime import timedelta
+    from pathlib import Path
+    from acd.storage import RecordWriter, RecordingRecord, SqliteStorage
+    from tests.test_storage import make_call, make_events
+
+    async def main(db, journal):
+        storage = SqliteStorage(db)
+        await storage.open()
+        # No batch reaches the database before the kill: only the open-call
+        # log's group commit stands between these calls and their loss.
+        writer = RecordWriter(storage, Path(journal), flush_interval=3600, batch_size=10**6)
+        await writer.start()
+        for n in range(6):
+            call = make_call(n, ended_at=None)
+            writer.call_started(call.call_id, call.sip_call_id, call.arrived_at)
+        for n in range(3):  # these three end, the engine's way: events, recording, CDR
+            call = make_call(n)
+            for event in make_events(call):
+                writer.submit_event(event)
+            if n == 1:
+                writer.submit_recording(RecordingRecord(
+                    id=call.call_id, call_id=call.call_id, path="2024/05/01/x.wav",
+                    duration_s=47.5, size_bytes=760_044, sha256="ab" * 32, channels=2,
+                    created_at=call.ended_at))
+            writer.submit_call(call)
+        await writer.ends_on_disk()
+        print("ready", writer.pending, flush=True)
+        time.sleep(60)  # the loop is stuck, as in a hung process, until SIGKILL
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_calls_that_ended_before_sigkill_keep_their_records(
+    storage: FlakyStorage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal_dir = tmp_path / "journal"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ENDED_CHILD, str(storage.inner.path), str(journal_dir)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        ready = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 30)
+        # 3 CDRs, 18 events and a recording were still in the writer's memory.
+        assert ready == "ready 22\n"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert await stored_ids(storage) == []
+
+    writer = fast_writer(storage, journal_dir)
+    await writer.start()
+    with caplog.at_level(logging.WARNING):
+        failed = await writer.recover_open_calls()
+    assert sorted(r.call_id for r in failed) == [f"call-{n:05d}" for n in range(3, 6)]
+    assert "restored 3 calls" in caplog.text
+    for n in range(3):
+        call = make_call(n)
+        assert await storage.get_call(call.call_id) == call
+        events = await storage.call_events(call.call_id)
+        expected = make_events(call)
+        assert [(e.at, e.event, e.data) for e in events] == [
+            (e.at, e.event, e.data) for e in expected
+        ]
+        # The writer's own numbering, as the kill found it: a replay would match these rows.
+        assert len({e.seq for e in events}) == len(expected)
+    recording = await storage.get_recording("call-00001")
+    assert recording is not None and recording.size_bytes == 760_044
+    await writer.stop()
+
+    # Restored once, for good.
+    after = fast_writer(storage, journal_dir)
+    await after.start()
+    assert await after.recover_open_calls() == []
+    await after.stop()
+    assert len(await storage.call_events("call-00000")) == 6
+
+
+async def test_a_finished_entry_survives_compaction(tmp_path: Path) -> None:
+    path = tmp_path / "open-calls.jsonl"
+    call = make_call(1)
+    log = OpenCallLog(path)
+    await log.open()
+    log.started(OpenCall(call.call_id, call.sip_call_id, call.arrived_at))
+    log.started(OpenCall("call-00002", "2@x", call.arrived_at))
+    log.finished(call.call_id, [to_json(call)])
+    log.finished("not-open", [to_json(make_call(3))])  # ignored: never started
+    await log.close()  # no "end": as if killed
+
+    for _ in range(2):  # each open compacts the file: the records must survive both
+        again = OpenCallLog(path)
+        await again.open()
+        assert set(again.orphans) == {call.call_id, "call-00002"}
+        assert again.orphans[call.call_id].records == (to_json(call),)
+        assert again.orphans["call-00002"].records == ()
+        await again.close()
+    assert len(path.read_text().splitlines()) == 3  # two opens, one finished
+
+
+async def test_unreadable_final_records_fall_back_to_a_failed_cdr(
+    storage: FlakyStorage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    call = make_call(4)
+    entries = [
+        {
+            "op": "open",
+            "call_id": call.call_id,
+            "sip_call_id": call.sip_call_id,
+            "arrived_at": call.arrived_at.isoformat(),
+        },
+        {"op": "finished", "call_id": call.call_id, "records": [{"kind": "call", "call_id": 1}]},
+        {"op": "finished", "call_id": "never-opened", "records": []},
+    ]
+    (journal_dir / "open-calls.jsonl").write_text(
+        "".join(json.dumps(entry) + "\n" for entry in entries)
+    )
+    writer = fast_writer(storage, journal_dir)
+    await writer.start()
+    (failed,) = await writer.recover_open_calls()
+    assert failed.call_id == call.call_id
+    assert failed.disposition == Disposition.FAILED
+    assert "unreadable" in caplog.text and "never-opened" in caplog.text
+    await writer.stop()
+
+
+async def test_a_settled_call_leaves_nothing_to_restore(
+    storage: FlakyStorage, tmp_path: Path
+) -> None:
+    # The normal path: once the batch is in the database the "end" entry
+    # closes the call, and the writer forgets its events.
+    writer = fast_writer(storage, tmp_path / "journal")
+    await writer.start()
+    call = make_call(7)
+    writer.call_started(call.call_id, call.sip_call_id, call.arrived_at)
+    for event in make_events(call):
+        writer.submit_event(event)
+    writer.submit_call(call)
+    await writer.flush()
+    assert writer._ending == {}
+    await writer.stop()
+    again = fast_writer(storage, tmp_path / "journal")
+    await again.start()
+    assert again._open_calls.orphans == {}
     await again.stop()

@@ -10,7 +10,9 @@ journal cuts it off, with a warning: its append never returned, so nobody was
 told it was safe, and the records it held were lost with the process anyway.
 
 ``OpenCallLog`` uses a journal to remember which calls are in progress, so
-that calls in flight when the process was killed can be closed on restart.
+that calls in flight when the process was killed can be closed on restart,
+and which have just ended, with their final records, so that a call that
+ended moments before the kill is restored as it really ended.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -140,14 +142,18 @@ class Journal:
         return 0
 
     async def append(self, entries: Sequence[dict[str, Any]]) -> None:
-        """Write ``entries`` and fsync; only then return."""
+        """Write ``entries`` and fsync; only then return.
+
+        The entries are encoded on the journal's thread, not the event loop:
+        the caller must not change them until this returns.
+        """
         if entries:
-            await self._run(self._append, [_encode(entry) for entry in entries])
+            await self._run(self._append, entries)
             self.entries += len(entries)
 
-    def _append(self, lines: list[bytes]) -> None:
+    def _append(self, entries: Sequence[dict[str, Any]]) -> None:
         assert self._file is not None
-        self._file.write(b"".join(lines))
+        self._file.write(b"".join(_encode(entry) for entry in entries))
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -210,14 +216,14 @@ class Journal:
 
     async def rewrite(self, entries: Sequence[dict[str, Any]]) -> None:
         """Replace the whole journal with ``entries`` atomically (write aside, rename)."""
-        await self._run(self._rewrite, [_encode(entry) for entry in entries])
+        await self._run(self._rewrite, entries)
         self.entries = len(entries)
 
-    def _rewrite(self, lines: list[bytes]) -> None:
+    def _rewrite(self, entries: Sequence[dict[str, Any]]) -> None:
         assert self._file is not None
         aside = self.path.with_name(self.path.name + ".new")
         with open(aside, "wb") as out:
-            out.write(b"".join(lines))
+            out.write(b"".join(_encode(entry) for entry in entries))
             out.flush()
             os.fsync(out.fileno())
         os.replace(aside, self.path)
@@ -242,22 +248,51 @@ class Journal:
 
 @dataclass(frozen=True, slots=True)
 class OpenCall:
-    """What is known of a call the moment it arrives, kept until its CDR is safe."""
+    """What is known of a call the moment it arrives, kept until its CDR is safe.
+
+    ``records`` is empty while the call is in progress. Once it has ended it
+    holds the call's final records (events, recording, the CDR last) in
+    ``to_json`` form, on disk until the database or the records journal has
+    them.
+    """
 
     call_id: str
     sip_call_id: str
     arrived_at: datetime
     caller_number: str | None = None
     did: str | None = None
+    records: tuple[dict[str, Any], ...] = ()
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The log entries that say what is known of the call (for a compaction)."""
+        opened = {
+            "op": "open",
+            "call_id": self.call_id,
+            "sip_call_id": self.sip_call_id,
+            "arrived_at": format_time(self.arrived_at),
+            "caller_number": self.caller_number,
+            "did": self.did,
+        }
+        if not self.records:
+            return [opened]
+        return [opened, _finished_entry(self.call_id, self.records)]
+
+
+def _finished_entry(call_id: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"op": "finished", "call_id": call_id, "records": list(records)}
 
 
 class OpenCallLog:
-    """The calls in progress, on disk: an "open" entry at arrival, "end" once the CDR is safe.
+    """The calls in progress, on disk: "open" at arrival, "finished" at the end, "end" once safe.
 
-    After a SIGKILL the calls with no "end" are ``orphans``: nobody will
-    write their CDRs, so the RecordWriter writes failed ones. The file is
-    compacted (rewritten with just the open calls) when it opens and
-    whenever it has grown well past what is still open.
+    "finished" carries the call's final records (CDR and events) the moment
+    the call ends, by group commit, while the same records wait in the
+    writer's memory for the next database batch; "end" follows once the
+    database or the records journal holds them. After a SIGKILL the calls
+    with no "end" are ``orphans``: a finished orphan is restored from its
+    records, the others get failed CDRs. The file is compacted (rewritten
+    with just the calls not yet safe) when it opens and whenever it has
+    grown well past them.
     """
 
     def __init__(self, path: Path, *, compact_after: int = 10_000) -> None:
@@ -284,8 +319,17 @@ class OpenCallLog:
         call_id = entry.get("call_id")
         if not isinstance(call_id, str):
             return
-        if entry.get("op") == "end":
+        op = entry.get("op")
+        if op == "end":
             self.orphans.pop(call_id, None)
+            return
+        if op == "finished":
+            call = self.orphans.get(call_id)
+            records = entry.get("records")
+            if call is None or not isinstance(records, list):
+                _log.error("ignored a finished entry of no open call: %r", call_id)
+            else:
+                self.orphans[call_id] = replace(call, records=tuple(records))
             return
         try:
             arrived_at = parse_time(entry["arrived_at"])
@@ -303,16 +347,20 @@ class OpenCallLog:
     def started(self, call: OpenCall) -> None:
         """Remember ``call`` as in progress; on disk within one group commit."""
         self._open[call.call_id] = call
-        self._journal.append_soon(
-            {
-                "op": "open",
-                "call_id": call.call_id,
-                "sip_call_id": call.sip_call_id,
-                "arrived_at": format_time(call.arrived_at),
-                "caller_number": call.caller_number,
-                "did": call.did,
-            }
-        )
+        self._journal.append_soon(call.entries()[0])
+
+    def finished(self, call_id: str, records: Sequence[dict[str, Any]]) -> None:
+        """Keep the final records of an open call; on disk within one group commit.
+
+        ``records`` (``to_json`` dicts, not to be changed afterwards) are
+        what recovery writes for the call if the process dies before
+        ``ended``. A call not open is ignored.
+        """
+        call = self._open.get(call_id)
+        if call is None:
+            return
+        self._open[call_id] = replace(call, records=tuple(records))
+        self._journal.append_soon(_finished_entry(call_id, records))
 
     def ended(self, call_ids: Sequence[str]) -> None:
         """Forget the calls whose CDRs are now safe (calls not open are ignored)."""
@@ -334,24 +382,12 @@ class OpenCallLog:
         await self._journal.settle()
         calls = [*self.orphans.values(), *self._open.values()]
         try:
-            await self._journal.rewrite(
-                [
-                    {
-                        "op": "open",
-                        "call_id": c.call_id,
-                        "sip_call_id": c.sip_call_id,
-                        "arrived_at": format_time(c.arrived_at),
-                        "caller_number": c.caller_number,
-                        "did": c.did,
-                    }
-                    for c in calls
-                ]
-            )
+            await self._journal.rewrite([entry for call in calls for entry in call.entries()])
         except OSError:
             _log.exception("%r: compaction failed; the file keeps growing", self._journal)
 
     async def settle(self) -> None:
-        """Wait until every started/ended call so far is on disk."""
+        """Wait until every started/finished/ended call so far is on disk."""
         await self._journal.settle()
         if self._compacting is not None:
             await asyncio.shield(self._compacting)

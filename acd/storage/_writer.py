@@ -17,6 +17,15 @@ per attempt, and the storage redacts any password from what is logged.
 
 Records are "settled" once they are in the database or fsynced in the
 journal; ``flush`` waits for that, and ``stop`` does it for everything.
+
+The end of a call does not wait for the batch to be durable. When the CDR
+of a call noted by ``call_started`` arrives with ``ended_at``, the writer
+also appends it, with the call's events and recording submitted before
+it, to the open-call log as one "finished" entry; the log's group commit
+fsyncs it on its own thread within a few milliseconds, while the batch
+waits for its flush interval. After a SIGKILL, recovery writes those
+records, so a call that ended just before the kill keeps its real
+disposition and its events (docs/storage.md says what window remains).
 """
 
 from __future__ import annotations
@@ -88,6 +97,8 @@ class RecordWriter:
         self._write_timeout = write_timeout
         self._stop_timeout = stop_timeout
         self._buffer: list[Record] = []
+        # Events and recordings of calls in progress, kept until the CDR ends the call.
+        self._ending: dict[str, list[Record]] = {}
         self._in_flight = 0
         self._submitted = 0
         self._settled = 0
@@ -111,15 +122,32 @@ class RecordWriter:
     # ---- the hot path: no awaits, no I/O ---------------------------------
 
     def submit_call(self, record: CallRecord) -> None:
-        """Queue a CDR. One with ``ended_at`` set also closes the call's open marker."""
+        """Queue a CDR. One with ``ended_at`` set ends the call, durably at once.
+
+        For a call noted by ``call_started``, the CDR and the call's events
+        and recording submitted so far go to the open-call log by group
+        commit (no waiting here), and the call's note is closed once the
+        batch holding the CDR is settled.
+        """
         self._submit(record)
+        if record.ended_at is not None and self._open_calls.is_open(record.call_id):
+            records = self._ending.pop(record.call_id, [])
+            records.append(record)
+            self._open_calls.finished(record.call_id, [to_json(r) for r in records])
 
     def submit_event(self, event: CallEvent) -> None:
         """Queue a queue event, numbering its ``seq`` in submission order."""
-        self._submit(replace(event, seq=next(self._seq)))
+        event = replace(event, seq=next(self._seq))
+        self._submit(event)
+        self._keep_for_end(event.call_id, event)
 
     def submit_recording(self, recording: RecordingRecord) -> None:
         self._submit(recording)
+        self._keep_for_end(recording.call_id, recording)
+
+    def _keep_for_end(self, call_id: str | None, record: Record) -> None:
+        if call_id is not None and self._open_calls.is_open(call_id):
+            self._ending.setdefault(call_id, []).append(record)
 
     def submit_session(self, session: AgentSession) -> None:
         self._submit(session)
@@ -179,14 +207,26 @@ class RecordWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")
 
     async def recover_open_calls(self) -> list[CallRecord]:
-        """Write a failed CDR for every call the previous run left open, and return them.
+        """Settle every call the previous run left open; return the failed CDRs written.
 
-        A recovered CDR has no ``ended_at`` (the end was never seen), so if
-        the real CDR did reach the database or the journal it is kept.
+        A call that had ended (its final records reached the open-call log)
+        is restored from those records: its real CDR and events. Any other
+        gets a failed CDR with no ``ended_at`` (the end was never seen), so
+        if the real CDR did reach the database or the journal it is kept.
+        Writes are idempotent, so restoring records already stored repeats
+        nothing.
         """
         orphans = list(self._open_calls.orphans.values())
-        records = [
-            CallRecord(
+        failed: list[CallRecord] = []
+        restored = 0
+        for call in orphans:
+            records = self._restorable(call)
+            if records:
+                restored += 1
+                for record in records:
+                    self._submit(record)
+                continue
+            record = CallRecord(
                 call_id=call.call_id,
                 sip_call_id=call.sip_call_id,
                 arrived_at=call.arrived_at,
@@ -195,15 +235,30 @@ class RecordWriter:
                 disposition=Disposition.FAILED,
                 hangup_side=HangupSide.SYSTEM,
             )
-            for call in orphans
-        ]
-        for record in records:
-            self.submit_call(record)
+            failed.append(record)
+            self._submit(record)
         await self.flush()
         self._open_calls.ended([call.call_id for call in orphans])
         await self._open_calls.settle()
-        if records:
-            _log.warning("closed %d calls left open by the previous run as failed", len(records))
+        if restored:
+            _log.warning(
+                "restored %d calls that had ended just before the previous run was killed",
+                restored,
+            )
+        if failed:
+            _log.warning("closed %d calls left open by the previous run as failed", len(failed))
+        return failed
+
+    @staticmethod
+    def _restorable(call: OpenCall) -> list[Record]:
+        """The final records of an orphan that had ended; empty if it had not (or they are bad)."""
+        try:
+            records = [from_json(entry) for entry in call.records]
+        except ValueError as exc:
+            _log.error("call %s: its final records are unreadable (%s)", call.call_id, exc)
+            return []
+        if not any(isinstance(r, CallRecord) and r.ended_at is not None for r in records):
+            return []
         return records
 
     async def flush(self) -> None:
@@ -219,6 +274,15 @@ class RecordWriter:
             self._waiters.append((target, waiter))
             self._wake.set()
             await waiter
+        await self._open_calls.settle()
+
+    async def ends_on_disk(self) -> None:
+        """Wait until every call start and end submitted so far is fsynced in the open-call log.
+
+        Unlike ``flush`` this does not wait for the database: it is the
+        point from which a SIGKILL no longer costs those calls their real
+        records.
+        """
         await self._open_calls.settle()
 
     async def stop(self) -> None:
@@ -393,9 +457,13 @@ class RecordWriter:
         self._in_flight = 0
         self._settled += len(batch)
         ended = [r.call_id for r in batch if isinstance(r, CallRecord) and r.ended_at is not None]
-        # A lost CDR leaves its call open, so the next start writes a failed one.
+        # A lost CDR leaves its call open, so the next start restores it from
+        # its "finished" entry, or writes a failed one.
         if ended and durable:
-            self._open_calls.ended([i for i in ended if self._open_calls.is_open(i)])
+            closing = [i for i in ended if self._open_calls.is_open(i)]
+            for call_id in closing:
+                self._ending.pop(call_id, None)
+            self._open_calls.ended(closing)
         while self._waiters and self._waiters[0][0] <= self._settled:
             _, waiter = self._waiters.pop(0)
             if not waiter.done():
