@@ -257,7 +257,7 @@ class Engine:
         log.info("HTTP listening on %s:%s", http.listen, http.port)
 
     async def stop(self) -> None:
-        """Hang up calls, close listeners and the HTTP server, settle every record."""
+        """Refuse new calls (503), hang up calls, close listeners and HTTP, settle every record."""
         self.loop_lag.stop()
         self.app.stop()
         if self.calls is not None:
@@ -266,12 +266,9 @@ class Engine:
             await self.acd.stop()
         if self.script is not None:
             await self.script.stop()
+        # From the first calls.stop() on, a new INVITE gets 503 and no call
+        # is made, so every call has ended and handed over its CDR by now.
         await self.endpoint.close()
-        if self.calls is not None:
-            # Calls that arrived while the others were hung up: with the
-            # endpoint closed no more can, and these too must be recorded
-            # before the writer stops.
-            await self.calls.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         if self.media is not None:

@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 
 CallHandler = Callable[["Call"], Awaitable[None]]
 
+OVERLOAD_RETRY_AFTER = 5
+"""Seconds a caller refused for ``calls.max_calls`` is asked to wait: calls end all the time."""
+SHUTDOWN_RETRY_AFTER = 30
+"""Seconds a caller refused during a shutdown is asked to keep away from this node.
+
+Long enough that a carrier or a load balancer sends the next calls to
+another node (RFC 3261 §21.5.4, RFC 3263 failover) rather than back into a
+node that is going away; short enough that a restarted node gets traffic
+again soon after.
+"""
+
 
 class CallControl:
     """Owns the legs and dialogs of every call and routes SIP events to them."""
@@ -79,6 +90,8 @@ class CallControl:
         self._alive_calls: weakref.WeakSet[Call] = weakref.WeakSet()
         self.calls_started = 0
         self.calls_refused = 0
+        self.stopping = False
+        """Set by ``stop``: from then on new calls are refused with 503."""
 
     # -- what legs use -------------------------------------------------------------------
 
@@ -119,15 +132,20 @@ class CallControl:
     def new_call(
         self, event: RequestReceived, *, user: str | None, trunk: Trunk | None
     ) -> Call | None:
-        """An INVITE without To tag, already authenticated: make a Call and start its script."""
+        """An INVITE without To tag, already authenticated: make a Call and start its script.
+
+        While the engine stops, or at ``calls.max_calls``, the INVITE is
+        refused with 503 and a Retry-After, so that the carrier tries
+        another node rather than waiting on silence.
+        """
         from ._call import Call
 
         request = event.request
+        if self.stopping:
+            self._refuse(event, SHUTDOWN_RETRY_AFTER)
+            return None
         if len(self.calls) >= self.config.calls.max_calls:
-            self.calls_refused += 1
-            response = make_response(request, 503)
-            response.headers.add("Retry-After", "5")
-            self.endpoint.send_response(event.transaction, response)
+            self._refuse(event, OVERLOAD_RETRY_AFTER)
             return None
         leg = InboundLeg(self, request, event.transaction, event.source)
         self._inbound[event.transaction] = leg
@@ -143,6 +161,12 @@ class CallControl:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
+
+    def _refuse(self, event: RequestReceived, retry_after: int) -> None:
+        self.calls_refused += 1
+        response = make_response(event.request, 503)
+        response.headers.add("Retry-After", str(retry_after))
+        self.endpoint.send_response(event.transaction, response)
 
     def setup_done(self, leg: InboundLeg, status: int) -> None:
         """The caller's INVITE got its final response: publish the setup time."""
@@ -275,7 +299,10 @@ class CallControl:
     # -- shutdown ------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Hang up every call and wait for their scripts to end."""
+        """Refuse new calls, hang up every call and wait for their scripts to end."""
+        if not self.stopping:
+            self.stopping = True
+            log.info("stopping: new calls are refused with 503 from now on")
         for call in list(self.calls.values()):
             call.hangup_all("hangup")
         for handle in self._dialog_timers.values():
