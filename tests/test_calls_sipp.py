@@ -159,3 +159,28 @@ def test_inband_key_press_reaches_its_node(tmp_path: Path, engine_factory: objec
     record = one_record(engine)
     assert record["digits"] == "2"
     assert record["ivr_path"][:3] == ["welcome", "menu", "support"]  # type: ignore[index]
+
+
+def test_session_timer_hold_unhold_options_and_update_on_the_wire(
+    tmp_path: Path, engine_factory: object
+) -> None:
+    """bench/sipp/caller_dialog.xml checks every answer itself (see its header):
+    422 with Min-SE below the minimum, the negotiated Session-Expires and
+    Require: timer, recvonly to a hold and sendrecv to the unhold, OPTIONS
+    and an UPDATE refresh inside the dialog."""
+    engine: RunningEngine = engine_factory(ivr_config(tmp_path))  # type: ignore[operator]
+    run_sipp(engine, tmp_path, SIPP_DIR / "caller_dialog.xml")
+    # The INVITE refused with 422 was an attempt of its own, with its record.
+    records: list[dict[str, object]] = []
+
+    def both() -> bool:
+        records[:] = call_records(engine)
+        return len(records) == 2
+
+    engine.wait_for(both, timeout=10, what="two call records")
+    refused, answered = sorted(records, key=lambda r: str(r["disposition"]) != "failed")
+    assert refused["disposition"] == "failed"
+    assert refused["sip_cause"] == 422
+    assert answered["disposition"] == "answered"
+    assert answered["hangup_side"] == "caller"
+    assert answered["sip_call_id"] == refused["sip_call_id"]

@@ -250,6 +250,9 @@ class Call:
             if self.queue is None and self.caller_leg.sip_status == 200:
                 # Served by the IVR alone (or an extension): the call was answered.
                 self.disposition = "answered"
+            elif self.caller_leg.sip_status == 487:
+                # The caller gave up (CANCEL) before anyone answered.
+                self.disposition = "abandoned"
         if self.sip_cause is None:
             self.sip_cause = self.caller_leg.sip_status
         self.control.events.publish(

@@ -271,7 +271,9 @@ class SipLeg:
             and 100 < status < 300
             and request.method in ("INVITE", "UPDATE")
         ):
-            response.headers.add("Contact", str(self.dialog.local_target))
+            # Always name-addr form: a bare URI's ;transport=tcp would read as
+            # a header parameter (RFC 3261 20.10), and some UAs want the <>.
+            response.headers.add("Contact", str(NameAddr(uri=self.dialog.local_target)))
         for name, value in extra:
             response.headers.add(name, value)
         if body:
@@ -519,7 +521,7 @@ class InboundLeg(SipLeg):
         extra = timer_headers
         response = self._response(200)
         contact = self.control.contact_for(self.destination)
-        response.headers.add("Contact", str(contact))
+        response.headers.add("Contact", str(NameAddr(uri=contact)))
         response.headers.add("Allow", self.control.allow)
         response.headers.add("Supported", "timer")
         for name, value in extra:
