@@ -7,7 +7,8 @@ busy: a prompt playing, a menu or a digit collection waiting, a data dip
 waiting on an HTTP server that never answers in time, a transfer ringing a
 phone that never picks up (SIPp, bench/sipp/ringing_uas.xml: the engine must
 CANCEL it), a survey question, a hangup node's goodbye, and a chain of the
-instant nodes (set, language, condition, goto) into a prompt.
+instant nodes (set, language, condition, goto) into a prompt, and a queue
+with nobody logged in (music on hold).
 
 Afterwards the engine's own accounting (GET /api/v1/live/resources, taken
 after a full garbage collection) must be back where it started: no call,
@@ -41,7 +42,7 @@ nodes:
     type: menu
     prompt: [{{silence: 200}}]
     options: {{"1": play, "2": menu, "3": collect, "4": dip, "5": transfer,
-               "6": survey, "7": bye, "8": chain}}
+               "6": survey, "7": bye, "8": chain, "9": queue}}
     timeout: 20
     retries: 0
     on_failure: bye
@@ -101,6 +102,10 @@ nodes:
   chain_goto:
     type: goto
     next: play
+  queue:
+    type: queue
+    queue: sales
+    next: bye
 """
 
 NODE_OF_KEY = {
@@ -112,6 +117,7 @@ NODE_OF_KEY = {
     "6": "survey",
     "7": "bye",
     "8": "chain_goto",
+    "9": "queue",
 }
 
 
@@ -162,7 +168,9 @@ def test_hanging_up_in_every_node_leaves_nothing_behind(
         config = ivr_config(tmp_path, flow="nodes", rtp_pairs=120)
         text = config.read_text()
         assert text.startswith("sip:\n")
-        config.write_text(text.replace("sip:\n", f"sip:\n  timers: {{t1: {T1}}}\n", 1))
+        # Nobody logged in, but callers may wait: music on hold until they give up.
+        queues = "queues:\n  sales: {join_empty: true, announce_every: 5}\n"
+        config.write_text(text.replace("sip:\n", f"sip:\n  timers: {{t1: {T1}}}\n", 1) + queues)
         (tmp_path / "ivr" / "nodes.yaml").write_text(
             NODES.format(http_port=crm.server_address[1], uas_port=uas_port)
         )
