@@ -79,18 +79,32 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    path: Path | None = args.config or default_config_path()
+def _command_config(command: str, given: Path | None) -> tuple[Path, Config] | None:
+    """The configuration a command runs on (``--config``, else the example in the
+    working directory) and its path; None, with the reason on stderr, when there is
+    none usable."""
+    path = given or default_config_path()
     if path is None:
         print(
-            f"acd serve: no --config given and no {_EXAMPLE} in the working directory",
+            f"acd {command}: no --config given and no {_EXAMPLE} in the working directory",
             file=sys.stderr,
         )
-        return EXIT_CONFIG_ERROR
+        return None
+    try:
+        return path, load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
     from acd.flows import load_flows_for
 
+    loaded = _command_config("serve", args.config)
+    if loaded is None:
+        return EXIT_CONFIG_ERROR
+    path, config = loaded
     try:
-        config = load_config(path)
         checked = load_flows_for(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -166,18 +180,10 @@ def _agent_list(text: str) -> list[str]:
 
 
 def _simulate_agents(args: argparse.Namespace) -> int:
-    path: Path | None = args.config or default_config_path()
-    if path is None:
-        print(
-            f"acd simulate-agents: no --config given and no {_EXAMPLE} in the working directory",
-            file=sys.stderr,
-        )
+    loaded = _command_config("simulate-agents", args.config)
+    if loaded is None:
         return EXIT_CONFIG_ERROR
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+    _path, config = loaded
     configure_logging("WARNING")
     # Imported here: pyVoIP (and its threads) only for this command.
     from acd.simulate import SimulationError, pyvoip_threads, run_simulator

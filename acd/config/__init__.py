@@ -8,6 +8,7 @@ problem, e.g. ``config/example.yaml:42: agents[3].password: Field required``.
 from ._dialplan import DialPattern
 from ._loader import ENVIRONMENT, ConfigError, load_config
 from ._schema import (
+    DEFAULT_PAUSE_REASONS,
     STRATEGIES,
     Agent,
     CallsConfig,
@@ -31,6 +32,7 @@ from ._schema import (
 )
 
 __all__ = [
+    "DEFAULT_PAUSE_REASONS",
     "ENVIRONMENT",
     "STRATEGIES",
     "Agent",

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, get_args
 
+from ..config import DEFAULT_PAUSE_REASONS, STRATEGIES
+
 if TYPE_CHECKING:
     from acd import config
 
@@ -41,17 +43,6 @@ __all__ = [
 AgentState = Literal["logged_out", "available", "ringing", "on_call", "wrap_up", "paused"]
 RingOutcome = Literal["answered", "rejected", "no-answer", "failed", "cancelled"]
 RING_OUTCOMES: tuple[str, ...] = get_args(RingOutcome)
-STRATEGIES: tuple[str, ...] = (
-    "ring-all",
-    "round-robin",
-    "least-busy",
-    "longest-idle",
-    "fewest-talk-time",
-    "skill-weighted",
-    "random",
-    "linear",
-)
-DEFAULT_PAUSE_REASONS: tuple[str, ...] = ("break", "lunch", "training", "no-answer")
 
 
 class AcdError(ValueError):
