@@ -228,3 +228,24 @@ def tone_caller(workdir: Path, frequency: float, seconds: float) -> Path:
     text = TONE_CALLER.read_text().replace("TONE_PCAP", str(pcap))
     scenario.write_text(text.replace("CALL_MS", str(round(seconds * 1000))))
     return scenario
+
+
+def sipp_caller_args(
+    scenario: Path,
+    *,
+    service: str = "100",
+    calls: int = 1,
+    timeout: str = "60s",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """A SIPp caller's arguments on loopback (after the engine's address).
+
+    The scenario and number, how many calls, free signalling and media ports,
+    a global timeout that fails the run, and the error trace that failure
+    messages quote.
+    """
+    return [
+        "-sf", str(scenario), "-s", service, "-m", str(calls),
+        "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port()),
+        "-timeout", timeout, "-timeout_error", "-trace_err", *extra,
+    ]  # fmt: skip

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import SIPP_DIR, RunningEngine, free_port
+from .interop_helpers import sipp_caller_args
 from .test_acd_sipp import (
     Sipp,
     acd_config,
@@ -51,26 +52,7 @@ def test_caller_cancel_while_ringing_cancels_the_phone_too(
     )
     caller = sipp._run(
         "caller",
-        [
-            "-sf",
-            str(SIPP_DIR / "caller_cancel.xml"),
-            "-s",
-            "1001",
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port()),
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-        ],
+        sipp_caller_args(SIPP_DIR / "caller_cancel.xml", service="1001", timeout="30s"),
     )
     assert caller.wait(timeout=30) == 0, caller.describe()
     assert phone.wait(timeout=30) == 0, phone.describe()  # it saw the CANCEL and ACKed the 487

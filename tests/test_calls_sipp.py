@@ -18,6 +18,7 @@ import pytest
 
 from tests.captures import inband_dtmf_capture
 from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
+from tests.interop_helpers import sipp_caller_args
 
 pytestmark = pytest.mark.interop
 
@@ -54,29 +55,7 @@ def ivr_config(
 def run_sipp(engine: RunningEngine, tmp_path: Path, scenario: Path, *args: str) -> None:
     sipp = require_tool("sipp")
     result = subprocess.run(
-        [
-            sipp,
-            f"127.0.0.1:{engine.sip_port}",
-            "-sf",
-            str(scenario),
-            "-s",
-            "100",
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port()),
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-            *args,
-        ],
+        [sipp, f"127.0.0.1:{engine.sip_port}", *sipp_caller_args(scenario, timeout="30s"), *args],
         cwd=tmp_path,
         capture_output=True,
         timeout=60,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SIPP_DIR, RunningEngine, free_port, require_tool
+from tests.conftest import SIPP_DIR, RunningEngine, require_tool
+from tests.interop_helpers import sipp_caller_args
 from tests.rtp_peer import RtpPeer
 from tests.test_calls_sipp import call_records, ivr_config
 
@@ -40,27 +41,11 @@ def caller(engine: RunningEngine, workdir: Path, samples: list[float], errors: l
             [
                 sipp,
                 f"127.0.0.1:{engine.sip_port}",
-                "-sf",
-                str(SIPP_DIR / "ivr_listener.xml"),
-                "-s",
-                "100",
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_port()),
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                str(free_port()),
-                "-key",
-                "rtp_port",
-                str(peer.port),
-                "-timeout",
-                "120s",
-                "-timeout_error",
-                "-trace_err",
+                *sipp_caller_args(
+                    SIPP_DIR / "ivr_listener.xml",
+                    timeout="120s",
+                    extra=("-key", "rtp_port", str(peer.port)),
+                ),
             ],
             cwd=workdir,
             stdout=subprocess.DEVNULL,

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import SIPP_DIR, RunningEngine, free_port
+from .conftest import SIPP_DIR, RunningEngine
+from .interop_helpers import sipp_caller_args
 from .rtp_peer import RtpPeer
 from .test_acd_sipp import (
     DEFAULT_QUEUE,
@@ -69,29 +70,9 @@ def test_caller_rates_the_call_after_the_agent_hangs_up(
     with RtpPeer() as peer:
         caller = sipp._run(
             "survey-caller",
-            [
-                "-sf",
-                str(SIPP_DIR / "ivr_listener.xml"),
-                "-s",
-                "100",
-                "-m",
-                "1",
-                "-key",
-                "rtp_port",
-                str(peer.port),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_port()),
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                str(free_port()),
-                "-timeout",
-                "60s",
-                "-timeout_error",
-                "-trace_err",
-            ],
+            sipp_caller_args(
+                SIPP_DIR / "ivr_listener.xml", extra=("-key", "rtp_port", str(peer.port))
+            ),
         )
 
         def asked() -> bool:
