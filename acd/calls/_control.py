@@ -115,6 +115,11 @@ class CallControl:
         dialog = leg.dialog
         if dialog is None:
             return
+        # A terminated dialog answers 481 (or drops an ACK) without its leg, so
+        # the leg, and through it the call, its RTP leg and parsed SDP, is let
+        # go now rather than 32 s later: at hundreds of calls a second those
+        # would be over a million objects for the collector to walk.
+        self._by_dialog.pop(dialog.id, None)
         if dialog.id in self._dialog_timers:
             return
         loop = asyncio.get_running_loop()
