@@ -157,6 +157,26 @@ class RecordingStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def allocate(self, call_id: str, when: datetime) -> tuple[str, Path]:
+        """A new recording of the call: its id and an empty file reserved for it.
+
+        A call is recorded once per bridge, and a transferred call is bridged
+        again (to the next agent or extension): its first recording keeps the
+        call id, later ones are ``<call_id>-2``, ``<call_id>-3``... Each file
+        is created exclusively, so no recording ever overwrites another, and
+        the id matches the file name whatever the path template.
+        """
+        number = 1
+        while True:
+            recording_id = call_id if number == 1 else f"{call_id}-{number}"
+            path = self.path_for(recording_id, when)
+            try:
+                path.touch(exist_ok=False)
+            except FileExistsError:
+                number += 1
+                continue
+            return recording_id, path
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the root, as ``RecordingRecord.path`` should hold it.
 

@@ -260,10 +260,12 @@ class CallScript:
         """
         assert a.rtp is not None and b.rtp is not None
         recorder: Recorder | None = None
+        recording_id = call.id
         store = self.recordings
         if record and store is not None:
             if store.can_record():
-                path = store.path_for(call.id, call.arrived_at)
+                # A transferred call is bridged (and recorded) again: a new file and id.
+                recording_id, path = store.allocate(call.id, call.arrived_at)
                 recorder = Recorder(path)
             else:
                 log.error("call %s: not recorded, free disk below the guard", call.id)
@@ -318,20 +320,20 @@ class CallScript:
                 a.hangup()
             b.hangup()
             if recorder is not None:
-                await self._recording_done(call, recorder)
+                await self._recording_done(call, recorder, recording_id)
 
-    async def _recording_done(self, call: Call, recorder: Recorder) -> None:
+    async def _recording_done(self, call: Call, recorder: Recorder, recording_id: str) -> None:
         try:
             finished = await recorder.close()
         except Exception:
             log.exception("call %s: recording could not be finished", call.id)
             self.control.events.publish(RecordingError(call.id, "write-failed"))
             return
-        call.recording_id = call.id
+        call.recording_id = recording_id  # the call's record links its latest recording
         if self.control.records is not None:
             self.control.records.recording(
                 RecordingRecord(
-                    id=call.id,
+                    id=recording_id,
                     call_id=call.id,
                     path=self.recordings.relative(Path(finished.path))
                     if self.recordings is not None
