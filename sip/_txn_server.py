@@ -95,9 +95,10 @@ class ServerTransaction(Transaction):
     def __init__(self, key: str, request: Request, source: Address, destination: Address) -> None:
         invite = request.method == "INVITE"
         super().__init__(key, request.method, PROCEEDING if invite else TRYING, destination)
-        # None once a non-INVITE transaction has answered: nothing reads it again,
-        # and at thousands of requests a second the Completed wait (Timer J,
-        # 32 s over UDP) would otherwise keep every parsed request alive.
+        # None once a non-INVITE transaction has answered, or an INVITE one has
+        # sent its 2xx: nothing reads it again, and at thousands of requests a
+        # second the Completed or Accepted wait (Timer J or L, 32 s over UDP)
+        # would otherwise keep every parsed request alive.
         self.request: Request | None = request
         self.source = source
         self.last_data: bytes | None = None
@@ -182,6 +183,11 @@ def _accept(txn: ServerTransaction, ctx: Context) -> None:
         txn.request.from_.tag or "",
         to_tag(response) or "",
     )
+    # Accepted resends last_data and matches ACKs and CANCELs by ``dialog``:
+    # the parsed INVITE and 2xx (dozens of objects with the SDP) need not live
+    # through Timer L, 32 s over UDP, for every call.
+    txn.request = None
+    txn.last_response = None
     txn.arm(ctx, Timer.L, durations.timeout)
     if not txn.reliable:
         txn.interval = durations.t1

@@ -129,6 +129,18 @@ def response_destination(via: Via, source: Address) -> Address:
     return Address(source.transport, host or via.host, via.port or 5060)
 
 
+def _response_tag(txn: ServerTransaction) -> str | None:
+    """The To tag of the last response of a server transaction, None before one has a tag.
+
+    In Accepted the parsed 2xx is gone and the tag is kept in ``dialog``.
+    """
+    if txn.last_response is not None:
+        return to_tag(txn.last_response)
+    if txn.dialog is not None:
+        return txn.dialog[3] or None
+    return None
+
+
 class _Io:
     """The layer as transactions see it (the ``Effects`` protocol)."""
 
@@ -278,8 +290,7 @@ class TransactionLayer:
         else:
             status = 200
             # Reuse the tag of a provisional response, likely the one the 487 will carry.
-            last = invite.last_response
-            tag = (to_tag(last) if last is not None else None) or new_tag()
+            tag = _response_tag(invite) or new_tag()
         response = make_response(request, status, to_tag=tag)
         trigger = Input.SEND_2XX if status == 200 else Input.SEND_ERROR
         self._step(txn, trigger, ctx._replace(message=response))
@@ -309,10 +320,13 @@ class TransactionLayer:
         ack_tag = ack.to.tag
         for invite_to_tag in (ack_tag, None) if ack_tag is not None else (None,):
             txn = self._servers.get(transaction_key(ack, "INVITE", invite_to_tag))
-            if txn is not None and txn.is_invite:
-                response = txn.last_response
-                if response is not None and to_tag(response) == ack_tag:
-                    return txn
+            if (
+                txn is not None
+                and txn.is_invite
+                and txn.last_data is not None
+                and _response_tag(txn) == ack_tag
+            ):
+                return txn
         return None
 
     def _receive_response(self, response: Response, ctx: Context) -> None:

@@ -751,6 +751,31 @@ def test_rfc2543_ack_with_wrong_to_tag_does_not_match() -> None:
     assert [type(e) for e in events] == [AckReceived]
 
 
+def test_rfc2543_accepted_matches_by_the_2xx_tag_without_keeping_parsed_messages() -> None:
+    # Accepted lasts Timer L (32 s): it keeps the 2xx's bytes and tag, not the
+    # parsed INVITE and 2xx, yet CANCEL and an RFC 2543 ACK still find it.
+    server = TransactionLayer()
+    source = Address("UDP", CALLER, 5060)
+    (event,) = server.receive(request(branch=None, rport=False), source, 0.0)
+    assert isinstance(event, RequestReceived)
+    server.send_response(event.transaction, make_response(event.request, 200, to_tag="t"), 0.0)
+    (txn,) = server._servers.values()
+    assert txn.request is None and txn.last_response is None
+    cancel = server.receive(request("CANCEL", branch=None, rport=False), source, 0.1)
+    assert not of(cancel, CancelReceived)  # too late to cancel, but answered
+    sent = [data for data, _ in server.messages_to_send()]
+    assert any(d.startswith(b"SIP/2.0 200 ") and b"CANCEL" in d and b"tag=t" in d for d in sent)
+    # An ACK with another tag is not ours: the 2xx keeps being retransmitted.
+    server.receive(request("ACK", branch=None, rport=False, to_tag="x"), source, 0.2)
+    server.handle_timer(0.5)
+    assert [d for d, _ in server.messages_to_send() if d.startswith(b"SIP/2.0 200 OK")]
+    # Ours stops the retransmissions and reaches the TU.
+    events = server.receive(request("ACK", branch=None, rport=False, to_tag="t"), source, 0.6)
+    assert [type(e) for e in events] == [AckReceived]
+    server.handle_timer(1.5)
+    assert not [d for d, _ in server.messages_to_send() if d.startswith(b"SIP/2.0 200 OK")]
+
+
 # -- response routing ---------------------------------------------------------------------
 
 
