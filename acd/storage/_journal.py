@@ -5,6 +5,11 @@ after the lines are fsynced, so whatever it acknowledged survives a crash or
 a power cut. File work runs on the journal's own thread, which also keeps
 appends, reads and truncations in the order they were asked for.
 
+``append_soon`` is the group commit for the hot path: the event loop only
+hands the entry over (a lock, a list append, and at most one job queued to
+the thread per commit); the thread encodes, writes and fsyncs whatever has
+gathered, and wakes the loop only when someone waits in ``settle``.
+
 A crash in the middle of an append can leave a torn last line. Opening the
 journal cuts it off, with a warning: its append never returned, so nobody was
 told it was safe, and the records it held were lost with the process anyway.
@@ -21,6 +26,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -60,10 +66,11 @@ def _fsync_directory(path: Path) -> None:
 class Journal:
     """An append-only, fsynced file of JSON objects, one per line.
 
-    ``entries`` counts the lines in the file. ``read(offset)`` pages through
-    it by byte offset, so a journal larger than memory can be replayed.
-    ``append_soon`` is a group commit for callers that must not wait: entries
-    queued while one fsync runs share the next one.
+    ``entries`` counts the lines in the file (only the journal's thread
+    changes it). ``read(offset)`` pages through it by byte offset, so a
+    journal larger than memory can be replayed. ``append_soon`` is a group
+    commit for callers that must not wait: entries queued while one fsync
+    runs share the next one.
     """
 
     def __init__(self, path: Path) -> None:
@@ -71,8 +78,14 @@ class Journal:
         self.entries = 0
         self._file: BinaryIO | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # The group commit's state, shared by the loop and the journal's thread.
+        self._lock = threading.Lock()
         self._queued: list[dict[str, Any]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._commit_queued = False
+        self._given = 0  # entries given to append_soon
+        self._done = 0  # of those, written and fsynced (or failed, and logged)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -87,9 +100,10 @@ class Journal:
         if self._executor is not None:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acd-journal")
-        self.entries = await self._run(self._open)
+        self._loop = asyncio.get_running_loop()
+        await self._run(self._open)
 
-    def _open(self) -> int:
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls
@@ -103,7 +117,7 @@ class Journal:
             )
             os.ftruncate(self._file.fileno(), good)
             os.fsync(self._file.fileno())
-        return lines
+        self.entries = lines
 
     def _scan(self, size: int) -> tuple[int, int]:
         """The length of the file up to its last whole, parseable line, and its line count."""
@@ -149,32 +163,63 @@ class Journal:
         """
         if entries:
             await self._run(self._append, entries)
-            self.entries += len(entries)
 
     def _append(self, entries: Sequence[dict[str, Any]]) -> None:
         assert self._file is not None
         self._file.write(b"".join(_encode(entry) for entry in entries))
         self._file.flush()
         os.fsync(self._file.fileno())
+        self.entries += len(entries)
 
     def append_soon(self, entry: dict[str, Any]) -> None:
-        """Queue ``entry`` for the next group commit, without waiting for it."""
-        self._queued.append(entry)
-        if self._draining is None or self._draining.done():
-            self._draining = asyncio.get_running_loop().create_task(self._drain())
+        """Queue ``entry`` (not to be changed afterwards) for the next group commit; no waiting.
 
-    async def _drain(self) -> None:
-        while self._queued:
+        On a closed journal the entry is dropped with an error logged: the
+        hot path calling this must not fail for it.
+        """
+        executor = self._executor
+        if executor is None:
+            _log.error("%s is closed: an entry was not written: %r", self.path, entry)
+            return
+        with self._lock:
+            self._queued.append(entry)
+            self._given += 1
+            if self._commit_queued:
+                return  # the queued commit has not started: it takes this entry too
+            self._commit_queued = True
+        executor.submit(self._group_commit)
+
+    def _group_commit(self) -> None:
+        """On the journal's thread: write and fsync everything queued, once."""
+        with self._lock:
             batch, self._queued = self._queued, []
-            try:
-                await self.append(batch)
-            except Exception:
-                _log.exception("%s: could not write %d entries", self.path, len(batch))
+            self._commit_queued = False
+        try:
+            self._append(batch)
+        except Exception:
+            _log.exception("%s: could not write %d entries", self.path, len(batch))
+        with self._lock:
+            self._done += len(batch)
+            wake = bool(self._waiters)
+        if wake and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release_waiters)
+
+    def _release_waiters(self) -> None:
+        with self._lock:
+            ready = [w for target, w in self._waiters if target <= self._done]
+            self._waiters = [(t, w) for t, w in self._waiters if t > self._done]
+        for waiter in ready:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def settle(self) -> None:
-        """Wait until everything given to ``append_soon`` is on disk."""
-        while self._draining is not None and not self._draining.done():
-            await asyncio.shield(self._draining)
+        """Wait until everything given to ``append_soon`` so far is on disk (or failed, logged)."""
+        with self._lock:
+            if self._done >= self._given:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append((self._given, waiter))
+        await waiter
 
     async def read(self, offset: int = 0, limit: int = 500) -> tuple[list[dict[str, Any]], int]:
         """Up to ``limit`` entries from byte ``offset``, and the offset after them.
@@ -207,17 +252,16 @@ class Journal:
     async def truncate(self) -> None:
         """Empty the journal (everything in it has reached the database)."""
         await self._run(self._truncate)
-        self.entries = 0
 
     def _truncate(self) -> None:
         assert self._file is not None
         os.ftruncate(self._file.fileno(), 0)
         os.fsync(self._file.fileno())
+        self.entries = 0
 
     async def rewrite(self, entries: Sequence[dict[str, Any]]) -> None:
         """Replace the whole journal with ``entries`` atomically (write aside, rename)."""
         await self._run(self._rewrite, entries)
-        self.entries = len(entries)
 
     def _rewrite(self, entries: Sequence[dict[str, Any]]) -> None:
         assert self._file is not None
@@ -230,6 +274,7 @@ class Journal:
         _fsync_directory(self.path.parent)
         self._file.close()
         self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls
+        self.entries = len(entries)
 
     async def close(self) -> None:
         """Finish queued group commits, close the file and stop the thread."""
