@@ -10,6 +10,7 @@ from ._control import CallControl
 from ._events import (
     EndReason,
     LegAnswered,
+    LegEnd,
     LegEnded,
     LegEvent,
     LegHeld,
@@ -31,6 +32,7 @@ __all__ = [
     "EndReason",
     "InboundLeg",
     "LegAnswered",
+    "LegEnd",
     "LegEnded",
     "LegEvent",
     "LegHeld",

@@ -1,7 +1,10 @@
 """What happens to a call leg, as small frozen facts (drachtio-srf's dialog events).
 
 A leg reports these to its owner through ``SipLeg.on_event``; the call script
-also awaits ``leg.answered`` and ``leg.ended``, which carry the same facts.
+also awaits ``leg.answered`` (no value) and ``leg.ended`` (a ``LegEnd``: the
+same facts as ``LegEnded`` without the leg, so that a finished leg is not in a
+reference cycle with its own future and is freed at hang-up, not by the
+garbage collector).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EndReason",
     "LegAnswered",
+    "LegEnd",
     "LegEnded",
     "LegEvent",
     "LegHeld",
@@ -87,6 +91,15 @@ class LegReferred:
 
     leg: SipLeg
     target: SipUri
+
+
+@dataclass(frozen=True, slots=True)
+class LegEnd:
+    """How a leg ended: what ``SipLeg.ended`` resolves to. ``status`` as in ``LegEnded``."""
+
+    reason: EndReason
+    status: int | None = None
+    by_remote: bool = True
 
 
 @dataclass(frozen=True, slots=True)

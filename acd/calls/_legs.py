@@ -49,6 +49,7 @@ from sip.dialog import DialogError
 from ._events import (
     EndReason,
     LegAnswered,
+    LegEnd,
     LegEnded,
     LegEvent,
     LegHeld,
@@ -93,8 +94,11 @@ class SipLeg:
         self.held = False
         self.on_event: Callable[[LegEvent], None] | None = None
         loop = asyncio.get_running_loop()
-        self.answered: asyncio.Future[LegAnswered] = loop.create_future()
-        self.ended: asyncio.Future[LegEnded] = loop.create_future()
+        # Neither future's value names the leg: a done future that pointed
+        # back at its leg would keep every finished leg (and its call, RTP
+        # leg and SDP) for the cycle collector instead of freeing it at once.
+        self.answered: asyncio.Future[None] = loop.create_future()
+        self.ended: asyncio.Future[LegEnd] = loop.create_future()
         self._session_id = secrets.randbelow(2**31)
         self._session_timer: asyncio.TimerHandle | None = None
         self._session_expires: int | None = None
@@ -113,7 +117,7 @@ class SipLeg:
 
     def _emit(self, event: LegEvent) -> None:
         if isinstance(event, LegAnswered) and not self.answered.done():
-            self.answered.set_result(event)
+            self.answered.set_result(None)
         if self.on_event is not None:
             try:
                 self.on_event(event)
@@ -124,8 +128,7 @@ class SipLeg:
         """Mark the leg ended (once), release media and tell the owner."""
         if self.ended.done():
             return
-        event = LegEnded(self, reason, status, by_remote)
-        self.ended.set_result(event)
+        self.ended.set_result(LegEnd(reason, status, by_remote))
         if not self.answered.done():
             self.answered.cancel()
         self._cancel_session_timer()
@@ -134,7 +137,12 @@ class SipLeg:
             self.control.forget_dialog(self)
         self.close_media()
         log.debug("%s ended: %s %s", self, reason, status or "")
-        self._emit(event)
+        self._emit(LegEnded(self, reason, status, by_remote))
+        # The last event: an ended leg has left the dialog map and closed its
+        # media, so nothing reaches it that would report more. Dropping the
+        # handler (a bound method of the owner, which holds the leg) frees leg
+        # and owner by reference counting when their last user lets go.
+        self.on_event = None
 
     def close_media(self) -> None:
         if self.rtp is not None:
