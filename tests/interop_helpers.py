@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -249,3 +250,38 @@ def sipp_caller_args(
         "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port()),
         "-timeout", timeout, "-timeout_error", "-trace_err", *extra,
     ]  # fmt: skip
+
+
+def wait_answers_options(port: int, timeout: float = 10.0) -> None:
+    """Wait until the SIP peer on 127.0.0.1:``port`` (UDP) answers an OPTIONS.
+
+    A peer started as a process is not listening the moment it starts; a
+    call sent to it before then is lost, which a test would read as the
+    phone not answering. Each probe is its own transaction.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+        attempt = 0
+        while time.monotonic() < deadline:
+            attempt += 1
+            message = (
+                f"OPTIONS sip:probe@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-ready-{attempt}\r\n"
+                "Max-Forwards: 70\r\n"
+                "From: <sip:probe@127.0.0.1>;tag=ready\r\n"
+                f"To: <sip:probe@127.0.0.1:{port}>\r\n"
+                f"Call-ID: ready-{local}-{attempt}@127.0.0.1\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            )
+            probe.sendto(message.encode(), ("127.0.0.1", port))
+            probe.settimeout(0.2)
+            try:
+                data, _ = probe.recvfrom(65535)
+            except (TimeoutError, ConnectionRefusedError):
+                continue
+            if data.startswith(b"SIP/2.0 "):
+                return
+    raise AssertionError(f"nothing on 127.0.0.1:{port} answered OPTIONS within {timeout} s")

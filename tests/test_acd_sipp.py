@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import ROOT, SIPP_DIR, RunningEngine, agent_password, free_port, require_tool
-from .interop_helpers import PeerProcess
+from .interop_helpers import PeerProcess, wait_answers_options
 
 pytestmark = pytest.mark.interop
 
@@ -176,11 +176,12 @@ class Sipp:
         """Register ``user`` and serve its calls with ``scenario`` (agent_uas.xml by default)."""
         port = free_port()
         self.register(user, port)
-        return self._run(
+        scenario = scenario or SIPP_DIR / "agent_uas.xml"
+        peer = self._run(
             f"agent-{user}",
             [
                 "-sf",
-                str(scenario or SIPP_DIR / "agent_uas.xml"),
+                str(scenario),
                 "-i",
                 "127.0.0.1",
                 "-p",
@@ -193,6 +194,10 @@ class Sipp:
                 "120s",
             ],
         )
+        if 'request="OPTIONS"' in scenario.read_text():
+            # Not before it listens: a ring sent earlier is lost, read as no answer.
+            wait_answers_options(port)
+        return peer
 
     def callers(
         self,

@@ -69,15 +69,17 @@ def test_strategy_distributes_calls_as_defined(
     records = wait_records(engine, CALLS)
     assert [r["disposition"] for r in records] == ["answered"] * CALLS
     agents = Counter(str(r["agent"]) for r in records)
-    assert set(agents) <= set(users)
+    rings = {r["call_id"]: ring_events(events_of(engine, r["call_id"])) for r in records}
+    agents_seen = f"{agents}; rings per call: {list(rings.values())}"
+    assert set(agents) <= set(users), agents_seen
     if strategy == "linear":
-        assert agents == {"1001": CALLS}
+        assert agents == {"1001": CALLS}, agents_seen
     elif strategy == "skill-weighted":
-        assert agents == {"1002": CALLS}
+        assert agents == {"1002": CALLS}, agents_seen
     elif strategy in ("least-busy", "longest-idle", "fewest-talk-time"):
-        assert sorted(agents.values()) == SPREAD, agents
+        assert sorted(agents.values()) == SPREAD, agents_seen
     elif strategy == "ring-all":
         for record in records:
-            rings = ring_events(events_of(engine, record["call_id"]))
-            cancelled = {agent for event, agent, _ in rings if event == "RINGCANCELED"}
-            assert cancelled == set(users) - {record["agent"]}, rings
+            ringing = rings[record["call_id"]]
+            cancelled = {agent for event, agent, _ in ringing if event == "RINGCANCELED"}
+            assert cancelled == set(users) - {record["agent"]}, ringing

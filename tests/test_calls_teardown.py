@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SIPP_DIR, RunningEngine, free_port, require_tool
+from tests.interop_helpers import sipp_caller_args
 from tests.test_calls_sipp import call_records, ivr_config
 
 pytestmark = pytest.mark.interop
@@ -188,31 +189,12 @@ def test_hanging_up_in_every_node_leaves_nothing_behind(
             [
                 sipp,
                 f"127.0.0.1:{engine.sip_port}",
-                "-sf",
-                str(scenario),
-                "-inf",
-                str(keys),
-                "-s",
-                "100",
-                "-m",
-                str(CALLS),
-                "-r",
-                "10",
-                "-l",
-                "40",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_port()),
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                str(free_port()),
-                "-timeout",
-                "90s",
-                "-timeout_error",
-                "-trace_err",
-                "-nostdin",
+                *sipp_caller_args(
+                    scenario,
+                    calls=CALLS,
+                    timeout="90s",
+                    extra=("-inf", str(keys), "-r", "10", "-l", "40", "-nostdin"),
+                ),
             ],
             cwd=tmp_path,
             capture_output=True,

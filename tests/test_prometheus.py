@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
+from tests.interop_helpers import sipp_caller_args
 from tests.test_acd_sipp import Sipp, login_all, post, scenario_copy
 from tests.test_calls_sipp import call_records
 
@@ -301,28 +302,7 @@ def run_callers(engine: RunningEngine, tmp_path: Path, calls: list[tuple[str, st
         scenario = workdir / "caller.xml"
         capture = CAPTURES / f"dtmf_2833_{key}.pcap"
         scenario.write_text(template.replace(str(CAPTURES / "dtmf_2833_1.pcap"), str(capture)))
-        args = [
-            sipp,
-            f"127.0.0.1:{engine.sip_port}",
-            "-sf",
-            str(scenario),
-            "-s",
-            service,
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port()),
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-trace_err",
-        ]
+        args = [sipp, f"127.0.0.1:{engine.sip_port}", *sipp_caller_args(scenario, service=service)]
         running.append(
             (workdir, subprocess.Popen(args, cwd=workdir, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
