@@ -197,7 +197,7 @@ class RtpLeg:
         self._timeout = MediaTimeout(self._time(), media_timeout)
         self._timeout_handle: asyncio.TimerHandle | None = None
         self._dtmf_handle: asyncio.TimerHandle | None = None
-        self._dtmf_sends: list[asyncio.TimerHandle] = []
+        self._dtmf_sends: list[tuple[float, asyncio.Handle]] = []
         self._rtcp_interval = rtcp_interval
         self._rtcp_handle: asyncio.TimerHandle | None = None
         self._reported_packets = 0
@@ -416,16 +416,19 @@ class RtpLeg:
         sender = Rfc4733Sender(self._te_pt, self.sender.clock_rate)
         packets = sender.packets(digit, self.sender.timestamp, duration_ms)
         now = self._time()
-        self._dtmf_sends = [h for h in self._dtmf_sends if h.when() > now]
+        # Due times are kept beside the handles: uvloop's call_later with no
+        # delay returns a plain Handle, which has no ``when()``.
+        self._dtmf_sends = [(due, h) for due, h in self._dtmf_sends if due > now]
         for packet in packets:
+            delay = packet.offset_ms / 1000
             handle = self._loop.call_later(
-                packet.offset_ms / 1000,
+                delay,
                 self._send_event,
                 packet.payload,
                 packet.timestamp,
                 packet.marker,
             )
-            self._dtmf_sends.append(handle)
+            self._dtmf_sends.append((now + delay, handle))
 
     def _send_event(self, payload: bytes, timestamp: int, marker: bool) -> None:
         target = self._latch.target
@@ -674,8 +677,8 @@ class RtpLeg:
         for handle in (self._timeout_handle, self._dtmf_handle, self._rtcp_handle):
             if handle is not None:
                 handle.cancel()
-        for handle in self._dtmf_sends:
-            handle.cancel()
+        for _, send in self._dtmf_sends:
+            send.cancel()
         self._timeout_handle = self._dtmf_handle = self._rtcp_handle = None
         self._dtmf_sends = []
         destination = self._rtcp_destination()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,3 +192,24 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed; scripts/test installs it")
         pytest.skip(f"{name} is not installed (scripts/test installs it)")
     return path
+
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """In-process tests run on the loop ``acd serve`` runs on: uvloop where it installs.
+
+    The two loops differ in ways a test on the stock loop never sees (a
+    timer due in the past comes back from uvloop's ``call_at`` as a plain
+    ``Handle`` without ``when()``); production takes uvloop whenever it can,
+    so the tests do too. A test marked ``stock_loop`` reads the stock loop's
+    internals (its list of scheduled timers) and keeps that loop.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return {"asyncio": asyncio.new_event_loop}
+    if item.get_closest_marker("stock_loop") is not None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"uvloop": uvloop.new_event_loop}

@@ -421,3 +421,22 @@ async def test_agent_ring_outcomes_without_a_service() -> None:
     stopped.stop()
     assert await task == "cancelled"
     assert all(leg.cancelled for leg in stopped.legs)  # type: ignore[attr-defined]
+
+
+async def test_a_deadline_already_past_is_armed_then_replaced(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A core deadline that has passed when the timer is armed (a zero wrap-up, a late
+    loop) must still fire, and a new deadline must replace it. Under uvloop such a
+    timer is a plain Handle without ``when()``: comparing against it failed every
+    action after it (found by bench/acd_load.py at 40 calls/s)."""
+    loop = asyncio.get_running_loop()
+    service = harness.service
+    polled: list[float] = []
+    deadlines = iter([loop.time() - 1.0, loop.time() - 0.5])
+    monkeypatch.setattr(service.core, "next_deadline", lambda: next(deadlines, None))
+    monkeypatch.setattr(service.core, "poll", lambda: polled.append(loop.time()) or [])
+    service._rearm()
+    service._rearm()  # replaces the first timer
+    await harness.settle()
+    assert len(polled) == 1

@@ -622,6 +622,7 @@ def leftovers() -> tuple[set[asyncio.Task[Any]], list[asyncio.TimerHandle]]:
     return tasks, [handle for handle in scheduled if not handle.cancelled()]
 
 
+@pytest.mark.stock_loop  # leftovers() reads the stock loop's timer list
 @pytest.mark.parametrize("kind", sorted(SINGLE_NODES))
 async def test_caller_hangs_up_in_every_node_type(kind: str) -> None:
     assert leftovers() == (set(), [])
@@ -661,6 +662,7 @@ class SilentServer(asyncio.Protocol):
         ("transfer", "transfer"),
     ],
 )
+@pytest.mark.stock_loop  # leftovers() reads the stock loop's timer list
 async def test_cancelling_the_run_in_every_waiting_node_type(kind: str, method: str | None) -> None:
     loop = asyncio.get_running_loop()
     connected: asyncio.Future[None] = loop.create_future()

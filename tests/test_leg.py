@@ -219,6 +219,25 @@ async def test_dtmf_between_two_legs(pool: PortPool) -> None:
     b.close()
 
 
+async def test_a_second_key_press_after_the_first_arrives(pool: PortPool) -> None:
+    """Sending a key looks through the timers of the keys sent before. Under uvloop
+    the first packet's timer (no delay) is a Handle without ``when()``, which the
+    leg must not ask for."""
+    a = await RtpLeg.open(pool)
+    b = await RtpLeg.open(pool)
+    a.configure(b.local_address, PCMU, 0, telephone_event_pt=101)
+    b.configure(a.local_address, PCMU, 0, telephone_event_pt=101)
+    keys: asyncio.Queue[str] = asyncio.Queue()
+    b.on_dtmf = lambda event: keys.put_nowait(event.digit)
+    a.send_dtmf("1", duration_ms=60)
+    assert await asyncio.wait_for(keys.get(), 2) == "1"
+    a.send_audio(b"\xff" * 160, 160)  # the next event starts at a later timestamp
+    a.send_dtmf("2", duration_ms=60)
+    assert await asyncio.wait_for(keys.get(), 2) == "2"
+    a.close()
+    b.close()
+
+
 async def test_media_timeout_fires_once_silence_lasts(pool: PortPool) -> None:
     loop = asyncio.get_running_loop()
     peer = await Peer.open()

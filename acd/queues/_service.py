@@ -132,7 +132,8 @@ class AcdService:
         self.music: tuple[mp.PlayItem, ...] = hold_music(config.prompts.dir)
         self._waiting: dict[str, _Waiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0
         self._pending: list[Action] = []
         self._applying = False
         self._sessions: dict[str, AgentSession] = {}
@@ -214,12 +215,16 @@ class AcdService:
     def _rearm(self) -> None:
         deadline = self.core.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline is not None and self._timer_at == deadline:
                 return
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
+            # The deadline is kept here, not read back with ``when()``: for a
+            # time already past, uvloop's call_at returns a plain Handle,
+            # which has no ``when()``.
             self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
     def _on_timer(self) -> None:
         self._timer = None
