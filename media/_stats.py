@@ -9,23 +9,31 @@ timestamp, and the counts its SR reports.
 Both are sans-I/O: arrival and report times are passed in, in seconds on any
 monotonic clock (the loop's ``time()``); only :meth:`SenderState.sender_report`
 takes a wall-clock time, because the SR's NTP timestamp must be one.
+
+The classes here are the pure-Python reference implementations
+(:class:`PyReceiverStats`, :class:`PySenderState`). When the C fast path is
+built (media/_native.py), ``ReceiverStats`` and ``SenderState`` are its
+twins from media/_native_stats.py, which the relay updates in place without
+a Python call per packet; tests/test_fastrtp.py holds the two to the same
+results. Type checkers see the reference classes.
 """
 
 from __future__ import annotations
 
 import random
 import struct
+from typing import TYPE_CHECKING
 
 from .rtcp import ReportBlock, SenderReport, ntp_timestamp
 from .rtp import RtpPacket
 
-__all__ = ["ReceiverStats", "SenderState"]
+__all__ = ["PyReceiverStats", "PySenderState", "ReceiverStats", "SenderState"]
 
 _SEQ_MOD = 1 << 16
 _pack_fixed = struct.Struct("!BBHII").pack
 
 
-class ReceiverStats:
+class PyReceiverStats:
     """Reception statistics for one remote SSRC (RFC 3550 A.1, A.3, A.8).
 
     Feed every packet of the source to :meth:`update` with its sequence
@@ -217,7 +225,7 @@ class ReceiverStats:
         )
 
 
-class SenderState:
+class PySenderState:
     """An outgoing RTP stream: its SSRC, next sequence number and timestamp, SR counts.
 
     The SSRC, first sequence number and first timestamp are random (RFC 3550
@@ -304,3 +312,15 @@ class SenderState:
             octet_count=self.octet_count,
             reports=reports,
         )
+
+
+if TYPE_CHECKING:
+    ReceiverStats = PyReceiverStats
+    SenderState = PySenderState
+else:
+    from ._native import fastrtp
+
+    if fastrtp is not None:
+        from ._native_stats import ReceiverStats, SenderState
+    else:
+        ReceiverStats, SenderState = PyReceiverStats, PySenderState

@@ -17,6 +17,11 @@ transport and target, the recording channel):
   transcodes PCMU<->PCMA with one ``bytes.translate`` and sends it; audio
   is appended, untouched, to the recording channel for the writer thread.
 
+With the C fast path built (media/_native.py) both are methods of one
+:class:`media._fastrtp.Relay` per direction, which does the same work with
+no Python code per packet; the closures below are the reference it is
+tested against (tests/test_fastrtp.py) and the fallback without it.
+
 When anything cached changes (a re-INVITE, a latch, a new peer SSRC, a leg
 closing) the leg says so and the closures are rebuilt. The outbound
 timestamp is the inbound one plus an offset fixed when the inbound stream
@@ -32,6 +37,7 @@ import logging
 import struct
 from collections.abc import Callable
 
+from ._native import fastrtp
 from .g711 import transcode_table
 from .leg import Address, RtpLeg
 from .recorder import Recorder, RecordingChannel
@@ -69,7 +75,71 @@ def _relay(
     channel: RecordingChannel | None,
     restamp: _Restamp,
 ) -> tuple[Receive, Forward]:
-    """The receive and forward closures for one direction, ``source`` to ``destination``."""
+    """The receive and forward functions for one direction, ``source`` to ``destination``."""
+    native = _native_relay(source, destination, channel, restamp)
+    if native is not None:
+        return native
+    return _python_relay(loop, source, destination, channel, restamp)
+
+
+def _fast_path(source: RtpLeg) -> bool:
+    """Whether a relay may take ``source``'s packets itself rather than its leg's full path.
+
+    Not when the leg drops everything (hold), must look at every payload
+    (in-band DTMF), or has no peer yet.
+    """
+    return source.receives and not source.inband_dtmf and source.target is not None
+
+
+def _native_relay(
+    source: RtpLeg,
+    destination: RtpLeg,
+    channel: RecordingChannel | None,
+    restamp: _Restamp,
+) -> tuple[Receive, Forward] | None:
+    """One direction as a C :class:`media._fastrtp.Relay`; None without the extension."""
+    if fastrtp is None:
+        return None
+    stats, sender = source.stats, destination.sender
+    if not isinstance(stats, fastrtp.ReceiverStatsCore) or not isinstance(
+        sender, fastrtp.SenderStateCore
+    ):
+        return None
+    socket = destination.rtp_transport.get_extra_info("socket")
+    target = destination.target
+    fast = _fast_path(source)
+    source_te = source.telephone_event_pt
+    relay = fastrtp.Relay(
+        slow=source.receive_datagram,
+        leg=source,
+        media_clock=source.media_clock,
+        stats=stats,
+        source_target=source.target if fast else None,
+        source_pt=source.payload_type,
+        source_te=source_te,
+        peer_ssrc=stats.ssrc,
+        sender=sender,
+        fd=socket.fileno() if socket is not None else -1,
+        target=target,
+        sending=destination.sends and target is not None,
+        out_pt=destination.payload_type,
+        # Events go across only when both sides negotiated telephone-event.
+        out_te=destination.telephone_event_pt if source_te is not None else None,
+        table=transcode_table(source.codec, destination.codec),
+        channel=channel,
+        restamp=restamp,
+    )
+    return (relay.receive if fast else source.receive_datagram), relay.forward
+
+
+def _python_relay(
+    loop: asyncio.AbstractEventLoop,
+    source: RtpLeg,
+    destination: RtpLeg,
+    channel: RecordingChannel | None,
+    restamp: _Restamp,
+) -> tuple[Receive, Forward]:
+    """The receive and forward closures for one direction, in Python."""
     now_fn = loop.time
     slow = source.receive_datagram
     source_pt = source.payload_type
@@ -131,9 +201,7 @@ def _relay(
         sender.packet_count = (sender.packet_count + 1) & 0xFFFF_FFFF
         sender.octet_count = (sender.octet_count + len(payload)) & 0xFFFF_FFFF
 
-    if not source.receives or source.inband_dtmf or source_target is None:
-        # Nothing to gain from the fast path: the leg drops everything (hold),
-        # must look at every payload (in-band DTMF), or has no peer yet.
+    if not _fast_path(source):
         return slow, forward
 
     def receive(data: bytes, addr: Address) -> None:

@@ -15,6 +15,12 @@ Each socket's protocol calls an instance attribute rather than a method, so
 a :class:`~media.bridge.Bridge` can install its relay function there and take
 packets without an intermediate call (:meth:`RtpLeg.attach_relay`).
 
+A leg nobody listens to (a caller hearing a prompt or music on hold: no
+relay, no :attr:`on_audio`, no in-band detector) still counts, measures and
+times out on its peer's audio; with the C fast path built (media/_native.py)
+a :class:`media._fastrtp.Relay` that sends nothing does that for the common
+packet, and the rest (key presses, strangers, a new SSRC) take the full path.
+
 Timers are few and lazy: one media-timeout timer per leg, re-armed on expiry
 from the time the last packet arrived (never touched per packet); one RTCP
 timer; and a DTMF end timer only while a telephone-event is in progress.
@@ -31,6 +37,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from ._native import fastrtp
 from ._stats import ReceiverStats, SenderState
 from .dtmf import DtmfReceived, GoertzelDetector, Rfc4733Receiver, Rfc4733Sender
 from .g711 import PCMU, Codec
@@ -62,6 +69,16 @@ Address = tuple[str, int]
 _peek = struct.Struct("!xBHII").unpack_from
 _NOWHERE: Address = ("", 0)
 _BIND_ATTEMPTS = 32
+
+
+class _NoRestamp:
+    """The restamp state of a listener, which never sends."""
+
+    __slots__ = ("offset", "ssrc")
+
+    def __init__(self) -> None:
+        self.ssrc: int | None = None
+        self.offset = 0
 
 
 class _Socket(asyncio.BaseProtocol):
@@ -138,7 +155,6 @@ class RtpLeg:
     update :attr:`round_trip_time` and :attr:`remote_report`.
     """
 
-    on_audio: Callable[[RtpLeg, bytes, int, float], None] | None
     on_dtmf: Callable[[DtmfReceived], None] | None
     on_timeout: Callable[[RtpLeg], None] | None
 
@@ -156,7 +172,7 @@ class RtpLeg:
     ) -> None:
         """Use :meth:`open`; this wires up sockets that are already bound."""
         self.local_address: Address = (host, port)
-        self.on_audio = None
+        self._on_audio: Callable[[RtpLeg, bytes, int, float], None] | None = None
         self.on_dtmf = None
         self.on_timeout = None
         self.codec: Codec = PCMU
@@ -303,6 +319,16 @@ class RtpLeg:
         if receives:
             self._arm_timeout()
         self._changed()
+
+    @property
+    def on_audio(self) -> Callable[[RtpLeg, bytes, int, float], None] | None:
+        """Called with ``(leg, payload, timestamp, arrival)`` for each audio packet, unrelayed."""
+        return self._on_audio
+
+    @on_audio.setter
+    def on_audio(self, handler: Callable[[RtpLeg, bytes, int, float], None] | None) -> None:
+        self._on_audio = handler
+        self._update_receiver()
 
     @property
     def remote_address(self) -> Address | None:
@@ -460,12 +486,15 @@ class RtpLeg:
             addr = (addr[0], addr[1])
         latch = self._latch
         before = latch.target
+        newly_confirmed = False
         if latch.receive(addr, ssrc):
+            newly_confirmed = not self._confirmed
             self._confirmed = True
             if latch.target != before:
                 logger.info("RTP leg %s latched to %s:%d", self.local_address, *latch.target)
                 self._rtcp_target = None
                 self._changed()
+                newly_confirmed = False
         elif self._confirmed:
             self.dropped_source += 1
             return
@@ -476,6 +505,8 @@ class RtpLeg:
         if ssrc != stats.ssrc:
             stats = self.stats = ReceiverStats(ssrc, self.sender.clock_rate)
             self._changed()
+        elif newly_confirmed:
+            self._update_receiver()
         stats.update(sequence_number, timestamp, now)
         if payload_type == self._payload_type:
             self._audio(data, timestamp, now)
@@ -651,6 +682,7 @@ class RtpLeg:
         self._relay = None
         self._relay_changed = None
         self._rtp_socket.datagram_received = self._on_rtp
+        self._update_receiver()
 
     @property
     def relayed(self) -> bool:
@@ -665,6 +697,50 @@ class RtpLeg:
     def _changed(self) -> None:
         if self._relay_changed is not None:
             self._relay_changed()
+        else:
+            self._update_receiver()
+
+    def _update_receiver(self) -> None:
+        """Point the RTP socket at the cheapest handler that does all the leg must do.
+
+        Unrelayed, with nobody taking its audio, a confirmed peer's audio only
+        needs counting, statistics and the media clock: a sending-less C
+        relay does that; anything else goes on to :meth:`_on_rtp`.
+        """
+        if self._relay is not None or self._closed:
+            return
+        handler: Callable[[bytes, Address], None] = self._on_rtp
+        stats = self.stats
+        if (
+            fastrtp is not None
+            and self._confirmed
+            and self._receives
+            and self._on_audio is None
+            and self._detector is None
+            and isinstance(stats, fastrtp.ReceiverStatsCore)
+            and isinstance(self.sender, fastrtp.SenderStateCore)
+        ):
+            listener = fastrtp.Relay(
+                slow=self._on_rtp,
+                leg=self,
+                media_clock=self._timeout,
+                stats=stats,
+                source_target=self._latch.target,
+                source_pt=self._payload_type,
+                source_te=self._te_pt,
+                peer_ssrc=stats.ssrc,
+                sender=self.sender,
+                fd=-1,
+                target=None,
+                sending=False,
+                out_pt=self._payload_type,
+                out_te=None,
+                table=None,
+                channel=None,
+                restamp=_NoRestamp(),
+            )
+            handler = listener.receive
+        self._rtp_socket.datagram_received = handler
 
     def close(self) -> None:
         """Close both sockets, cancel timers, release the port; a BYE goes out if we sent.
@@ -694,7 +770,7 @@ class RtpLeg:
         self._relay_changed = None
         # Whoever keeps a closed leg for its statistics (metrics, a report)
         # must not keep its owner alive through these.
-        self.on_audio = None
+        self._on_audio = None
         self.on_dtmf = None
         self.on_timeout = None
         self._rtp_socket.datagram_received = _discard

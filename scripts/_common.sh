@@ -41,6 +41,24 @@ acd_require_python() {
     fi
 }
 
+# The C fast path of the media code (media/_fastrtp.c) needs a C compiler and
+# the interpreter's headers at install time. Without them the install still
+# succeeds and media runs in pure Python (the engine's log says so); with
+# ACD_REQUIRE_NATIVE=1 (the test command sets it) their absence is an error.
+acd_ensure_compiler() {
+    local include
+    include=$("$ACD_PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    if command -v cc >/dev/null 2>&1 && [ -f "$include/Python.h" ]; then
+        return 0
+    fi
+    if ! acd_apt_install gcc libc6-dev python3-dev; then
+        if [ "${ACD_REQUIRE_NATIVE:-0}" = 1 ]; then
+            return 1
+        fi
+        echo "no C compiler or Python headers: media will run in pure Python" >&2
+    fi
+}
+
 # acd_setup_venv [EXTRA]: create .venv when missing and install the engine into
 # it in editable mode, with the optional dependency group EXTRA (e.g. test).
 acd_setup_venv() {
@@ -49,6 +67,7 @@ acd_setup_venv() {
         target=".[$1]"
     fi
     acd_require_python
+    acd_ensure_compiler
     if [ ! -x .venv/bin/pip ]; then
         # Debian ships venv's ensurepip separately, in python3-venv.
         if ! "$ACD_PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -57,4 +76,8 @@ acd_setup_venv() {
         "$ACD_PYTHON" -m venv .venv
     fi
     .venv/bin/pip install -q --disable-pip-version-check -e "$target"
+    if [ "${ACD_REQUIRE_NATIVE:-0}" = 1 ] && ! .venv/bin/python -c 'import media._fastrtp'; then
+        echo "media._fastrtp did not build; see pip's output above" >&2
+        return 1
+    fi
 }

@@ -194,7 +194,6 @@ def require_tool(name: str) -> str:
     return path
 
 
-
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:

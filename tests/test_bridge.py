@@ -1,26 +1,44 @@
-"""Bridge on loopback: re-stamping, payload-type mapping, transcoding, events, stop()."""
+"""Bridge on loopback: re-stamping, payload-type mapping, transcoding, events, stop().
+
+Every test runs twice: on the C relay (media/_fastrtp.c) and on the Python
+closures it replaces, so the two are held to the same behaviour.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import media.bridge
 from media import (
     PCMA,
     PCMU,
     Bridge,
     DtmfReceived,
     PortPool,
+    Recorder,
     RtpLeg,
     RtpPacket,
     SenderState,
     transcode_table,
 )
+from media._native import fastrtp
 from media.dtmf import Rfc4733Sender
 from tests.test_leg import Peer, collect_audio, until
+
+
+@pytest.fixture(params=["c", "python"], autouse=True)
+def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The relay each test runs on: the C one, or the pure-Python closures."""
+    if request.param == "python":
+        monkeypatch.setattr(media.bridge, "fastrtp", None)
+    elif fastrtp is None:
+        pytest.skip("media._fastrtp is not built")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -110,6 +128,104 @@ async def test_upstream_loss_shows_as_a_timestamp_gap(pool: PortPool) -> None:
     assert second.timestamp - first.timestamp == 320
     assert second.sequence_number == (first.sequence_number + 1) & 0xFFFF
     bridge.stop()
+    call.close()
+
+
+async def test_a_new_caller_stream_is_a_new_talkspurt_on_the_same_outbound_stream(
+    pool: PortPool,
+) -> None:
+    """The far side changes SSRC (its own transfer, a restart): the agent hears one stream
+    going on, numbered on, with the marker on the first packet of the new one."""
+    call = await Call.open(pool)
+    call.a.configure(call.caller.address, PCMU, 0)
+    call.b.configure(call.agent.address, PCMU, 0)
+    bridge = Bridge(call.a, call.b)
+    for n in range(3):
+        call.from_caller(bytes([n]) * 160, 0)
+    call.caller_stream = SenderState(8000)  # a new SSRC, sequence and timestamp
+    for n in range(3, 6):
+        call.from_caller(bytes([n]) * 160, 0)
+    relayed = [RtpPacket.parse(await call.agent.receive()) for _ in range(6)]
+    first = relayed[0]
+    assert {p.ssrc for p in relayed} == {call.b.sender.ssrc}
+    assert [p.sequence_number for p in relayed] == [
+        (first.sequence_number + n) & 0xFFFF for n in range(6)
+    ]
+    assert [p.timestamp for p in relayed] == [
+        (first.timestamp + 160 * n) & 0xFFFF_FFFF for n in range(6)
+    ]
+    assert [p.marker for p in relayed] == [True, False, False, True, False, False]
+    assert [p.payload[0] for p in relayed] == list(range(6))
+    assert call.a.packets_received == 6
+    bridge.stop()
+    call.close()
+
+
+async def test_relays_the_payload_of_packets_with_csrcs_extension_and_padding(
+    pool: PortPool,
+) -> None:
+    call = await Call.open(pool)
+    call.a.configure(call.caller.address, PCMU, 0)
+    call.b.configure(call.agent.address, PCMA, 8)
+    bridge = Bridge(call.a, call.b)
+    payload = bytes(range(160))
+    sent = [
+        call.caller_stream.next_packet(payload, 0, 160),
+        call.caller_stream.next_packet(payload, 0, 160),
+        call.caller_stream.next_packet(payload, 0, 160),
+    ]
+    sent[0].csrc = (11, 12)
+    sent[1].extension_profile, sent[1].extension = 0xBEDE, b"\x10\x01\x00\x00"
+    sent[2].padding = RtpPacket.padding_for(3)
+    for packet in sent:
+        call.caller.send(packet.serialize(), call.a.local_address)
+    relayed = [RtpPacket.parse(await call.agent.receive()) for _ in range(3)]
+    table = transcode_table(PCMU, PCMA)
+    assert table is not None
+    assert [p.payload for p in relayed] == [payload.translate(table)] * 3
+    assert all((p.csrc, p.extension_profile, p.padding) == ((), None, b"") for p in relayed)
+    bridge.stop()
+    call.close()
+
+
+async def test_a_strangers_packets_are_not_relayed(pool: PortPool) -> None:
+    call = await Call.open(pool)
+    stranger = await Peer.open()
+    call.a.configure(call.caller.address, PCMU, 0)
+    call.b.configure(call.agent.address, PCMU, 0)
+    bridge = Bridge(call.a, call.b)
+    call.from_caller(b"\x01" * 160, 0)
+    assert RtpPacket.parse(await call.agent.receive()).payload == b"\x01" * 160
+    intruder = SenderState(8000)
+    for _ in range(5):
+        stranger.send(intruder.build(b"\x66" * 160, 0, 160), call.a.local_address)
+    call.from_caller(b"\x02" * 160, 0)
+    assert RtpPacket.parse(await call.agent.receive()).payload == b"\x02" * 160
+    await until(lambda: call.a.dropped_source == 5)
+    assert call.agent.queue.empty()
+    bridge.stop()
+    call.close()
+    stranger.close()
+
+
+async def test_records_each_direction_on_its_channel(pool: PortPool, tmp_path: Path) -> None:
+    call = await Call.open(pool)
+    call.a.configure(call.caller.address, PCMU, 0, telephone_event_pt=101)
+    call.b.configure(call.agent.address, PCMA, 8, telephone_event_pt=101)
+    # No flush while the test looks at what the channels collected.
+    recorder = Recorder(tmp_path / "call.wav", flush_interval=3600)
+    bridge = Bridge(call.a, call.b, recorder)
+    call.from_caller(b"\x01" * 160, 0)
+    call.from_agent(b"\x02" * 160, 8)
+    event = Rfc4733Sender(101).packets("5", call.caller_stream.timestamp, 60)[0]
+    call.from_caller(event.payload, 101, 0)  # events are relayed, not recorded
+    for peer in (call.agent, call.caller, call.agent):
+        await peer.receive()
+    left, right = recorder.channel(0).buffer, recorder.channel(1).buffer
+    assert [len(x) for x in left[1::2]] == [172] and [len(x) for x in right[1::2]] == [172]
+    assert all(isinstance(x, float) for x in left[0::2] + right[0::2])
+    bridge.stop()
+    await recorder.close()
     call.close()
 
 

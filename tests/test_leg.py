@@ -12,7 +12,9 @@ from typing import cast
 
 import pytest
 
+import media.leg
 from media import PCMA, PCMU, DtmfReceived, PortPool, RtpLeg, RtpPacket, SenderState
+from media._native import fastrtp
 from media.dtmf import Rfc4733Sender, TelephoneEvent
 
 HOST = "127.0.0.1"
@@ -348,3 +350,47 @@ def test_rtp_header_fields_read_by_the_leg_match_the_packet_class() -> None:
     data = SenderState(8000, ssrc=0xDEADBEEF).build(b"\x00" * 160, 8, 160, marker=True)
     second, _, _, ssrc = struct.unpack_from("!xBHII", data)
     assert second == 0x88 and ssrc == 0xDEADBEEF
+
+
+@pytest.mark.parametrize("path", ["c", "python"])
+async def test_a_leg_nobody_listens_to_still_counts_measures_and_reports_keys(
+    pool: PortPool, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A caller hearing music on hold: with no relay and no on_audio, the C path takes
+    its audio (counts, statistics, media clock) and leaves key presses and strangers to
+    the full path; giving the leg an on_audio hands it the audio again."""
+    if path == "python":
+        monkeypatch.setattr(media.leg, "fastrtp", None)
+    elif fastrtp is None:
+        pytest.skip("media._fastrtp is not built")
+    peer, stranger = await Peer.open(), await Peer.open()
+    leg = await RtpLeg.open(pool)
+    leg.configure(peer.address, PCMU, 0, telephone_event_pt=101)
+    keys: asyncio.Queue[str] = asyncio.Queue()
+    leg.on_dtmf = lambda event: keys.put_nowait(event.digit)
+    sender = SenderState(8000)
+    started = asyncio.get_running_loop().time()
+    for _ in range(10):
+        peer.send(sender.build(b"\xff" * 160, 0, 160), leg.local_address)
+    await until(lambda: leg.packets_received == 10)
+    assert leg.stats.valid and leg.stats.cumulative_lost == 0
+    assert leg.stats.ssrc == sender.ssrc
+    on_c_path = leg._rtp_socket.datagram_received != leg.receive_datagram
+    assert on_c_path == (path == "c")
+    assert leg.media_clock.last_seen >= started
+    for event in Rfc4733Sender(101).packets("7", sender.timestamp, duration_ms=60):
+        peer.send(sender.build(event.payload, 101, 0, marker=event.marker), leg.local_address)
+    assert await asyncio.wait_for(keys.get(), 2) == "7"
+    intruder = SenderState(8000)
+    for _ in range(3):
+        stranger.send(intruder.build(b"\x11" * 160, 0, 160), leg.local_address)
+    await until(lambda: leg.dropped_source == 3)
+    heard, done = collect_audio(leg, 2)
+    for _ in range(2):
+        peer.send(sender.build(b"\x22" * 160, 0, 160), leg.local_address)
+    await asyncio.wait_for(done.wait(), 2)
+    assert [payload for payload, _ in heard] == [b"\x22" * 160] * 2
+    assert leg.packets_received == 10 + 5 + 2
+    leg.close()
+    peer.close()
+    stranger.close()
