@@ -1,4 +1,4 @@
-"""The C part of the package: media._fastrtp, the per-packet RTP path (media/_fastrtp.c).
+"""The C part of the package: media._fastrtp, the per-packet RTP path (media/_fastrtp_src/).
 
 Everything else is in pyproject.toml. The extension is optional: without a C
 compiler and the Python headers the build still succeeds and the engine
@@ -11,7 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "media._fastrtp",
-            ["media/_fastrtp.c"],
+            [f"media/_fastrtp_src/{name}.c" for name in ("module", "stats", "sender", "relay", "place")],
+            depends=["media/_fastrtp_src/fastrtp.h"],
             extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE"],
             optional=True,
         )

@@ -1,4 +1,4 @@
-# Types of the C extension media/_fastrtp.c (see its header comment).
+# Types of the C extension media/_fastrtp_src/ (see module.c).
 from collections.abc import Callable
 from typing import Any
 

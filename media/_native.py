@@ -1,6 +1,6 @@
 """The C fast path of the RTP code, when it is built: ``fastrtp`` is the module or None.
 
-``media/_fastrtp.c`` is compiled by ``pip install`` when a C compiler and
+``media/_fastrtp_src/`` is compiled by ``pip install`` when a C compiler and
 the Python headers are there (setup.py); without them, or with the
 environment variable ``ACD_MEDIA_PURE_PYTHON=1`` (for comparing the two, and
 for the tests of the pure path), every stream runs on the pure-Python

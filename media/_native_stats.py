@@ -1,4 +1,4 @@
-"""``ReceiverStats`` and ``SenderState`` on the C fast path (media/_fastrtp.c).
+"""``ReceiverStats`` and ``SenderState`` on the C fast path (media/_fastrtp_src/).
 
 The per-packet parts (``update``, ``build``, the counters) are C; what runs
 a few times a second per stream (report blocks, sender reports, the

@@ -1,6 +1,6 @@
 """Bridge on loopback: re-stamping, payload-type mapping, transcoding, events, stop().
 
-Every test runs twice: on the C relay (media/_fastrtp.c) and on the Python
+Every test runs twice: on the C relay (media/_fastrtp_src/) and on the Python
 closures it replaces, so the two are held to the same behaviour.
 """
 

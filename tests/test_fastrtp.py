@@ -1,4 +1,4 @@
-"""The C fast path (media/_fastrtp.c) against the Python reference it replaces.
+"""The C fast path (media/_fastrtp_src/) against the Python reference it replaces.
 
 Each C type must give exactly what its Python twin gives for the same
 inputs: hypothesis drives both with random packet sequences (sequence
