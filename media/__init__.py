@@ -77,6 +77,7 @@ from .recorder import (
     RecordingChannel,
     RecordingFailed,
     RecordingFinished,
+    repair_recording,
 )
 from .rtcp import (
     SDES_CNAME,
@@ -190,6 +191,7 @@ __all__ = [
     "peek_header",
     "read_wav",
     "register_codec",
+    "repair_recording",
     "resample",
     "round_trip_time",
     "serialize_compound",

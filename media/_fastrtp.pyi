@@ -78,3 +78,14 @@ class Relay:
     ) -> None: ...
     def receive(self, data: bytes, addr: tuple[str, int], /) -> None: ...
     def forward(self, data: bytes, arrival: float, /) -> None: ...
+
+def place(
+    items: list[float | bytes],
+    table: bytes,
+    origin: float,
+    rate: int,
+    tolerance: int,
+    next_pos: int | None,
+    next_ts: int,
+    /,
+) -> tuple[list[tuple[int, bytes]], int | None, int]: ...

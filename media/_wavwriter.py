@@ -22,11 +22,21 @@ is final and can be written, and only the stretch after it is held back.
 The file ends with the last audio received on either channel (or later, by
 ``end``, when the recorder was paused at the end); trailing silence after
 both parties stopped sending is not invented.
+
+The file. It is created here, not on the loop, with the first frames (or at
+the finish of a recording that got none): exclusively, so a recording never
+overwrites another file, and under a root without following a symbolic
+link, so no folder can lead it out of the root. Its header counts the audio
+written so far: rewritten every ``header_interval`` seconds of audio (one
+``pwrite`` of 44 bytes) and at the finish, so a process killed mid-call
+leaves a valid WAV of all but the last few seconds, and
+:func:`repair_wav` recovers those too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import struct
@@ -37,24 +47,36 @@ from typing import BinaryIO, cast
 import numpy as np
 import numpy.typing as npt
 
+from ._native import fastrtp
 from .g711 import Codec
 from .rtp import RtpPacket, RtpParseError
 
-__all__ = ["Segment", "WavTimeline", "wav_header"]
+__all__ = ["Segment", "WavTimeline", "repair_wav", "wav_header"]
 
 Segment = tuple[Codec, list[float | bytes]]
 """A codec and the flat list ``[arrival, packet, arrival, packet, ...]`` received with it."""
 
 _HEADER_SIZE = 44
+_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _timestamp = struct.Struct("!I").unpack_from
 _EMPTY = np.zeros(0, dtype=np.int16)
+_DECODE_TABLES: dict[str, bytes] = {}
+
+
+def _decode_table(codec: Codec) -> bytes:
+    """The codec's 256 decoded samples (native int16), the table the C placement reads."""
+    table = _DECODE_TABLES.get(codec.name)
+    if table is None:
+        table = _DECODE_TABLES[codec.name] = (
+            codec.decode(bytes(range(256))).astype(np.int16).tobytes()
+        )
+    return table
 
 
 def wav_header(channels: int, rate: int, data_size: int) -> bytes:
     """A canonical 44-byte RIFF/WAVE header for 16-bit PCM."""
     block_align = channels * 2
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
+    return _HEADER.pack(
         b"RIFF",
         36 + data_size,
         b"WAVE",
@@ -71,9 +93,120 @@ def wav_header(channels: int, rate: int, data_size: int) -> bytes:
     )
 
 
-def _open(path: Path) -> BinaryIO:
-    """Open the recording for writing; a seam the tests use to simulate a full disk."""
-    return open(path, "wb")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open(path: Path, root: Path | None) -> BinaryIO:
+    """Create the recording, exclusively; a seam the tests use to simulate a full disk.
+
+    ``O_EXCL`` makes an existing file (or symbolic link) an error rather
+    than something to overwrite. Without ``root`` the folder must exist.
+    """
+    fd = os.open(path, _CREATE, 0o644) if root is None else _create_under(root, path)
+    try:
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _create_under(root: Path, path: Path) -> int:
+    """Create ``path`` below ``root``, making its folders, never through a symbolic link.
+
+    Each folder is opened relative to its parent's descriptor with
+    ``O_NOFOLLOW``: checking a resolved path first and opening it after
+    would leave a window in which a folder could be swapped for a link.
+    """
+    *folders, name = _parts(root, path)
+    try:
+        parent = os.open(root, _FOLDER)
+    except FileNotFoundError:
+        os.makedirs(root, exist_ok=True)
+        parent = os.open(root, _FOLDER)
+    try:
+        for depth, folder in enumerate(folders, 1):
+            try:
+                child = _open_folder(folder, parent)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                where = str(root.joinpath(*folders[:depth]))
+                raise OSError(
+                    exc.errno, "a symbolic link or not a folder: not followed", where
+                ) from None
+            os.close(parent)
+            parent = child
+        return os.open(name, _CREATE, 0o644, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _open_folder(name: str, parent: int) -> int:
+    """Open (making it first if need be) the folder ``name`` in ``parent``, not through a link."""
+    try:
+        return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+    except FileNotFoundError:
+        # Opened first, made only when missing: the day's folder exists for
+        # every recording but the first, and a failed mkdir costs a syscall too.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, dir_fd=parent)
+        return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+
+
+def _parts(root: Path, path: Path) -> tuple[str, ...]:
+    """``path``'s components below ``root``; ValueError if it is not lexically inside."""
+    parts = path.relative_to(root).parts  # ValueError when outside
+    if not parts or any(part in (".", "..") for part in parts):
+        raise ValueError(f"{path} is not a file inside {root}")
+    return parts
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stored:
+        while chunk := stored.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def repair_wav(path: Path, *, channels: int, rate: int) -> tuple[int, int, int]:
+    """Make a WAV a crash abandoned valid, holding all it has: ``(channels, rate, data_size)``.
+
+    The header on disk counts the audio up to its last rewrite; the data
+    size is taken from the file's length instead, cutting off a torn last
+    frame. A file shorter than a header (killed before its first write
+    reached the disk) becomes an empty WAV of ``channels`` and ``rate``.
+    Anything else, a WAV this module does not write or not a WAV, raises
+    ``ValueError`` and is left as it was.
+    """
+    with open(path, "r+b") as handle:
+        head = handle.read(_HEADER_SIZE)
+        size = os.fstat(handle.fileno()).st_size
+        if len(head) < _HEADER_SIZE:
+            if head != wav_header(channels, rate, 0)[: len(head)]:
+                raise ValueError(f"{path}: {size} bytes, not the start of a recording")
+            data_size = 0
+        else:
+            riff, _, wave, fmt, fmt_size, pcm, channels, rate, _, align, bits, data, _ = (
+                _HEADER.unpack(head)
+            )
+            ours = (riff, wave, fmt, fmt_size, pcm, bits, data) == (
+                b"RIFF", b"WAVE", b"fmt ", 16, 1, 16, b"data"
+            )  # fmt: skip
+            if not ours or channels < 1 or align != 2 * channels:
+                raise ValueError(f"{path} is not a 16-bit PCM WAV with a canonical header")
+            data_size = (size - _HEADER_SIZE) // align * align
+        header = wav_header(channels, rate, data_size)
+        if size != _HEADER_SIZE + data_size:
+            handle.truncate(_HEADER_SIZE + data_size)
+        if head != header:
+            handle.seek(0)
+            handle.write(header)
+        if size != _HEADER_SIZE + data_size or head != header:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return channels, rate, data_size
 
 
 class _Channel:
@@ -97,6 +230,10 @@ class WavTimeline:
     """A stereo (or n-channel) 16-bit WAV being written from batches of RTP packets.
 
     Times are loop times; ``origin`` is the time of the file's first sample.
+    With ``root``, ``path`` must lie inside it (ValueError here otherwise):
+    the folders below the root are made with the file, none followed if it
+    is a symbolic link. The header is rewritten every ``header_interval``
+    seconds of audio written (see the module docstring).
 
     Not thread-safe: one writer thread calls :meth:`write` and then
     :meth:`finish`, in order. An ``OSError`` from the file propagates to that
@@ -111,11 +248,19 @@ class WavTimeline:
         channels: int = 2,
         rate: int = 8000,
         tolerance: float = 0.08,
+        root: Path | None = None,
+        header_interval: float = 5.0,
     ) -> None:
+        if root is not None:
+            _parts(root, path)
         self.path = path
+        self.root = root
         self.origin = origin
         self.rate = rate
         self.frames_written = 0
+        self.frames_in_header = 0
+        """Frames the header on disk counts: what a crash now would leave playable."""
+        self._header_every = max(1, round(header_interval * rate))
         self._tolerance = round(tolerance * rate)
         self._channels = [_Channel() for _ in range(channels)]
         self._file: BinaryIO | None = None
@@ -140,20 +285,14 @@ class WavTimeline:
             last = max(last, self._position(end))
         self._emit(last, [[] for _ in self._channels])
         handle = self._ensure_open()
-        data_size = self.frames_written * 2 * len(self._channels)
-        handle.seek(0)
-        handle.write(wav_header(len(self._channels), self.rate, data_size))
-        handle.flush()
+        self._write_header(handle)
         os.fsync(handle.fileno())
         handle.close()
         self._file = None
-        digest = hashlib.sha256()
+        data_size = self.frames_written * 2 * len(self._channels)
         # Read back rather than hash as we go: the header changes at the end,
         # and what the CDR vouches for should be what is on the disk.
-        with open(self.path, "rb") as stored:
-            while chunk := stored.read(1 << 20):
-                digest.update(chunk)
-        return self.frames_written / self.rate, _HEADER_SIZE + data_size, digest.hexdigest()
+        return self.frames_written / self.rate, _HEADER_SIZE + data_size, _digest(self.path)
 
     def abandon(self) -> None:
         """Close the file after a failure, ignoring further errors."""
@@ -169,12 +308,44 @@ class WavTimeline:
 
     def _ensure_open(self) -> BinaryIO:
         if self._file is None:
-            self._file = _open(self.path)
+            self._file = _open(self.path, self.root)
             self._file.write(wav_header(len(self._channels), self.rate, 0))
         return self._file
 
+    def _write_header(self, handle: BinaryIO) -> None:
+        """Make the header on disk count every frame written so far."""
+        # Frames still in the buffer would be counted before they are in
+        # the file; pwrite leaves the file position where appending goes on.
+        handle.flush()
+        data_size = self.frames_written * 2 * len(self._channels)
+        os.pwrite(handle.fileno(), wav_header(len(self._channels), self.rate, data_size), 0)
+        self.frames_in_header = self.frames_written
+
     def _runs(self, channel: _Channel, codec: Codec, items: list[float | bytes]) -> list[Run]:
-        """Place one segment's packets (see the module docstring); their runs of samples."""
+        """Place one segment's packets (see the module docstring); their runs of samples.
+
+        With the C fast path built, :func:`media._fastrtp.place` does it (the
+        per-packet loop was most of the writer thread's time, and the writer
+        holds the GIL the relay needs); :meth:`_place` is its reference.
+        """
+        if fastrtp is None:
+            return self._place(channel, codec, items)
+        placed, channel.next_pos, channel.next_ts = fastrtp.place(
+            items,
+            _decode_table(codec),
+            self.origin,
+            self.rate,
+            self._tolerance,
+            channel.next_pos,
+            channel.next_ts,
+        )
+        runs = [(start, np.frombuffer(pcm, dtype=np.int16)) for start, pcm in placed]
+        for start, samples in runs:
+            channel.extent = max(channel.extent, start + len(samples))
+        return runs
+
+    def _place(self, channel: _Channel, codec: Codec, items: list[float | bytes]) -> list[Run]:
+        """:meth:`_runs` in Python."""
         origin, rate, tolerance = self.origin, self.rate, self._tolerance
         next_pos, next_ts = channel.next_pos, channel.next_ts
         runs: list[Run] = []
@@ -242,5 +413,8 @@ class WavTimeline:
                     pending[tail - upto : end - upto] = samples[tail - start :]
             channel.pending = pending
         if len(frames):
-            self._ensure_open().write(frames.tobytes())
+            handle = self._ensure_open()
+            handle.write(frames.tobytes())
             self.frames_written = upto
+            if upto - self.frames_in_header >= self._header_every:
+                self._write_header(handle)

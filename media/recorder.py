@@ -14,9 +14,16 @@ Pause (PCI-DSS: while the caller reads out a card number) drops the packets
 and leaves silence where they would have been, so the timeline stays true
 and the two channels stay aligned after :meth:`Recorder.resume`.
 
-A write error (disk full, directory gone) never reaches the call: the
-recorder logs it, counts it in :attr:`Recorder.errors`, stops collecting,
-and :meth:`Recorder.close` raises :class:`RecordingFailed`; the relay goes on.
+The loop never touches the file system for a recording: the writer thread
+creates the file with the first audio (exclusively, and under ``root``
+without following a symbolic link), and keeps its header counting what is
+written every few seconds, so a crash leaves a playable WAV;
+:func:`repair_recording` makes it whole on the next start.
+
+A write error (disk full, directory gone, a file already there) never
+reaches the call: the recorder logs it once, counts it in
+:attr:`Recorder.errors`, stops collecting, and :meth:`Recorder.close`
+raises :class:`RecordingFailed`; the relay goes on.
 """
 
 from __future__ import annotations
@@ -30,10 +37,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._wavwriter import Segment, WavTimeline
+from ._wavwriter import _HEADER_SIZE, Segment, WavTimeline, _digest, repair_wav
 from .g711 import PCMU, Codec
 
-__all__ = ["Recorder", "RecordingChannel", "RecordingFailed", "RecordingFinished"]
+__all__ = [
+    "Recorder",
+    "RecordingChannel",
+    "RecordingFailed",
+    "RecordingFinished",
+    "repair_recording",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +178,12 @@ class Recorder:
     and paused stretches are silence. Packets come from a
     :class:`~media.bridge.Bridge` or from :meth:`feed`.
 
+    The file does not exist until the writer thread writes the first audio
+    (or closes a recording that got none); it is created exclusively, and
+    with ``root`` (which ``path`` must lie in) its folders are made and none
+    is followed if it is a symbolic link. Its header is brought up to date
+    every ``header_interval`` seconds of audio.
+
     ``await close()`` returns :class:`RecordingFinished` once the file is
     complete; it raises :class:`RecordingFailed` if writing failed, which
     is also logged and counted in :attr:`errors` when it happens.
@@ -174,8 +193,10 @@ class Recorder:
         self,
         path: str | os.PathLike[str],
         *,
+        root: str | os.PathLike[str] | None = None,
         flush_interval: float = 0.5,
         tolerance: float = 0.08,
+        header_interval: float = 5.0,
         start: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -186,7 +207,13 @@ class Recorder:
         self._channels = tuple(RecordingChannel(PCMU) for _ in range(_CHANNELS))
         self._sealed: list[list[Segment]] = [[] for _ in range(_CHANNELS)]
         self._timeline = WavTimeline(
-            self.path, origin=self._start, channels=_CHANNELS, rate=_RATE, tolerance=tolerance
+            self.path,
+            origin=self._start,
+            channels=_CHANNELS,
+            rate=_RATE,
+            tolerance=tolerance,
+            root=None if root is None else Path(root),
+            header_interval=header_interval,
         )
         self._paused = False
         self._failure: BaseException | None = None
@@ -313,3 +340,17 @@ def _finish(flush: _Flush, end: float | None) -> tuple[float, int, str]:
     except BaseException:
         timeline.abandon()
         raise
+
+
+def repair_recording(path: str | os.PathLike[str]) -> RecordingFinished:
+    """The facts of a recording a crash left unfinished, once its header counts all it holds.
+
+    Blocking file work, for a thread at start-up: the header is rewritten
+    from the file's length (see :func:`media._wavwriter.repair_wav`) and the
+    file read back for its digest. ``ValueError`` if it is not a WAV a
+    :class:`Recorder` writes; it is then left as it was.
+    """
+    path = Path(path)
+    channels, rate, data_size = repair_wav(path, channels=_CHANNELS, rate=_RATE)
+    frames = data_size // (2 * channels)
+    return RecordingFinished(path, frames / rate, _HEADER_SIZE + data_size, _digest(path), channels)

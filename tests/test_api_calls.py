@@ -180,6 +180,7 @@ async def test_a_database_that_is_down_is_503(api: Api) -> None:
 
 async def store_recording(api: Api, recording_id: str = "rec-1") -> tuple[RecordingRecord, bytes]:
     path = api.recordings.path_for("call-00001", T0)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(2)
         wav.setsampwidth(2)

@@ -211,7 +211,7 @@ def test_placement_matches_the_reference(
             else:
                 data = packet(seq, ts, payload)
             items += [now, data]
-        expected = WavTimeline._runs(timeline, python, codec, items)  # type: ignore[arg-type]
+        expected = WavTimeline._place(timeline, python, codec, items)  # type: ignore[arg-type]
         runs, native.next_pos, native.next_ts = fastrtp.place(
             items, table, origin, 8000, 640, native.next_pos, native.next_ts
         )

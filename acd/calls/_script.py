@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 import ivr
-from media import Bridge, Recorder
+from media import Bridge, Recorder, RecordingFailed
 from media.player import Playback, PlayItem
 from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
@@ -59,6 +60,8 @@ class CallScript:
         self.recordings = recordings
         self.recordings_active = 0
         """Bridged calls being recorded now (the ``recordings_active`` gauge)."""
+        # How many recordings each live call has had; weak, so an ended call leaves nothing.
+        self._recordings_made: weakref.WeakKeyDictionary[Call, int] = weakref.WeakKeyDictionary()
         self.http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -261,15 +264,10 @@ class CallScript:
         assert a.rtp is not None and b.rtp is not None
         recorder: Recorder | None = None
         recording_id = call.id
-        store = self.recordings
-        if record and store is not None:
-            if store.can_record():
-                # A transferred call is bridged (and recorded) again: a new file and id.
-                recording_id, path = store.allocate(call.id, call.arrived_at)
-                recorder = Recorder(path)
-            else:
-                log.error("call %s: not recorded, free disk below the guard", call.id)
-                self.control.events.publish(RecordingError(call.id, "disk-guard"))
+        if record and self.recordings is not None:
+            started = self._start_recording(call, self.recordings)
+            if started is not None:
+                recording_id, recorder = started
         bridge = Bridge(a.rtp, b.rtp, recorder)
         if recorder is not None:
             self.recordings_active += 1
@@ -322,9 +320,31 @@ class CallScript:
             if recorder is not None:
                 await self._recording_done(call, recorder, recording_id)
 
+    def _start_recording(self, call: Call, store: RecordingStore) -> tuple[str, Recorder] | None:
+        """The id and recorder of this bridge's recording, or None when the disk guard says no.
+
+        Names only, on the loop: the recorder's writer thread makes the
+        folders and the file with the first audio. A transferred call is
+        bridged, and recorded, again; numbering its recordings gives the
+        second ``<call_id>-2`` and a file of its own.
+        """
+        if not store.can_record():
+            # The store logs when the disk goes low and when it recovers, not per call.
+            log.debug("call %s: not recorded, free disk below the guard", call.id)
+            self.control.events.publish(RecordingError(call.id, "disk-guard"))
+            return None
+        number = self._recordings_made.get(call, 0) + 1
+        self._recordings_made[call] = number
+        recording_id, path = store.recording_for(call.id, call.arrived_at, number)
+        return recording_id, Recorder(path, root=store.root)
+
     async def _recording_done(self, call: Call, recorder: Recorder, recording_id: str) -> None:
         try:
             finished = await recorder.close()
+        except RecordingFailed:
+            # The recorder logged why when it happened: once, not again here.
+            self.control.events.publish(RecordingError(call.id, "write-failed"))
+            return
         except Exception:
             log.exception("call %s: recording could not be finished", call.id)
             self.control.events.publish(RecordingError(call.id, "write-failed"))

@@ -153,6 +153,20 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
 
+    async def named_recording_paths(self, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that a ``recordings`` row holds, compared as text.
+
+        For retention's orphan sweep, which asks about the few old files it
+        finds: ``path`` has no index, so each chunk scans the table once.
+        """
+        found: set[str] = set()
+        for start in range(0, len(paths), 500):
+            chunk = list(paths[start : start + 500])
+            marks = ", ".join(self.dialect.placeholder(n + 1) for n in range(len(chunk)))
+            sql = f"SELECT path FROM recordings WHERE path IN ({marks})"
+            found.update(str(row[0]) for row in await self._fetch_rows(sql, chunk))
+        return found
+
     @abc.abstractmethod
     async def agent_sessions(
         self, since: datetime, until: datetime, *, agent: str | None = None
