@@ -135,6 +135,9 @@ class LocationService:
     def __init__(self, policy: RegistrarPolicy | None = None) -> None:
         self.policy = policy if policy is not None else RegistrarPolicy()
         self._bindings: dict[str, list[Binding]] = {}
+        # Hosts of every binding's source and destination, rebuilt on demand
+        # after any change (None): asked when a source floods, not per request.
+        self._hosts: frozenset[str] | None = None
 
     # -- queries ---------------------------------------------------------------------
 
@@ -145,6 +148,12 @@ class LocationService:
     def is_registered(self, user: str) -> bool:
         """True when ``user`` has at least one binding."""
         return bool(self._bindings.get(user))
+
+    def has_host(self, host: str) -> bool:
+        """True when some binding was registered from, or is reached at, IP ``host``."""
+        if self._hosts is None:
+            self._hosts = frozenset(h for b in self for h in (b.source.host, b.destination.host))
+        return host in self._hosts
 
     def __iter__(self) -> Iterator[Binding]:
         for bindings in self._bindings.values():
@@ -159,6 +168,7 @@ class LocationService:
         self, request: Request, user: str, source: Address, now: float
     ) -> RegistrationResult:
         """Apply an authenticated REGISTER for account ``user`` (RFC 3261 10.3 steps 6-8)."""
+        self._hosts = None
         try:
             return self._register(request, user, source, now)
         except SipSyntaxError as exc:
@@ -273,6 +283,7 @@ class LocationService:
         for user in list(self._bindings):
             bindings = self._bindings[user]
             for b in [b for b in bindings if b.expires_at <= now]:
+                self._hosts = None
                 bindings.remove(b)
                 removed.append(BindingRemoved(user, str(b.uri), "expired"))
             if not bindings:
@@ -304,6 +315,7 @@ class LocationService:
             return []
         bindings = self._bindings.get(binding.user, [])
         if binding in bindings:
+            self._hosts = None
             bindings.remove(binding)
             if not bindings:
                 del self._bindings[binding.user]

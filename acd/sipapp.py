@@ -99,6 +99,8 @@ class SipApplication:
             for binding in self.location.pings_due(now):
                 self._ping(binding)
             self.auth.prune(now)
+            if self.endpoint.limiter is not None:
+                self.endpoint.limiter.prune(now)
         except Exception:
             log.exception("housekeeping failed")
         self._schedule()
@@ -111,6 +113,20 @@ class SipApplication:
             )
             for listener in self.listeners:
                 listener(event)
+
+    def trusts_source(self, host: str) -> bool:
+        """Never throttle ``host``: a trunk's address, or where a registered phone is.
+
+        The request limiter asks this only when a source goes over its
+        threshold, so a carrier or an office NAT full of phones keeps its
+        traffic however busy it is.
+        """
+        try:
+            if self.trunk_for(host) is not None:
+                return True
+        except ValueError:  # not an IP address: no trunk can match it
+            pass
+        return self.location.has_host(host)
 
     # -- events ----------------------------------------------------------------------
 

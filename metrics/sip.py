@@ -75,17 +75,29 @@ class SipCollector(Collector):
         auth_failures: Callable[[], int],
         malformed: Callable[[], int],
         scanners_dropped: Callable[[], int],
+        requests_throttled: Callable[[], int],
+        source_blocks: Callable[[], int],
+        sources_blocked: Callable[[], int],
     ) -> None:
         self.counters = counters
         self._gauges = {
             "sip_transactions_active": ("SIP transactions in progress", transactions_active),
             "sip_registrations_active": ("Registered contacts", registrations_active),
+            "sip_sources_blocked": (
+                "Source addresses whose requests are dropped for flooding",
+                sources_blocked,
+            ),
         }
         self._counters = {
             "sip_retransmissions": ("SIP messages retransmitted", retransmissions),
             "sip_auth_failures": ("Failed digest authentications", auth_failures),
             "sip_malformed_messages": ("Messages that failed to parse", malformed),
             "sip_scanner_requests_dropped": ("Requests from scanner user agents", scanners_dropped),
+            "sip_requests_throttled": (
+                "Requests dropped unparsed from flooding sources",
+                requests_throttled,
+            ),
+            "sip_source_blocks": ("Times a source address was blocked for flooding", source_blocks),
         }
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

@@ -1,11 +1,13 @@
 """The asyncio adapter around the transaction layer, with the front-door checks.
 
-Bytes from the transports are parsed here; what cannot be parsed is answered
-with a 400 when it can be routed and dropped otherwise (RFC 4475 3.1.2);
-scanners are dropped without an answer; the RFC 3261 8.2 checks every UAS
-makes (Max-Forwards, URI scheme, Require) are answered before the application
-sees the request. One ``loop.call_at`` timer drives every transaction timer,
-re-armed from ``TransactionLayer.next_timer()`` (the aioquic pattern).
+Bytes from the transports are parsed here, once the request limiter has
+let them in (a source that floods is dropped before it costs a parse); what
+cannot be parsed is answered with a 400 when it can be routed and dropped
+otherwise (RFC 4475 3.1.2); scanners are dropped without an answer; the RFC
+3261 8.2 checks every UAS makes (Max-Forwards, URI scheme, Require) are
+answered before the application sees the request. One ``loop.call_at``
+timer drives every transaction timer, re-armed from
+``TransactionLayer.next_timer()`` (the aioquic pattern).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .events import Address, Event, RequestReceived
 from .headers import Via
 from .message import MessageError, Request, Response, make_response, parse_message
 from .message import salvage_response as _salvage
+from .ratelimit import RequestLimiter
 from .transaction import TransactionLayer, new_branch, new_tag
 from .transport import TransportSet
 from .uri import SipUri
@@ -59,7 +62,8 @@ class SipEndpoint:
     """Transports + transaction layer + front door, on one asyncio loop.
 
     ``on_event`` receives every transaction event that passed the front door
-    (new requests, responses, ACKs for 2xx, CANCELs, time-outs).
+    (new requests, responses, ACKs for 2xx, CANCELs, time-outs). ``limiter``
+    counts requests per source host, over every transport, before parsing.
     """
 
     def __init__(
@@ -67,10 +71,12 @@ class SipEndpoint:
         policy: EndpointPolicy,
         on_event: Callable[[Event], None],
         observer: MessageObserver | None = None,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.policy = policy
         self.on_event = on_event
         self.observer = observer
+        self.limiter = limiter
         self.transactions = TransactionLayer(t1=policy.t1, t2=policy.t2, t4=policy.t4)
         self.transports = TransportSet(self, policy.max_message_size)
         self._blocked = tuple(ua.lower() for ua in policy.blocked_user_agents)
@@ -155,6 +161,15 @@ class SipEndpoint:
         """Entry point for every datagram or framed stream message."""
         if not data.strip(b"\r\n \t"):
             return  # keep-alive
+        limiter = self.limiter
+        # Responses are not counted (pike counts requests only): they answer
+        # our own requests, and throttling them would break our transactions.
+        if (
+            limiter is not None
+            and not data.startswith(b"SIP/2.0 ")
+            and not limiter.admit(source.host, self.now())
+        ):
+            return
         try:
             message = parse_message(data, stream=source.reliable)
         except MessageError as exc:

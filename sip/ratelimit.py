@@ -1,16 +1,22 @@
-"""Blocking of sources that keep failing authentication (password guessing).
+"""Per-source limits: floods of requests, and sources that keep failing authentication.
 
 Sans-I/O like the rest of ``sip/``: the caller passes the current time as
 ``now`` and decides what a blocked source gets (typically nothing at all, so
-a scanner learns nothing and costs no hashing).
+a flooder or a scanner learns nothing and costs no parsing or hashing).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["FailureLimiter"]
+__all__ = ["FailureLimiter", "RequestLimiter"]
+
+log = logging.getLogger(__name__)
+
+_NEVER = float("-inf")
 
 
 @dataclass(slots=True)
@@ -95,3 +101,148 @@ class FailureLimiter:
         # Timestamps arrive in order, so the expired ones are all at the left.
         while source.failures and source.failures[0] <= horizon:
             source.failures.popleft()
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    last: float
+    requests: int = 1
+    blocked_until: float = _NEVER
+    blocked_at: float = 0.0
+    dropped: int = 0
+
+
+class RequestLimiter:
+    """Throttles requests per source address before they cost parsing (Kamailio pike's model).
+
+    Each source (a host string) has a sampling window of ``window`` seconds,
+    opened by its first request; more than ``threshold`` requests in one
+    window block it for ``block_time`` seconds, and :meth:`admit` says False
+    for everything it sends meanwhile. A blocked source is still counted: any
+    window in which it again goes over the threshold renews the block from
+    that moment, so a source that keeps flooding stays blocked (as with pike)
+    and one that slows down is released ``block_time`` after its last window
+    over the threshold.
+
+    ``exempt(host)`` (trunks, registered phones) is asked only when a source
+    crosses the threshold, never per request; an exempt source's count starts
+    again, so the question comes back once per ``threshold`` requests. At most
+    ``max_sources`` sources are tracked; the least recently heard from are
+    forgotten first, so a flood from many addresses cannot exhaust memory
+    (a source that keeps flooding is always the most recent, so it stays).
+    One WARNING is logged when a source becomes blocked and one INFO when it
+    is released, never a line per request.
+    """
+
+    def __init__(
+        self,
+        threshold: int = 200,
+        window: float = 2.0,
+        block_time: float = 60.0,
+        max_sources: int = 50_000,
+        exempt: Callable[[str], bool] | None = None,
+    ) -> None:
+        if threshold < 1 or max_sources < 1 or not window > 0 or not block_time > 0:
+            raise ValueError("threshold, window, block_time and max_sources must be positive")
+        self.threshold = threshold
+        self.window = window
+        self.block_time = block_time
+        self.max_sources = max_sources
+        self.exempt = exempt
+        # Since start, over every source: requests refused, and blocks begun.
+        self.dropped = 0
+        self.blocks = 0
+        self._sources: OrderedDict[str, _Window] = OrderedDict()
+        self._blocked: dict[str, _Window] = {}
+
+    def admit(self, key: str, now: float) -> bool:
+        """Count one request from ``key`` at ``now``; False means drop it unanswered."""
+        source = self._sources.get(key)
+        if source is None:
+            self._sources[key] = _Window(now, now)
+            if len(self._sources) > self.max_sources:
+                self._forget_oldest(now)
+            return True
+        # This is every request's path: a dict lookup, a move and a few compares.
+        self._sources.move_to_end(key)
+        source.last = now
+        if now - source.start >= self.window:
+            source.start = now
+            source.requests = 1
+        else:
+            source.requests += 1
+        if source.blocked_until != _NEVER:
+            if source.blocked_until > now:
+                if source.requests > self.threshold:
+                    source.blocked_until = now + self.block_time
+                source.dropped += 1
+                self.dropped += 1
+                return False
+            self._release(key, source, now)
+        if source.requests <= self.threshold:
+            return True
+        if self.exempt is not None and self.exempt(key):
+            source.requests = 0
+            return True
+        source.blocked_until = now + self.block_time
+        source.blocked_at = now
+        source.dropped = 1
+        self._blocked[key] = source
+        self.blocks += 1
+        self.dropped += 1
+        log.warning(
+            "blocking requests from %s: over %d in %g s; dropped for %g s after it stops",
+            key,
+            self.threshold,
+            self.window,
+            self.block_time,
+        )
+        return False
+
+    def is_blocked(self, key: str, now: float) -> bool:
+        """Whether requests from ``key`` are being dropped at ``now``."""
+        source = self._blocked.get(key)
+        return source is not None and source.blocked_until > now
+
+    def blocked(self, now: float) -> int:
+        """How many sources are blocked at ``now``."""
+        return sum(1 for source in self._blocked.values() if source.blocked_until > now)
+
+    def prune(self, now: float) -> None:
+        """Release blocks that ended and forget sources quiet for a whole window.
+
+        Call it about once a second: it logs each release close to when the
+        block ended even if the source never sends again.
+        """
+        for key, source in [(k, s) for k, s in self._blocked.items() if s.blocked_until <= now]:
+            self._release(key, source, now)
+        horizon = now - self.window
+        sources = self._sources
+        while sources:
+            key = next(iter(sources))
+            source = sources[key]
+            # Least recently heard from first: stop at the first one still
+            # in its window, or still blocked (it is released above, later).
+            if source.last > horizon or source.blocked_until != _NEVER:
+                break
+            del sources[key]
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def _release(self, key: str, source: _Window, now: float) -> None:
+        del self._blocked[key]
+        log.info(
+            "released %s after %.0f s blocked: %d requests dropped",
+            key,
+            now - source.blocked_at,
+            source.dropped,
+        )
+        source.blocked_until = _NEVER
+        source.dropped = 0
+
+    def _forget_oldest(self, now: float) -> None:
+        key, source = self._sources.popitem(last=False)
+        if source.blocked_until != _NEVER:
+            self._release(key, source, now)

@@ -85,7 +85,9 @@ async def test_mutated_messages_never_escape_or_leak_tracebacks(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = load_config(
-        write_config(tmp_path / "fuzz.yaml"),
+        # Thousands of messages from one address would be throttled before
+        # the parser saw most of them: the request limit has its own tests.
+        write_config(tmp_path / "fuzz.yaml", security="request_limit: {enabled: false}"),
         env={"ACD_SIP_PORT": "0", "ACD_HTTP_PORT": "0", "ACD_DATA_DIR": str(tmp_path / "d")},
     )
     engine = Engine(config)

@@ -1,10 +1,12 @@
-"""FailureLimiter against a fake clock: every call gets an explicit ``now``."""
+"""FailureLimiter and RequestLimiter against a fake clock: every call gets an explicit ``now``."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from sip.ratelimit import FailureLimiter
+from sip.ratelimit import FailureLimiter, RequestLimiter
 
 HOST = "192.0.2.10"
 
@@ -95,3 +97,129 @@ def test_prune_forgets_quiet_sources_and_keeps_blocked_ones() -> None:
 def test_rejects_nonsense_limits(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         FailureLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+# -- RequestLimiter (per-source flood throttling) --------------------------------------
+
+
+def send(limiter: RequestLimiter, count: int, now: float, key: str = HOST) -> int:
+    """Offer ``count`` requests at ``now``; how many were admitted."""
+    return sum(limiter.admit(key, now) for _ in range(count))
+
+
+def test_requests_up_to_the_threshold_pass_and_the_next_is_dropped() -> None:
+    limiter = RequestLimiter(threshold=30, window=2.0, block_time=60.0)
+    assert send(limiter, 30, 0.0) == 30
+    assert not limiter.is_blocked(HOST, 0.0)
+    assert not limiter.admit(HOST, 0.5)
+    assert limiter.is_blocked(HOST, 0.5)
+    assert (limiter.dropped, limiter.blocks, limiter.blocked(0.5)) == (1, 1, 1)
+    assert limiter.admit("198.51.100.1", 0.5), "other sources are not affected"
+
+
+def test_the_window_starts_afresh() -> None:
+    limiter = RequestLimiter(threshold=30, window=2.0)
+    for second in range(0, 20, 2):
+        # 30 in every 2 s window, for 20 s: never over.
+        assert send(limiter, 15, float(second)) == 15
+        assert send(limiter, 15, second + 1.9) == 15
+    assert limiter.dropped == 0
+
+
+def test_a_block_ends_block_time_after_the_flood_stops() -> None:
+    limiter = RequestLimiter(threshold=10, window=2.0, block_time=60.0)
+    send(limiter, 11, 0.0)
+    assert limiter.is_blocked(HOST, 59.9)
+    assert not limiter.admit(HOST, 59.9), "a trickle while blocked is dropped..."
+    assert limiter.admit(HOST, 60.0), "...but does not extend the block"
+    assert not limiter.is_blocked(HOST, 60.0)
+    assert limiter.blocked(60.0) == 0
+
+
+def test_continued_flooding_keeps_the_source_blocked() -> None:
+    limiter = RequestLimiter(threshold=10, window=2.0, block_time=60.0)
+    send(limiter, 11, 0.0)
+    for second in range(2, 300, 2):
+        assert send(limiter, 50, float(second)) == 0
+    # The last window over the threshold began at 298 s: blocked until 358 s.
+    assert limiter.is_blocked(HOST, 357.9)
+    assert not limiter.is_blocked(HOST, 358.1)
+    assert limiter.blocks == 1
+    assert limiter.dropped == 1 + 149 * 50
+
+
+def test_one_log_line_when_blocked_and_one_when_released(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limiter = RequestLimiter(threshold=10, window=2.0, block_time=5.0)
+    with caplog.at_level(logging.INFO, logger="sip.ratelimit"):
+        send(limiter, 1000, 0.0)
+        limiter.prune(4.0)
+        limiter.prune(5.0)
+        limiter.prune(6.0)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == "WARNING" and HOST in lines[0][1]
+    assert lines[1][0] == "INFO" and HOST in lines[1][1] and "990 requests dropped" in lines[1][1]
+    assert limiter.blocked(6.0) == 0
+    assert limiter.admit(HOST, 6.0)
+
+
+def test_exempt_sources_are_never_blocked_and_asked_once_per_threshold() -> None:
+    asked: list[str] = []
+
+    def exempt(host: str) -> bool:
+        asked.append(host)
+        return host == "10.0.0.1"
+
+    limiter = RequestLimiter(threshold=100, window=2.0, exempt=exempt)
+    assert send(limiter, 1000, 0.0, key="10.0.0.1") == 1000
+    assert send(limiter, 100, 0.0, key="10.0.0.2") == 100
+    assert asked == ["10.0.0.1"] * 9, "the predicate is not asked per request"
+    assert not limiter.admit("10.0.0.2", 0.0)
+    assert asked[-1] == "10.0.0.2"
+    assert limiter.blocked(0.0) == 1
+
+
+def test_memory_bound_forgets_least_recently_heard_sources() -> None:
+    limiter = RequestLimiter(threshold=5, window=2.0, max_sources=100)
+    send(limiter, 6, 0.0, key="flooder")
+    for i in range(1000):
+        # The flooder keeps sending, so it stays the most recent and blocked.
+        assert not limiter.admit("flooder", i / 1000)
+        limiter.admit(f"10.0.{i // 256}.{i % 256}", i / 1000)
+        assert len(limiter) <= 100
+    assert limiter.is_blocked("flooder", 1.0)
+    assert len(limiter) == 100
+
+
+def test_forgetting_a_blocked_source_releases_it(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RequestLimiter(threshold=5, window=2.0, max_sources=10)
+    send(limiter, 6, 0.0, key="quiet")
+    with caplog.at_level(logging.INFO, logger="sip.ratelimit"):
+        for i in range(10):
+            limiter.admit(f"10.0.0.{i}", 0.1)
+    assert limiter.blocked(0.1) == 0
+    assert any("released quiet" in r.getMessage() for r in caplog.records)
+
+
+def test_prune_forgets_quiet_sources_but_keeps_blocked_ones() -> None:
+    limiter = RequestLimiter(threshold=5, window=2.0, block_time=60.0)
+    send(limiter, 6, 0.0, key="blocked")
+    send(limiter, 1, 0.5, key="quiet")
+    send(limiter, 1, 10.0, key="recent")
+    limiter.prune(10.5)
+    assert limiter.is_blocked("blocked", 10.5)
+    assert len(limiter) == 3, "a blocked source at the front holds pruning back"
+    limiter.prune(61.0)
+    assert not limiter.is_blocked("blocked", 61.0)
+    assert len(limiter) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"threshold": 0}, {"window": 0.0}, {"block_time": 0.0}, {"max_sources": 0}],
+)
+def test_request_limiter_rejects_nonsense_limits(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RequestLimiter(**kwargs)  # type: ignore[arg-type]

@@ -195,3 +195,20 @@ def test_keepalive_pings_and_failures_drop_dead_phones() -> None:
         BindingRemoved("1001", "sip:1001@127.0.0.1:40000", "unreachable")
     ]
     assert not loc.is_registered("1001")
+
+
+def test_has_host_follows_bindings_as_they_come_and_go() -> None:
+    # What the request limiter exempts: where phones register from and are reached.
+    loc = LocationService(RegistrarPolicy(keepalive_interval=30, keepalive_failures=1))
+    nat = Address("UDP", "203.0.113.7", 31000)
+    assert not loc.has_host("203.0.113.7")
+    # 100.64/10 is not private to ipaddress, so the contact itself is the destination.
+    loc.register(register("<sip:1001@100.64.0.9:5060>", expires=60), "1001", nat, 0)
+    assert loc.has_host("203.0.113.7") and loc.has_host("100.64.0.9")
+    assert not loc.has_host("192.0.2.1")
+    loc.register(register("<sip:1002@192.0.2.1>", user="1002", call_id="r2"), "1002", SOURCE, 0)
+    assert loc.has_host("127.0.0.1")
+    (binding,) = loc.pings_due(30)[:1]
+    assert loc.ping_failed(binding) and not loc.has_host(binding.source.host)
+    loc.expire(3600)
+    assert not loc.has_host("203.0.113.7") and not loc.has_host("127.0.0.1")
