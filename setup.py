@@ -7,11 +7,13 @@ relays media with the pure-Python path, which says so in its log at start.
 
 from setuptools import Extension, setup
 
+SOURCES = ("module", "stats", "sender", "relay", "place")
+
 setup(
     ext_modules=[
         Extension(
             "media._fastrtp",
-            [f"media/_fastrtp_src/{name}.c" for name in ("module", "stats", "sender", "relay", "place")],
+            [f"media/_fastrtp_src/{name}.c" for name in SOURCES],
             depends=["media/_fastrtp_src/fastrtp.h"],
             extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE"],
             optional=True,
