@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 import ssl
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -21,14 +22,16 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 import ivr
+from media import _native as media_native
 from metrics.acd import AcdMetrics
 from metrics.loop import LoopLagProbe
 from metrics.media import MediaCollector, RtpTally
+from metrics.overload import OverloadCollector
 from metrics.sip import SipCollector, SipCounters
 from metrics.storage import StorageCollector
 from sip.endpoint import EndpointPolicy, SipEndpoint
 from sip.events import Address
-from sip.ratelimit import FailureLimiter
+from sip.ratelimit import FailureLimiter, RequestLimiter
 
 from .api import add_storage_routes
 from .api.agents import add_agent_routes
@@ -37,11 +40,12 @@ from .calls import CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
 from .events import EventBus
 from .flows import load_flows_for
+from .overload import OverloadGuard, OverloadPolicy
 from .queues import AcdService
 from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
 from .sipapp import ALLOW, SipApplication
-from .storage import RecordWriter, Storage, storage_for
+from .storage import CallRecord, RecordWriter, Storage, storage_for
 
 __all__ = ["Engine", "run"]
 
@@ -56,6 +60,19 @@ class Engine:
         sip = config.sip
         security = config.security
         self.counters = SipCounters()
+        limit = security.request_limit
+        self.request_limiter = (
+            RequestLimiter(
+                threshold=limit.requests,
+                window=limit.window,
+                block_time=limit.block_time,
+                max_sources=limit.max_sources,
+                # self.app exists before the first datagram; asked only once a source floods.
+                exempt=lambda host: self.app.trusts_source(host),
+            )
+            if limit.enabled
+            else None
+        )
         self.endpoint = SipEndpoint(
             EndpointPolicy(
                 max_message_size=sip.max_message_size,
@@ -68,6 +85,7 @@ class Engine:
             ),
             self._on_event,
             self.counters,
+            self.request_limiter,
         )
         reg = config.registrar
         self.location = LocationService(
@@ -108,7 +126,10 @@ class Engine:
         self.script: CallScript | None = None
         self.acd: AcdService | None = None
         self.events = EventBus()
+        # Fed by the loop-lag probe twice a second, asked by call control per new INVITE.
+        self.overload = OverloadGuard(OverloadPolicy.from_config(config.calls))
         self.registry = CollectorRegistry()
+        limiter = self.request_limiter
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
         self.registry.register(
@@ -120,6 +141,9 @@ class Engine:
                 auth_failures=lambda: self.authenticator.failures,
                 malformed=lambda: self.endpoint.malformed,
                 scanners_dropped=lambda: self.endpoint.dropped_scanners,
+                requests_throttled=lambda: limiter.dropped if limiter else 0,
+                source_blocks=lambda: limiter.blocks if limiter else 0,
+                sources_blocked=lambda: limiter.blocked(self.endpoint.now()) if limiter else 0,
             )
         )
         self._register_metrics()
@@ -143,7 +167,7 @@ class Engine:
         )
         self.events.subscribe(self.acd_metrics.handle)
         self.rtp_tally = RtpTally()
-        self.loop_lag = LoopLagProbe()
+        self.loop_lag = LoopLagProbe(on_sample=self.overload.sample)
         self.storage_metrics = StorageCollector()
         recordings_active = lambda: self.script.recordings_active if self.script else 0  # noqa: E731
         for metrics in (
@@ -151,6 +175,7 @@ class Engine:
             MediaCollector(self.rtp_tally, recordings_active=recordings_active),
             self.storage_metrics,
             self.loop_lag,
+            OverloadCollector(self.overload),
         ):
             self.registry.register(metrics)
 
@@ -204,12 +229,45 @@ class Engine:
         if recovered:
             log.warning("%d calls in flight at the last stop were closed as failed", len(recovered))
         self._retention = asyncio.get_running_loop().create_task(
-            self.recordings.run_retention(self.storage, every=3600.0), name="retention"
+            self._recordings_upkeep(recovered), name="retention"
         )
+
+    async def _recordings_upkeep(self, recovered: list[CallRecord]) -> None:
+        """Repair the recordings of calls a crash cut short, then apply retention hourly.
+
+        In the background: hashing what the repaired files hold takes a
+        while, and calls need not wait for it. Their rows and the failed
+        CDRs' ``recording_id`` go through the writer; a CDR that did end is
+        kept by the upsert (``keep_ended``).
+        """
+        writer = self.writer
+        if recovered and writer is not None:
+            try:
+                repaired = await self.recordings.recover(recovered)
+            except Exception:
+                log.exception("the recordings of calls cut short could not be repaired")
+            else:
+                latest: dict[str, str] = {}
+                for recording in repaired:
+                    writer.submit_recording(recording)
+                    latest[recording.call_id] = recording.id
+                for call in recovered:
+                    if call.call_id in latest:
+                        writer.submit_call(replace(call, recording_id=latest[call.call_id]))
+        await self.recordings.run_retention(self.storage, every=3600.0)
 
     async def _start_calls(self) -> None:
         config = self.config
         host = config.media.address or str(config.sip.listen[0])
+        if media_native.fastrtp is not None:
+            log.info("media: RTP relay and statistics on the C fast path (media._fastrtp)")
+        else:
+            log.warning(
+                "media: the C fast path is not built (or %s is set): RTP runs in pure "
+                "Python, at several times the CPU per packet (docs/performance.md); "
+                "install a C compiler and the Python headers, then reinstall",
+                media_native.PURE_PYTHON_VARIABLE,
+            )
         self.media = MediaEngine(
             host,
             config.media.rtp_ports,
@@ -219,7 +277,14 @@ class Engine:
             voice=config.prompts.voice,
         )
         self.media.on_leg_opened = self.rtp_tally.track
-        self.calls = CallControl(self.endpoint, config, self.media, allow=ALLOW, events=self.events)
+        self.calls = CallControl(
+            self.endpoint,
+            config,
+            self.media,
+            allow=ALLOW,
+            events=self.events,
+            overload=self.overload,
+        )
         assert self.writer is not None
         self.calls.records = CallRecords(self.writer)
         self.script = CallScript(

@@ -248,7 +248,7 @@ def write_engine_config(work: Path, args: argparse.Namespace, agents: list[str])
         f"ivr_dir: {ivr_dir}",
         f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
         f"media: {{rtp_ports: [{RTP_PORTS[0]}, {RTP_PORTS[1]}]}}",
-        f"calls: {{max_calls: {args.max_calls}}}",
+        f"calls: {{max_calls: {args.max_calls}{', ' + args.calls if args.calls else ''}}}",
         "recordings: {min_free_mb: 0}",
         "logging: {level: INFO}",
     ]
@@ -852,6 +852,10 @@ def main() -> int:
     parser.add_argument("--no-record", dest="record", action="store_false")
     parser.add_argument("--max-calls", type=int, default=20000)
     parser.add_argument("--engine-config", help="YAML lines appended to the engine's config")
+    parser.add_argument(
+        "--calls",
+        help="more keys of the calls section, YAML flow style: 'max_cpu: 0.85, burst: 50'",
+    )
     parser.add_argument("--flood", type=int, default=0, help="OPTIONS/s from one address")
     parser.add_argument("--hold", help="RATE:SECONDS, long calls instead of the rates")
     parser.add_argument("--every", type=float, default=20.0, help="--hold: report interval")

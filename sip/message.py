@@ -129,6 +129,27 @@ class Message:
             raise SipSyntaxError("missing Via")
         return vias[0]
 
+    def replace_top_via(self, via: Via) -> None:
+        """Make ``via`` the topmost Via, in the header text as well as the parsed list.
+
+        Responses copy Via lines verbatim (:func:`make_response`), so an
+        edited top Via must be written back into the text, not only into the
+        parsed object. Other entries on the same line stay as they were.
+        """
+        vias = self.vias
+        if not vias:
+            raise SipSyntaxError("missing Via")
+        items = self.headers.items()
+        for i, (name, value) in enumerate(items):
+            if name == "via":
+                rest = split_commas(value)[1:] if "," in value else []
+                items[i] = ("via", ", ".join([str(via), *rest]))
+                # A new Headers: whoever holds the old one (a request being
+                # resent, say) keeps the text it had.
+                self.headers = Headers(items)
+                vias[0] = via
+                return
+
     def _name_addr(self, key: str) -> NameAddr:
         cached = self._cache.get(key)
         if cached is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from ._grammar import SipSyntaxError, split_commas
+from ._grammar import SipSyntaxError
 from ._timers import (
     Context,
     Durations,
@@ -41,8 +41,8 @@ from .events import (
     RequestReceived,
     TransactionTerminated,
 )
-from .headers import Headers, Via
-from .message import Message, Request, Response, make_response
+from .headers import Via
+from .message import Request, Response, make_response
 
 __all__ = [
     "IllegalTransition",
@@ -74,17 +74,6 @@ def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _replace_top_via(message: Message, via: Via) -> None:
-    # Responses copy Via lines verbatim (make_response), so an edited top Via
-    # must be written back into the header text, not only the parsed object.
-    items = message.headers.items()
-    for i, (name, value) in enumerate(items):
-        if name == "via":
-            items[i] = ("via", ", ".join([str(via), *split_commas(value)[1:]]))
-            message.headers = Headers(items)
-            return
-
-
 def stamp_via(request: Request, source: Address) -> Via:
     """Record where ``request`` really came from in its top Via (RFC 3261 18.2.1, RFC 3581).
 
@@ -102,7 +91,7 @@ def stamp_via(request: Request, source: Address) -> Via:
         params["received"] = _format_host(source.host)
     else:
         return via
-    _replace_top_via(request, via)
+    request.replace_top_via(via)
     return via
 
 
@@ -365,7 +354,7 @@ class TransactionLayer:
         if branch is None or not branch.startswith(MAGIC_COOKIE) or branch == MAGIC_COOKIE:
             branch = new_branch()
             via.params["branch"] = branch
-            _replace_top_via(request, via)
+            request.replace_top_via(via)
         key = f"{branch}|{request.method}"
         if key in self._clients:
             raise ValueError(f"branch {branch} is already in use by {key}")

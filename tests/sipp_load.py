@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -110,6 +110,12 @@ class SippCall:
     call_id: str
     invite_status: int | None = None
     """The first final response to the INVITE; None when none came."""
+    invite_responses: list[int] = field(default_factory=list)
+    """Every response to the INVITE in the order received, retransmissions included."""
+    retry_after: str | None = None
+    """The Retry-After of the first final response to the INVITE, if it had one."""
+    invited_at: float | None = None
+    """When SIPp sent the INVITE (Unix time; the first transmission)."""
     bye_answered_at: float | None = None
     """When the engine answered SIPp's BYE with 200 (Unix time); None if it never did."""
     hung_up_by_engine: bool = False
@@ -152,20 +158,28 @@ def _apply(calls: dict[str, SippCall], stamp: str, block: str) -> None:
         return
     method = cseq[1]
     if sent and first.startswith("INVITE "):
-        calls.setdefault(call_id, SippCall(call_id))
+        if call_id not in calls:
+            calls[call_id] = SippCall(call_id, invited_at=_unix_time(stamp))
         return
     call = calls.get(call_id)
     if call is None:
         return
     if not sent and first.startswith("SIP/2.0 "):
         status = int(first.split()[1])
+        if method == "INVITE":
+            call.invite_responses.append(status)
         if method == "INVITE" and status >= 200 and call.invite_status is None:
             call.invite_status = status
+            call.retry_after = headers.get("retry-after")
         elif method == "BYE" and status == 200 and call.bye_answered_at is None:
-            when = dt.datetime.strptime(stamp.replace("\t", " "), "%Y-%m-%d %H:%M:%S.%f")
-            call.bye_answered_at = when.timestamp()  # SIPp logs local time
+            call.bye_answered_at = _unix_time(stamp)
     elif not sent and first.startswith("BYE "):
         call.hung_up_by_engine = True
+
+
+def _unix_time(stamp: str) -> float:
+    when = dt.datetime.strptime(stamp.replace("\t", " "), "%Y-%m-%d %H:%M:%S.%f")
+    return when.timestamp()  # SIPp logs local time
 
 
 def _header(line: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from acd.calls import CallControl
-from acd.calls._control import OVERLOAD_RETRY_AFTER, SHUTDOWN_RETRY_AFTER
+from acd.calls._control import SHUTDOWN_RETRY_AFTER
 from acd.config import Config
 from acd.sipapp import ALLOW
 from sip import Address, RequestReceived, Response
@@ -108,5 +108,5 @@ async def test_overload_keeps_its_shorter_retry_after() -> None:
     assert calls.new_call(invite_event(), user=None, trunk=None) is None
     ((_, response),) = endpoint.sent
     assert response.status == 503
-    assert response.headers.get("Retry-After") == str(OVERLOAD_RETRY_AFTER)
+    assert response.headers.get("Retry-After") == str(config.calls.retry_after)
     assert notes.started == []

@@ -78,6 +78,9 @@ def test_empty_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert config.storage.url is None
     assert config.logging.level == "INFO"
     assert config.route_for("100") is None
+    calls = config.calls
+    assert (calls.max_calls_per_second, calls.burst) == (None, None)
+    assert (calls.max_loop_lag, calls.max_cpu, calls.retry_after) == (0.25, 0.9, 5)
 
 
 # Errors name the file, the line and the key ----------------------------------
@@ -167,6 +170,10 @@ ERROR_CASES = {
         "sip:\n  transports: [udp, sctp]\n",
         ":2: sip.transports[1]: Input should be 'udp', 'tcp' or 'tls'",
     ),
+    "request limit of zero": (
+        "security:\n  request_limit:\n    requests: 0\n",
+        ":3: security.request_limit.requests: Input should be greater than or equal to 1",
+    ),
     "storage scheme": (
         "storage:\n  url: mysql://db/acd\n",
         ":2: storage.url: use sqlite:///path/to/file.db or postgresql://user@host/db",
@@ -207,6 +214,18 @@ ERROR_CASES = {
     "unknown top-level key": (
         "sip: {}\nqueus: {}\n",
         ":2: queus: unknown key; did you mean 'queues'?",
+    ),
+    "burst without a call rate": (
+        "calls:\n  burst: 20\n",
+        ":1: calls: burst is set but max_calls_per_second is not",
+    ),
+    "CPU share over one core": (
+        "calls:\n  max_cpu: 95\n",
+        ":2: calls.max_cpu: Input should be less than or equal to 1",
+    ),
+    "call rate that is not positive": (
+        "calls:\n  max_calls_per_second: 0\n",
+        ":2: calls.max_calls_per_second: Input should be greater than 0",
     ),
 }
 

@@ -87,7 +87,9 @@ def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> str:
 
 def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 9 rules found" in promtool("check", "rules", "alerts.yml")
+    assert f"SUCCESS: {len(alert_expressions())} rules found" in promtool(
+        "check", "rules", "alerts.yml"
+    )
 
 
 def test_alert_rules_fire_when_they_should_and_only_then() -> None:

@@ -10,7 +10,9 @@ leg. ``CallControl`` matches them to legs through the dialog layer, creates a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from sip.dialog import DialogId, Outcome
 from sip.endpoint import SipEndpoint
 
 from ..events import CallArrived, CallSetup, EventBus
+from ..overload import OverloadGuard, OverloadPolicy
 from ._legs import InboundLeg, OutboundLeg, SipLeg
 
 if TYPE_CHECKING:
@@ -44,8 +47,6 @@ log = logging.getLogger(__name__)
 
 CallHandler = Callable[["Call"], Awaitable[None]]
 
-OVERLOAD_RETRY_AFTER = 5
-"""Seconds a caller refused for ``calls.max_calls`` is asked to wait: calls end all the time."""
 SHUTDOWN_RETRY_AFTER = 30
 """Seconds a caller refused during a shutdown is asked to keep away from this node.
 
@@ -67,12 +68,21 @@ class CallControl:
         *,
         allow: str,
         events: EventBus | None = None,
+        overload: OverloadGuard | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.config = config
         self.media = media
         self.allow = allow
         self.events = events if events is not None else EventBus()
+        self.overload = (
+            overload
+            if overload is not None
+            else OverloadGuard(OverloadPolicy.from_config(config.calls))
+        )
+        # Loop time to wall time, for RFC 7339 oc-seq values that keep growing
+        # across restarts (both clocks are read once, here).
+        self._wall_offset = time.time() - time.monotonic()
         self.dialogs = DialogSet()
         self.calls: dict[str, Call] = {}
         self.handler: CallHandler | None = None  # runs each new call's script
@@ -139,9 +149,11 @@ class CallControl:
     ) -> Call | None:
         """An INVITE without To tag, already authenticated: make a Call and start its script.
 
-        While the engine stops, or at ``calls.max_calls``, the INVITE is
-        refused with 503 and a Retry-After, so that the carrier tries
-        another node rather than waiting on silence.
+        While the engine stops, or when the overload guard says so (at
+        ``calls.max_calls``, over the call rate, with the loop lagging or
+        the CPU full), the INVITE is refused with 503 and a Retry-After
+        before anything is done for it (no 180, no media port), so that the
+        carrier tries another node rather than waiting on silence.
         """
         from ._call import Call
 
@@ -149,8 +161,12 @@ class CallControl:
         if self.stopping:
             self._refuse(event, SHUTDOWN_RETRY_AFTER)
             return None
-        if len(self.calls) >= self.config.calls.max_calls:
-            self._refuse(event, OVERLOAD_RETRY_AFTER)
+        now = asyncio.get_running_loop().time()
+        if "oc" in request.top_via.params:
+            self._overload_feedback(request, now)
+        refusal = self.overload.admit(now, len(self.calls))
+        if refusal is not None:
+            self._refuse(event, refusal.retry_after)
             return None
         leg = InboundLeg(self, request, event.transaction, event.source)
         self._inbound[event.transaction] = leg
@@ -166,6 +182,17 @@ class CallControl:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
+
+    def _overload_feedback(self, request: Request, now: float) -> None:
+        """RFC 7339: an upstream that supports overload control learns what share to cut.
+
+        Written into the INVITE's top Via, so the 503, or the 180 and 200 of
+        an admitted call, all carry it.
+        """
+        feedback = self.overload.feedback(now)
+        if feedback is not None:
+            wall = dataclasses.replace(feedback, seq=feedback.seq + self._wall_offset)
+            wall.answer(request)
 
     def _refuse(self, event: RequestReceived, retry_after: int) -> None:
         self.calls_refused += 1

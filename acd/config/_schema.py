@@ -46,6 +46,7 @@ __all__ = [
     "Queue",
     "RecordingsConfig",
     "RegistrarConfig",
+    "RequestLimitConfig",
     "Route",
     "SecurityConfig",
     "SipConfig",
@@ -255,8 +256,25 @@ def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+class RequestLimitConfig(_Section):
+    """Per-source request throttling, before parsing (Kamailio pike's model).
+
+    More than ``requests`` requests from one address within ``window``
+    seconds block it for ``block_time`` seconds, renewed while it keeps
+    flooding; a trunk's address and a registered phone's host never are.
+    ``max_sources`` bounds the addresses tracked at once. The default of 200
+    per 2 s is reasoned in docs/decisions.md.
+    """
+
+    enabled: bool = True
+    requests: Annotated[int, Field(ge=1)] = 200
+    window: PositiveSeconds = 2
+    block_time: PositiveSeconds = 60
+    max_sources: Annotated[int, Field(ge=1)] = 50_000
+
+
 class SecurityConfig(_Section):
-    """Defences against password guessing and SIP scanners."""
+    """Defences against floods, password guessing and SIP scanners."""
 
     auth_failures_per_minute: Annotated[int, Field(ge=1)] = 10
     auth_cooldown: Seconds = 300
@@ -273,6 +291,7 @@ class SecurityConfig(_Section):
         Field(min_length=1),
         AfterValidator(_unique),
     ] = ("MD5",)  # offered in this order; SHA-256 is opt-in, see docs/decisions.md
+    request_limit: RequestLimitConfig = Field(default_factory=RequestLimitConfig)
 
     def is_blocked_user_agent(self, user_agent: str) -> bool:
         """True when any blocked string occurs in ``user_agent``, ignoring case."""
@@ -495,12 +514,30 @@ class MediaConfig(_Section):
 
 
 class CallsConfig(_Section):
-    """Call control limits: concurrent calls, ringing and session timers (RFC 4028)."""
+    """Call control limits: concurrent calls, overload control, ringing and session timers.
+
+    Past any of ``max_calls``, ``max_calls_per_second`` (``burst`` calls may
+    come back to back), ``max_loop_lag`` (seconds the event loop runs late,
+    smoothed) or ``max_cpu`` (share of a core), new INVITEs are refused with
+    503 and ``retry_after`` before anything else is done for them; ``null``
+    turns the last three off. See acd/overload.py and docs/decisions.md.
+    """
 
     max_calls: Annotated[int, Field(ge=1)] = 5000  # beyond this new calls get 503
+    max_calls_per_second: Annotated[float, Field(gt=0)] | None = None  # unlimited
+    burst: Annotated[int, Field(ge=1)] | None = None  # default: one second's worth
+    max_loop_lag: PositiveSeconds | None = 0.25
+    max_cpu: Annotated[float, Field(gt=0, le=1)] | None = 0.9
+    retry_after: Annotated[int, Field(ge=1, le=3600)] = 5  # seconds, on refusals for overload
     ring_timeout: PositiveSeconds = 30  # an extension that does not answer gets 480
-    session_expires: Annotated[int, Field(ge=90)] = 1800
+    session_expires: Annotated[int, Field(ge=90)] = 1800  # RFC 4028 session timers
     min_se: Annotated[int, Field(ge=90)] = 90
+
+    @model_validator(mode="after")
+    def _burst_needs_a_rate(self) -> CallsConfig:
+        if self.burst is not None and self.max_calls_per_second is None:
+            raise ValueError("burst is set but max_calls_per_second is not: burst of what rate?")
+        return self
 
 
 class PromptsConfig(_Section):
