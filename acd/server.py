@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
 import ssl
 from dataclasses import replace
@@ -452,8 +453,37 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+def _raise_file_limit(config: Config) -> None:
+    """Let the process open a descriptor for every RTP port it may bind, and then some.
+
+    Each call leg holds two sockets (RTP and RTCP), so the RTP range in
+    ports is the descriptors media alone may need. Debian's default soft
+    limit is 1,024: about 250 calls. The soft limit is raised to the hard
+    one; a hard limit below the need is said once at start, not discovered
+    as failed calls at the busy hour.
+    """
+    low, high = config.media.rtp_ports
+    needed = high - low + 1 + 1024  # SIP, HTTP, storage, recordings being written
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        log.warning(
+            "open files limited to %d, below the %d the RTP range %d-%d may need: "
+            "raise the hard limit (ulimit -Hn, LimitNOFILE=) or narrow media.rtp_ports",
+            soft,
+            needed,
+            low,
+            high,
+        )
+
+
 def run(config: Config) -> int:
     """Run the engine until SIGINT or SIGTERM; returns the exit status."""
+    _raise_file_limit(config)
     try:
         import uvloop
     except ImportError:

@@ -9,6 +9,7 @@ normal one's.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from acd.config import Config
 from sip import Response, parse_message
 
 from .conftest import RunningEngine, write_config
@@ -247,3 +249,34 @@ def test_ipv6_udp(tmp_path: Path, engine_factory: object) -> None:
         assert response.top_via.host == "::1"
     finally:
         peer.close()
+
+
+@pytest.mark.parametrize(
+    ("limits", "raised", "warned"),
+    [
+        ((1024, 1_048_576), 1_048_576, False),  # Debian's default soft limit: raised
+        ((1024, 4096), 4096, True),  # the hard limit is too low for the RTP range
+        ((50_000, 50_000), 50_000, False),  # already enough: left alone
+    ],
+)
+def test_the_open_files_limit_is_raised_for_the_rtp_range(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    limits: tuple[int, int],
+    raised: int,
+    warned: bool,
+) -> None:
+    import resource
+
+    from acd import server
+
+    current = list(limits)
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: tuple(current))
+    monkeypatch.setattr(
+        resource, "setrlimit", lambda _which, value: current.__setitem__(0, value[0])
+    )
+    config = Config.model_validate({"media": {"rtp_ports": [20000, 29999]}})
+    with caplog.at_level(logging.WARNING, logger="acd.server"):
+        server._raise_file_limit(config)
+    assert current[0] == raised
+    assert ("open files limited" in caplog.text) == warned
