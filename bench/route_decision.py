@@ -14,9 +14,21 @@ each agent has 3 of the 500 queue skills at random levels):
   strategy picks among the free agents able to take it (one Ring; the call
   then leaves, untimed).
 
-Prints p50 / p99 / max in microseconds per decision for each.
+Then, so that the dependence on the number of free agents shows, one more
+core per ``--crowd`` size N: N agents, all free and all able to take the
+calls of one queue per strategy (ring-all aside: it rings all N by
+definition). A call arrives at each queue in turn (``enqueue()`` then
+``poll()``, one Ring), so the strategy picks one of N; untimed, the agent
+answers and the call ends (no wrap-up), so the agent is free again with a
+new idle time, talk time and answered count, which the next decision pays
+to sort in. The logins before (per login) and one ``reset_daily()`` after,
+which re-sorts every free agent, are timed too.
+
+Prints p50 / p99 / max in microseconds per decision (or login) for each,
+and the one reset_daily in milliseconds.
 
     .venv/bin/python bench/route_decision.py [--samples 3000] [--seed 1]
+        [--crowd 1000,10000] [--crowd-samples 500]
 """
 
 from __future__ import annotations
@@ -93,12 +105,53 @@ def answer(acd: Acd, actions: list[Action]) -> None:
             pending += acd.ring_result(action.call_id, action.agents[0], "answered")
 
 
-def percentiles(samples: list[float]) -> str:
+def crowd(size: int, samples: int, rng: random.Random) -> dict[str, list[float]]:
+    """Decision times for a call arriving at a queue whose ``size`` agents are all free.
+
+    Also ``login`` (each login with its ``set_reachable``) and ``reset_daily``.
+    """
+    agents = [AgentSpec(f"a{n}", f"Agent {n}", {"big": rng.randint(1, 10)}) for n in range(size)]
+    strategies = [s for s in STRATEGIES if s != "ring-all"]
+    queues = {s: QueueSpec(s, {"big": 1}, s, wrap_up=0, max_wait=1e9) for s in strategies}
+    clock = Clock()
+    acd = Acd(agents, queues, clock=clock, rng=rng)
+    times: dict[str, list[float]] = {"login": []}
+    for spec in agents:
+        clock.now += 0.001  # distinct idle times, so longest-idle's order is not the index's
+        t0 = time.perf_counter_ns()
+        acd.login(spec.username)
+        acd.set_reachable(spec.username, True)
+        times["login"].append((time.perf_counter_ns() - t0) / 1000)
+    # The first decision after the logins also sorts every agent into its queues'
+    # orders (once); the figures are for the decisions after it.
+    acd.enqueue("warm-up", strategies[0])
+    acd.poll()
+    acd.leave("warm-up", "abandoned")
+    for n in range(samples * len(strategies)):
+        strategy = strategies[n % len(strategies)]
+        call_id = f"crowd{n}"
+        t0 = time.perf_counter_ns()
+        acd.enqueue(call_id, strategy)
+        actions = acd.poll()
+        times.setdefault(strategy, []).append((time.perf_counter_ns() - t0) / 1000)
+        rings = [a for a in actions if isinstance(a, Ring)]
+        assert len(rings) == 1 and len(rings[0].agents) == 1, actions
+        agent = rings[0].agents[0]
+        acd.ring_result(call_id, agent, "answered")
+        clock.now += 1.0
+        acd.call_ended(call_id, agent, rng.uniform(30, 300))
+    t0 = time.perf_counter_ns()
+    acd.reset_daily()
+    times["reset_daily"] = [(time.perf_counter_ns() - t0) / 1000]
+    return times
+
+
+def percentiles(samples: list[float], what: str = "decisions") -> str:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return (
         f"p50 {statistics.median(ordered):7.1f} us  p99 {p99:7.1f} us  "
-        f"max {ordered[-1]:7.1f} us  ({len(ordered)} decisions)"
+        f"max {ordered[-1]:7.1f} us  ({len(ordered)} {what})"
     )
 
 
@@ -106,6 +159,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--crowd",
+        type=lambda text: [int(size) for size in text.split(",") if size],
+        default=[1000, 10_000],
+        help="comma-separated numbers of free agents in one queue ('' for none)",
+    )
+    parser.add_argument("--crowd-samples", type=int, default=500)
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -150,6 +210,14 @@ def main() -> None:
         acd.leave(call_id, "abandoned")
     print(f"call arrives, enqueue+poll: {percentiles(arrived)}")
     print(f"calls still waiting: {len(waiting_calls(acd, busy_queues))}")
+
+    for size in args.crowd:
+        times = crowd(size, args.crowd_samples, rng)
+        print(f"{size} logins, each:          {percentiles(times.pop('login'), 'logins')}")
+        (reset,) = times.pop("reset_daily")
+        for strategy, samples in times.items():
+            print(f"{size} free, {strategy:<16} {percentiles(samples)}")
+        print(f"{size} free, reset_daily()    {reset / 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ and returns the actions it causes (ring these agents, stop ringing those).
 ``poll()`` runs due timers; ``next_deadline()`` says when it next has work.
 The asyncio service in ``_service.py`` is the thin adapter around it.
 
-Routing is incremental. Free agents are indexed by skill, and only what
-changed since the last decision is looked at: the *dirty* calls (new,
-escalated, back from an unanswered ring) and the *dirty* agents (just became
-free). Between decisions the core keeps one invariant, which is what makes
-that enough: no free agent is able to take any call that is waiting for one.
-See ``_match`` for how the order of serving is kept.
+Routing is incremental. Free agents are kept sorted in each queue's strategy
+order (``_rankings``), and only what changed since the last decision is
+looked at: the *dirty* calls (new, escalated, back from an unanswered ring)
+and the *dirty* agents (just became free). Between decisions the core keeps
+one invariant, which is what makes that enough: no free agent is able to
+take any call that is waiting for one. See ``_match`` for how the order of
+serving is kept.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from ._model import (
     Ring,
     StopRinging,
 )
-from ._strategies import AgentRecord, CallRecord, choose, qualifies
+from ._rankings import FreeAgents
+from ._strategies import AgentRecord, CallRecord, qualifies
 from ._views import ViewsMixin
 
 __all__ = ["Acd"]
 
-_OrderKey = tuple[int, float, int, str]
+_OrderKey = tuple[int, float, int, str]  # CallRecord.order_key
 
 
 class Acd(ViewsMixin):
@@ -78,6 +80,7 @@ class Acd(ViewsMixin):
             unknown = set(agent.spec.weights) - set(self._queues)
             if unknown:
                 raise AcdError(f"agent {agent.name}: weights for unknown queues {sorted(unknown)}")
+        self._free = FreeAgents(self._agents)
         self._version = 0  # bumped by every ring: cached agent heads go stale
         self._heads: dict[str, tuple[int, dict[str, CallRecord]]] = {}
         self._by_skill: dict[str, list[AgentRecord]] = {}
@@ -93,8 +96,6 @@ class Acd(ViewsMixin):
         for name, queue in self._queues.items():
             for skills in (queue.skills, *(step.skills for step in queue.escalation)):
                 self._add_members(name, skills)
-        self._free_all: set[str] = set()
-        self._free_by_skill: dict[str, set[str]] = {}
         self._calls: dict[str, CallRecord] = {}
         self._order: dict[str, list[_OrderKey]] = {name: [] for name in self._queues}
         self._rr_last = dict.fromkeys(self._queues, -1)
@@ -174,6 +175,7 @@ class Acd(ViewsMixin):
         for record in self._agents.values():
             record.answered_today = 0
             record.talk_time = 0.0
+        self._free.new_day()
 
     # Calls ---------------------------------------------------------------------
 
@@ -210,7 +212,7 @@ class Acd(ViewsMixin):
             return JoinResult(False, reason, None)
         call = CallRecord(call_id, queue, priority, now, next(self._seq), required, required)
         self._calls[call_id] = call
-        insort(self._order[queue], self._order_key(call))
+        insort(self._order[queue], call.order_key)
         call.max_wait_at = now + spec.max_wait
         self._timer(call.max_wait_at, "max-wait", call_id)
         self._schedule_escalation(call)
@@ -274,8 +276,8 @@ class Acd(ViewsMixin):
         queue = record.active.get(call_id)
         if queue is None:
             raise AcdError(f"agent {agent} has no call {call_id}")
-        if talk_time < 0:
-            raise AcdError(f"talk_time {talk_time} is negative")
+        if not talk_time >= 0:  # NaN too: it has no place in fewest-talk-time's order
+            raise AcdError(f"talk_time {talk_time} is not a duration >= 0")
         self._touch(record)
         del record.active[call_id]
         record.talk_time += talk_time
@@ -403,26 +405,18 @@ class Acd(ViewsMixin):
         return not call.ringing or self._queues[call.queue].strategy == "ring-all"
 
     def _offer_call(self, call: CallRecord, out: list[Action]) -> None:
-        if call.skills:
-            pools = [self._free_by_skill.get(skill, set()) for skill in call.skills]
-            pool = min(pools, key=len)
-        else:
-            pool = self._free_all
-        candidates = []
-        for name in pool:
-            record = self._agents[name]
-            if name in call.ringing or not qualifies(record.spec.skills, call.skills):
-                continue
-            if name in self._dirty_agents and not self._may_take(record, call):
-                continue
-            candidates.append(record)
-        chosen = choose(
+        def skip(record: AgentRecord) -> bool:
+            if record.name in call.ringing:
+                return True
+            return record.name in self._dirty_agents and not self._may_take(record, call)
+
+        chosen = self._free.choose(
             self._queues[call.queue],
             call,
-            candidates,
             rr_last=self._rr_last[call.queue],
-            agent_count=len(self._agents),
             rng=self._rng,
+            skip=skip,
+            suspects=(call.ringing, self._dirty_agents),
         )
         if chosen:
             self._ring(call, chosen, out)
@@ -511,7 +505,7 @@ class Acd(ViewsMixin):
         """Take a call out of its queue, stop its rings and record its disposition."""
         del self._calls[call.call_id]
         order = self._order[call.queue]
-        del order[bisect_left(order, self._order_key(call))]
+        del order[bisect_left(order, call.order_key)]
         self._dirty_calls.discard(call.call_id)
         if call.ringing:
             names = tuple(sorted(call.ringing))
@@ -537,32 +531,22 @@ class Acd(ViewsMixin):
         record.paused = paused
 
     def _refresh(self, record: AgentRecord) -> None:
-        """Keep the free-agent indexes in step with whether the agent can take calls."""
-        offerable = record.can_take_calls()
-        if offerable != record.offerable:
-            record.offerable = offerable
-            skills = record.spec.skills
-            if offerable:
-                self._free_all.add(record.name)
-                for skill in skills:
-                    self._free_by_skill.setdefault(skill, set()).add(record.name)
-            else:
-                self._free_all.discard(record.name)
-                for skill in skills:
-                    self._free_by_skill[skill].discard(record.name)
+        """Keep the free-agent rankings in step with whether (and where) the agent takes calls."""
+        offerable = record.offerable = record.can_take_calls()
+        self._free.update(record)
         if offerable:
             self._dirty_agents[record.name] = None
 
     def _touch(self, record: AgentRecord) -> None:
         """Note an agent's state before a change, for the AgentChanged it may cause."""
         if record.name not in self._before:
-            self._before[record.name] = (self._state(record), record.paused)
+            self._before[record.name] = (record.state(), record.paused)
 
     def _flush(self, out: list[Action]) -> None:
         for name, (old, old_reason) in self._before.items():
             record = self._agents[name]
             self._refresh(record)
-            new = self._state(record)
+            new = record.state()
             if (new, record.paused) != (old, old_reason):
                 out.append(AgentChanged(name, old, new, record.paused))
         self._before.clear()
@@ -573,6 +557,7 @@ class Acd(ViewsMixin):
         self._flush(out)
         self._match(out)
         self._flush(out)
+        self._free.settle()
         return out
 
     # Helpers -----------------------------------------------------------------
@@ -583,10 +568,13 @@ class Acd(ViewsMixin):
         if key in self._skill_sets[queue]:
             return
         self._skill_sets[queue].add(key)
-        if skills:
-            pool = min((self._by_skill.get(skill, []) for skill in skills), key=len)
+        # A level of 0 is met without the skill, so only the others narrow the pool.
+        needed = [skill for skill, level in skills.items() if level > 0]
+        if needed:
+            pool = min((self._by_skill.get(skill, []) for skill in needed), key=len)
         else:
             pool = list(self._agents.values())
+        self._free.register(self._queues[queue], skills, pool)
         members = self._members[queue]
         for record in pool:
             if record.name not in members and qualifies(record.spec.skills, skills):
@@ -610,21 +598,3 @@ class Acd(ViewsMixin):
 
     def _waiting_calls(self, queue: str) -> list[CallRecord]:
         return [self._calls[key[-1]] for key in self._order[queue]]
-
-    @staticmethod
-    def _order_key(call: CallRecord) -> _OrderKey:
-        return (*call.key, call.call_id)
-
-    @staticmethod
-    def _state(record: AgentRecord) -> AgentState:
-        if not record.logged_in:
-            return "logged_out"
-        if record.active:
-            return "on_call"
-        if record.offered:
-            return "ringing"
-        if record.wrap_until is not None:
-            return "wrap_up"
-        if record.paused is not None:
-            return "paused"
-        return "available"

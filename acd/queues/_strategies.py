@@ -1,21 +1,23 @@
 """The core's mutable records and the routing strategies that rank free agents.
 
 A strategy answers one question: of these free agents, all able to take
-this call, which do we ring? Each is a sort key over an agent's record, so
-choosing is one pass over the candidates (``min``), and ``ring-all`` takes
-them all. Ties always fall back to configuration order, so a decision is
-reproducible from the same history.
+this call, which do we ring? Each is a sort key over an agent's record: the
+agent with the smallest key rings (``ring-all`` rings them all, ``random``
+any). Ties always fall back to configuration order, so a decision is
+reproducible from the same history. The keys are chosen so that they do not
+change while an agent stays free except through facts the core is told
+(a call answered or ended, a wrap-up over), which is what lets ``_rankings``
+keep free agents sorted by them instead of scanning at every call.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
-from ._model import AgentSpec, QueueSpec
+from ._model import AgentSpec, AgentState
 
-__all__ = ["AgentRecord", "CallRecord", "choose", "qualifies"]
+__all__ = ["DAILY", "AgentRecord", "CallRecord", "SortKey", "qualifies", "sort_key"]
 
 
 def qualifies(skills: Mapping[str, int], required: Mapping[str, int]) -> bool:
@@ -62,6 +64,20 @@ class AgentRecord:
             and self.load() < self.spec.max_calls
         )
 
+    def state(self) -> AgentState:
+        """The state shown for the agent, from its facts, most significant first."""
+        if not self.logged_in:
+            return "logged_out"
+        if self.active:
+            return "on_call"
+        if self.offered:
+            return "ringing"
+        if self.wrap_until is not None:
+            return "wrap_up"
+        if self.paused is not None:
+            return "paused"
+        return "available"
+
     def share(self, queue: str) -> float:
         """How much of this agent ``queue`` has had, relative to its weight (lower goes first)."""
         return (self.served.get(queue, 0) + 1) / self.spec.weights.get(queue, 1.0)
@@ -89,57 +105,64 @@ class CallRecord:
         """Serving order: highest priority first, then oldest, then arrival order."""
         return (-self.priority, self.joined_at, self.seq)
 
+    @property
+    def order_key(self) -> tuple[int, float, int, str]:
+        """Its place in its queue's sorted list of waiting calls (``key``, then the id)."""
+        return (*self.key, self.call_id)
 
-_SortKey = Callable[[AgentRecord], tuple[float, ...]]
+
+SortKey = Callable[[AgentRecord], tuple[float, ...]]
+"""An agent's place in a strategy's order; every key ends with the agent's index, so none tie."""
+
+_INDEX_ORDER = frozenset({"ring-all", "random", "linear", "round-robin"})
+"""Strategies that rank by configuration order alone (round-robin starts after its last agent)."""
+
+DAILY = frozenset({"least-busy", "fewest-talk-time"})
+"""The names of the keys that count today's calls, so ``reset_daily`` changes them."""
 
 
 def _idle_key(agent: AgentRecord) -> float:
     return agent.idle_since if agent.idle_since is not None else float("-inf")
 
 
-def choose(
-    queue: QueueSpec,
-    call: CallRecord,
-    candidates: Sequence[AgentRecord],
-    *,
-    rr_last: int,
-    agent_count: int,
-    rng: random.Random,
-) -> list[AgentRecord]:
-    """The agents to ring for ``call`` among ``candidates`` (all free and qualified)."""
-    if not candidates:
-        return []
-    strategy = queue.strategy
-    if strategy == "ring-all":
-        return sorted(candidates, key=lambda agent: agent.index)
-    if strategy == "random":
-        return [rng.choice(sorted(candidates, key=lambda agent: agent.index))]
-    key: _SortKey
-    if strategy == "round-robin":
-        # The next agent after the last one this queue rang, in configuration order.
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            return ((agent.index - rr_last - 1) % agent_count,)
-    elif strategy == "least-busy":
+def _by_index(agent: AgentRecord) -> tuple[float, ...]:
+    return (agent.index,)
 
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            return (agent.answered_today, _idle_key(agent), agent.index)
-    elif strategy == "longest-idle":
 
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            return (_idle_key(agent), agent.index)
-    elif strategy == "fewest-talk-time":
+def _least_busy(agent: AgentRecord) -> tuple[float, ...]:
+    return (agent.answered_today, _idle_key(agent), agent.index)
 
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            return (agent.talk_time, _idle_key(agent), agent.index)
-    elif strategy == "skill-weighted":
-        required = call.skills or queue.skills
 
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            level = sum(agent.spec.skills.get(name, 0) for name in required)
+def _longest_idle(agent: AgentRecord) -> tuple[float, ...]:
+    return (_idle_key(agent), agent.index)
+
+
+def _fewest_talk_time(agent: AgentRecord) -> tuple[float, ...]:
+    return (agent.talk_time, _idle_key(agent), agent.index)
+
+
+def sort_key(strategy: str, required: Mapping[str, int]) -> tuple[Hashable, SortKey]:
+    """The order ``strategy`` ranks free agents in, for calls ranked by the ``required`` skills.
+
+    Returns the key and a name for it: two queues whose keys have the same
+    name rank the same agents alike, so they can share one ranking.
+    ``required`` matters to skill-weighted only (the skills whose levels
+    are summed).
+    """
+    if strategy in _INDEX_ORDER:
+        return "index", _by_index
+    if strategy == "least-busy":
+        return strategy, _least_busy
+    if strategy == "longest-idle":
+        return strategy, _longest_idle
+    if strategy == "fewest-talk-time":
+        return strategy, _fewest_talk_time
+    if strategy == "skill-weighted":
+        names = tuple(sorted(required))
+
+        def skill_weighted(agent: AgentRecord) -> tuple[float, ...]:
+            level = sum(agent.spec.skills.get(name, 0) for name in names)
             return (-level, _idle_key(agent), agent.index)
-    else:  # linear
 
-        def key(agent: AgentRecord) -> tuple[float, ...]:
-            return (agent.index,)
-
-    return [min(candidates, key=key)]
+        return (strategy, names), skill_weighted
+    raise ValueError(f"unknown strategy {strategy!r}")

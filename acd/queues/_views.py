@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from types import MappingProxyType
 
-from ._model import AgentState, AgentView, QueueSpec, QueueStats, WaitingView
+from ._model import AgentView, QueueSpec, QueueStats, WaitingView
 from ._strategies import AgentRecord, CallRecord
 
 __all__ = ["ViewsMixin"]
@@ -35,10 +35,6 @@ class ViewsMixin:
     def _queue(self, name: str) -> QueueSpec:
         raise NotImplementedError
 
-    @staticmethod
-    def _state(record: AgentRecord) -> AgentState:
-        raise NotImplementedError
-
     def agent(self, username: str) -> AgentView:
         return self._view(self._agent(username))
 
@@ -49,7 +45,7 @@ class ViewsMixin:
     def _view(self, record: AgentRecord) -> AgentView:
         return AgentView(
             username=record.name,
-            state=self._state(record),
+            state=record.state(),
             reason=record.paused,
             active=len(record.active),
             offered=len(record.offered),
@@ -91,7 +87,7 @@ class ViewsMixin:
         call = self._calls.get(call_id)
         if call is None:
             return None
-        return bisect_left(self._order[call.queue], (*call.key, call_id)) + 1
+        return bisect_left(self._order[call.queue], call.order_key) + 1
 
     def expected_wait(self, call_id: str) -> float | None:
         """Seconds until an agent is likely free for this call, from recent handle times.
@@ -118,7 +114,7 @@ class ViewsMixin:
         oldest = min((key[1] for key in order), default=now)
         counts: dict[str, int] = {}
         for name in self._members[queue]:
-            state = self._state(self._agents[name])
+            state = self._agents[name].state()
             counts[state] = counts.get(state, 0) + 1
         return QueueStats(
             waiting=len(order),
