@@ -89,3 +89,11 @@ def place(
     next_ts: int,
     /,
 ) -> tuple[list[tuple[int, bytes]], int | None, int]: ...
+
+def mix(
+    written: int,
+    upto: int,
+    pendings: list[Any],
+    runs: list[list[tuple[int, Any]]],
+    /,
+) -> tuple[bytes, list[bytes]]: ...

@@ -219,10 +219,12 @@ class _Channel:
         self.next_ts = 0  # the RTP timestamp that packet would carry
         self.extent = 0  # end of the last sample placed, on the timeline
         # Samples from the end of what is written on; zeros where nothing arrived.
-        self.pending: npt.NDArray[np.int16] = _EMPTY
+        self.pending: Samples = _EMPTY
 
 
-Run = tuple[int, npt.NDArray[np.int16]]
+Samples = npt.NDArray[np.int16] | bytes
+"""Native int16 samples: numpy arrays on the pure-Python path, bytes from the C one."""
+Run = tuple[int, Samples]
 """Contiguous samples and the timeline position of the first."""
 
 
@@ -339,10 +341,9 @@ class WavTimeline:
             channel.next_pos,
             channel.next_ts,
         )
-        runs = [(start, np.frombuffer(pcm, dtype=np.int16)) for start, pcm in placed]
-        for start, samples in runs:
-            channel.extent = max(channel.extent, start + len(samples))
-        return runs
+        for start, pcm in placed:
+            channel.extent = max(channel.extent, start + len(pcm) // 2)
+        return list(placed)
 
     def _place(self, channel: _Channel, codec: Codec, items: list[float | bytes]) -> list[Run]:
         """:meth:`_runs` in Python."""
@@ -394,6 +395,26 @@ class WavTimeline:
         """Write frames up to ``upto``; keep each channel's samples beyond it pending."""
         written = self.frames_written
         upto = max(upto, written)
+        if fastrtp is None:
+            frames = self._mix(written, upto, runs)
+        else:
+            frames, pendings = fastrtp.mix(
+                written, upto, [channel.pending for channel in self._channels], runs
+            )
+            for channel, pending in zip(self._channels, pendings, strict=True):
+                channel.pending = pending
+        if frames:
+            handle = self._ensure_open()
+            handle.write(frames)
+            self.frames_written = upto
+            if upto - self.frames_in_header >= self._header_every:
+                self._write_header(handle)
+
+    def _mix(self, written: int, upto: int, runs: list[list[Run]]) -> bytes:
+        """The frames from ``written`` to ``upto`` and each channel's new pending, in numpy.
+
+        The reference of :func:`media._fastrtp.mix`, which does it with the C path.
+        """
         frames = np.zeros((upto - written, len(self._channels)), dtype="<i2")
         for number, channel in enumerate(self._channels):
             pieces = [(written, channel.pending), *runs[number]]
@@ -412,9 +433,4 @@ class WavTimeline:
                     tail = max(start, upto)
                     pending[tail - upto : end - upto] = samples[tail - start :]
             channel.pending = pending
-        if len(frames):
-            handle = self._ensure_open()
-            handle.write(frames.tobytes())
-            self.frames_written = upto
-            if upto - self.frames_in_header >= self._header_every:
-                self._write_header(handle)
+        return frames.tobytes()

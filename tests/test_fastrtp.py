@@ -219,3 +219,61 @@ def test_placement_matches_the_reference(
             (s, samples.tolist()) for s, samples in expected
         ]
         assert (native.next_pos, native.next_ts) == (python.next_pos, python.next_ts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    script=st.lists(
+        st.tuples(
+            st.integers(0, 30),  # packets on the left channel in this flush
+            st.integers(0, 30),  # on the right
+            st.floats(0.0, 1.0, allow_nan=False),  # how long until the flush
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    end=st.one_of(st.none(), st.floats(0.0, 3.0, allow_nan=False)),
+)
+def test_a_recording_is_the_same_file_on_both_paths(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    script: list[tuple[int, int, float]],
+    end: float | None,
+) -> None:
+    """The whole timeline, placement and mixing, written by the C path and by numpy."""
+    import media._wavwriter as wavwriter
+
+    rng = random.Random(seed)
+    folder = tmp_path_factory.mktemp("wav")
+    flushes: list[tuple[list[list[float | bytes]], float]] = []
+    now, clocks = 100.0, [rng.getrandbits(32), rng.getrandbits(32)]
+    for left, right in (s[:2] for s in script):
+        batches: list[list[float | bytes]] = []
+        for channel, count in enumerate((left, right)):
+            items: list[float | bytes] = []
+            for _ in range(count):
+                now += rng.choice([0.0, 0.02, 0.02, 0.02, 0.05, 0.3])
+                clocks[channel] = (clocks[channel] + rng.choice([160, 160, 0, 480, -160])) & (
+                    2**32 - 1
+                )
+                size = rng.choice([160, 160, 80, 0])
+                items += [
+                    now,
+                    packet(1, clocks[channel], bytes(rng.getrandbits(8) for _ in range(size))),
+                ]
+            batches.append(items)
+        flushes.append((batches, now + rng.random()))
+
+    def write(name: str) -> tuple[bytes, tuple[float, int, str]]:
+        timeline = WavTimeline(folder / name, origin=100.0)
+        for batches, cut in flushes:
+            timeline.write([[(PCMU, items)] for items in batches], cut)
+        facts = timeline.finish(None if end is None else 100.0 + end)
+        return (folder / name).read_bytes(), facts
+
+    native = write("c.wav")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wavwriter, "fastrtp", None)
+        python = write("python.wav")
+    assert native == python

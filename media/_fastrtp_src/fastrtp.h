@@ -135,4 +135,7 @@ extern PyTypeObject RelayType;
 /* place(items, table, origin, rate, tolerance, next_pos, next_ts) (place.c) */
 PyObject *fast_place(PyObject *module, PyObject *args);
 
+/* mix(written, upto, pendings, runs) (place.c) */
+PyObject *fast_mix(PyObject *module, PyObject *args);
+
 #endif

@@ -46,6 +46,9 @@ static PyMethodDef fastrtp_functions[] = {
     {"place", fast_place, METH_VARARGS,
      "place(items, table, origin, rate, tolerance, next_pos, next_ts) -> (runs, next_pos, "
      "next_ts): WavTimeline._runs for one channel's batch."},
+    {"mix", fast_mix, METH_VARARGS,
+     "mix(written, upto, pendings, runs) -> (frames, pendings): WavTimeline._emit's "
+     "interleaving of every channel's samples."},
     {NULL}};
 
 /* ------------------------------------------------------------------------
