@@ -89,7 +89,6 @@ def place(
     next_ts: int,
     /,
 ) -> tuple[list[tuple[int, bytes]], int | None, int]: ...
-
 def mix(
     written: int,
     upto: int,
