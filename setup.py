@@ -7,7 +7,7 @@ relays media with the pure-Python path, which says so in its log at start.
 
 from setuptools import Extension, setup
 
-SOURCES = ("module", "stats", "sender", "relay", "place")
+SOURCES = ("module", "stats", "sender", "relay", "port", "place")
 
 setup(
     ext_modules=[

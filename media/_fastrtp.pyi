@@ -59,8 +59,6 @@ class Relay:
         self,
         *,
         slow: Callable[[bytes, tuple[str, int]], None],
-        leg: Any,
-        media_clock: Any,
         stats: ReceiverStatsCore,
         source_target: tuple[str, int] | None,
         source_pt: int,
@@ -76,8 +74,20 @@ class Relay:
         channel: Any,
         restamp: Any,
     ) -> None: ...
-    def receive(self, data: bytes, addr: tuple[str, int], /) -> None: ...
     def forward(self, data: bytes, arrival: float, /) -> None: ...
+
+class Port:
+    handler: Relay | Callable[[bytes, tuple[str, int]], None] | None
+    @property
+    def fd(self) -> int: ...
+    @property
+    def fast_packets(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def last_arrival(self) -> float: ...
+    def __init__(self, fd: int) -> None: ...
+    def readable(self) -> None: ...
 
 def place(
     items: list[float | bytes],

@@ -38,6 +38,7 @@ import struct
 from collections.abc import Callable
 
 from ._native import fastrtp
+from ._udp import Handler
 from .g711 import transcode_table
 from .leg import Address, RtpLeg
 from .recorder import Recorder, RecordingChannel
@@ -50,7 +51,8 @@ logger = logging.getLogger(__name__)
 _pack = struct.Struct("!BBHII").pack
 _peek = struct.Struct("!xBHII").unpack_from
 
-Receive = Callable[[bytes, Address], None]
+Receive = Handler
+"""What the inbound socket's port calls: a Python closure, or a C Relay itself."""
 Forward = Callable[[bytes, float], None]
 
 
@@ -105,21 +107,18 @@ def _native_relay(
         sender, fastrtp.SenderStateCore
     ):
         return None
-    socket = destination.rtp_transport.get_extra_info("socket")
     target = destination.target
     fast = _fast_path(source)
     source_te = source.telephone_event_pt
     relay = fastrtp.Relay(
         slow=source.receive_datagram,
-        leg=source,
-        media_clock=source.media_clock,
         stats=stats,
         source_target=source.target if fast else None,
         source_pt=source.payload_type,
         source_te=source_te,
         peer_ssrc=stats.ssrc,
         sender=sender,
-        fd=socket.fileno() if socket is not None else -1,
+        fd=destination.rtp_fileno,
         target=target,
         sending=destination.sends and target is not None,
         out_pt=destination.payload_type,
@@ -129,7 +128,7 @@ def _native_relay(
         channel=channel,
         restamp=restamp,
     )
-    return (relay.receive if fast else source.receive_datagram), relay.forward
+    return (relay if fast else source.receive_datagram), relay.forward
 
 
 def _python_relay(
@@ -149,14 +148,14 @@ def _python_relay(
     peer_ssrc = stats.ssrc
     update_stats = stats.update
     media_clock = source.media_clock
-    target = destination.target
-    sending = destination.sends and target is not None
+    sending = destination.sends and destination.target is not None
+    target: Address = destination.target or ("", 0)  # not sent to unless sending
     out_pt = destination.payload_type
     # Events go across only when both sides negotiated telephone-event.
     out_te = destination.telephone_event_pt if source_te is not None else None
     table = transcode_table(source.codec, destination.codec)
     sender = destination.sender
-    sendto = destination.rtp_transport.sendto
+    sendto = destination.rtp_sendto
     record = channel.buffer.append if channel is not None else None
 
     def forward(data: bytes, arrival: float) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Callable
 
 from ._native import fastrtp
 from ._stats import ReceiverStats, SenderState
+from ._udp import Address, Handler, UdpIo, discard, open_io
 from .dtmf import DtmfReceived, GoertzelDetector, Rfc4733Receiver, Rfc4733Sender
 from .g711 import PCMU, Codec
 from .latch import MediaTimeout, SymmetricLatch
@@ -61,9 +62,6 @@ __all__ = ["Address", "RtpLeg"]
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
-"""A ``(host, port)`` pair; IPv6 flow and scope fields are trimmed off."""
-
 # Payload type, sequence number, timestamp and SSRC in one unpack (the first
 # octet is checked by hand, the marker stays in the second octet).
 _peek = struct.Struct("!xBHII").unpack_from
@@ -79,25 +77,6 @@ class _NoRestamp:
     def __init__(self) -> None:
         self.ssrc: int | None = None
         self.offset = 0
-
-
-class _Socket(asyncio.BaseProtocol):
-    """The protocol of one UDP socket: the transport calls whatever handler is installed.
-
-    ``datagram_received`` is an instance attribute, not a method, so that the
-    owner (or a bridge) can swap the handler and the transport then calls it
-    directly.
-    """
-
-    datagram_received: Callable[[bytes, Address], None]
-
-    def __init__(self, handler: Callable[[bytes, Address], None]) -> None:
-        self.datagram_received = handler
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while the peer has not opened its port yet:
-        # expected at call set-up, and no reason to stop the stream.
-        logger.debug("RTP socket error: %s", exc)
 
 
 def _bind_pair(pool: PortPool, host: str) -> tuple[int, socket.socket, socket.socket]:
@@ -164,8 +143,8 @@ class RtpLeg:
         pool: PortPool,
         host: str,
         port: int,
-        rtp: tuple[asyncio.DatagramTransport, _Socket],
-        rtcp: tuple[asyncio.DatagramTransport, _Socket],
+        rtp: UdpIo,
+        rtcp: UdpIo,
         *,
         media_timeout: float,
         rtcp_interval: float,
@@ -176,7 +155,7 @@ class RtpLeg:
         self.on_dtmf = None
         self.on_timeout = None
         self.codec: Codec = PCMU
-        self.packets_received = 0
+        self._packets_received = 0
         self.dropped_malformed = 0
         self.dropped_payload_type = 0
         self.dropped_source = 0
@@ -192,10 +171,10 @@ class RtpLeg:
         self._time = loop.time
         self._pool = pool
         self._port = port
-        self._rtp_transport, self._rtp_socket = rtp
-        self._rtcp_transport, self._rtcp_socket = rtcp
-        self._rtp_socket.datagram_received = self._on_rtp
-        self._rtcp_socket.datagram_received = self._on_rtcp
+        self._rtp = rtp
+        self._rtcp = rtcp
+        rtp.handler = self._on_rtp
+        rtcp.handler = self._on_rtcp
         self._closed = False
         self._payload_type = PCMU.payload_type
         self._te_pt: int | None = None
@@ -240,16 +219,16 @@ class RtpLeg:
         loop = loop or asyncio.get_running_loop()
         port, rtp_sock, rtcp_sock = _bind_pair(pool, host)
         try:
-            rtp = await loop.create_datagram_endpoint(lambda: _Socket(_discard), sock=rtp_sock)
+            rtp = await open_io(loop, rtp_sock)
         except BaseException:
             rtp_sock.close()
             rtcp_sock.close()
             pool.release(port)
             raise
         try:
-            rtcp = await loop.create_datagram_endpoint(lambda: _Socket(_discard), sock=rtcp_sock)
+            rtcp = await open_io(loop, rtcp_sock)
         except BaseException:
-            rtp[0].close()
+            rtp.close()
             rtcp_sock.close()
             pool.release(port)
             raise
@@ -398,13 +377,29 @@ class RtpLeg:
 
     @property
     def media_clock(self) -> MediaTimeout:
-        """The media timeout; a relay sets ``last_seen`` for each packet it takes."""
+        """The media timeout; a Python relay sets ``last_seen`` for each packet it takes."""
+        # What a C relay took on the socket's fast path is folded in when asked.
+        self._timeout.seen(self._rtp.last_arrival)
         return self._timeout
 
     @property
-    def rtp_transport(self) -> asyncio.DatagramTransport:
-        """The RTP socket's transport, for a relay that sends on it directly."""
-        return self._rtp_transport
+    def packets_received(self) -> int:
+        """RTP packets accepted from the peer (the C fast path's included)."""
+        return self._packets_received + self._rtp.fast_packets
+
+    @packets_received.setter
+    def packets_received(self, value: int) -> None:
+        self._packets_received = value - self._rtp.fast_packets
+
+    @property
+    def rtp_fileno(self) -> int:
+        """The RTP socket's descriptor, for a C relay that sends on it directly."""
+        return self._rtp.fileno
+
+    @property
+    def rtp_sendto(self) -> Callable[[bytes, Address], None]:
+        """Send one datagram from the RTP socket, for a relay."""
+        return self._rtp.sendto
 
     # ------------------------------------------------------------------
     # Sending
@@ -426,7 +421,7 @@ class RtpLeg:
         if not self._sends or self._closed or target == _NOWHERE:
             return
         data = self.sender.build(payload, self._payload_type, samples, marker=marker)
-        self._rtp_transport.sendto(data, target)
+        self._rtp.sendto(data, target)
 
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """Send one key press as RFC 4733 telephone-events, paced by the loop's timers.
@@ -464,7 +459,7 @@ class RtpLeg:
         # the audio has done since: take the sequence number, keep the stamp.
         packet = self.sender.next_packet(payload, self._te_pt, 0, marker=marker)
         packet.timestamp = timestamp
-        self._rtp_transport.sendto(packet.serialize(), target)
+        self._rtp.sendto(packet.serialize(), target)
 
     # ------------------------------------------------------------------
     # Receiving
@@ -499,7 +494,7 @@ class RtpLeg:
             self.dropped_source += 1
             return
         now = self._time()
-        self.packets_received += 1
+        self._packets_received += 1
         self._timeout.last_seen = now
         stats = self.stats
         if ssrc != stats.ssrc:
@@ -581,7 +576,7 @@ class RtpLeg:
         self._timeout_handle = None
         if self._closed or not self._receives:
             return
-        if not self._timeout.expired(self._time()):
+        if not self.media_clock.expired(self._time()):
             # Packets came since the timer was set: sleep until the new deadline.
             self._arm_timeout()
             return
@@ -621,7 +616,7 @@ class RtpLeg:
             return
         destination = self._rtcp_destination()
         if destination is not None:
-            self._rtcp_transport.sendto(serialize_compound(self._reports()), destination)
+            self._rtcp.sendto(serialize_compound(self._reports()), destination)
             self.rtcp_sent += 1
         self._schedule_rtcp()
 
@@ -659,7 +654,7 @@ class RtpLeg:
 
     def attach_relay(
         self,
-        receive: Callable[[bytes, Address], None],
+        receive: Handler,
         forward: Callable[[bytes, float], None],
         changed: Callable[[], None],
     ) -> None:
@@ -675,13 +670,13 @@ class RtpLeg:
             raise RuntimeError(f"RTP leg {self.local_address} is already relayed")
         self._relay = forward
         self._relay_changed = changed
-        self._rtp_socket.datagram_received = receive
+        self._rtp.handler = receive
 
     def detach_relay(self) -> None:
         """Give the leg its own receive path back; :attr:`on_audio` takes audio again."""
         self._relay = None
         self._relay_changed = None
-        self._rtp_socket.datagram_received = self._on_rtp
+        self._rtp.handler = self._on_rtp
         self._update_receiver()
 
     @property
@@ -709,7 +704,7 @@ class RtpLeg:
         """
         if self._relay is not None or self._closed:
             return
-        handler: Callable[[bytes, Address], None] = self._on_rtp
+        handler: Handler = self._on_rtp
         stats = self.stats
         if (
             fastrtp is not None
@@ -720,10 +715,8 @@ class RtpLeg:
             and isinstance(stats, fastrtp.ReceiverStatsCore)
             and isinstance(self.sender, fastrtp.SenderStateCore)
         ):
-            listener = fastrtp.Relay(
+            handler = fastrtp.Relay(
                 slow=self._on_rtp,
-                leg=self,
-                media_clock=self._timeout,
                 stats=stats,
                 source_target=self._latch.target,
                 source_pt=self._payload_type,
@@ -739,8 +732,7 @@ class RtpLeg:
                 channel=None,
                 restamp=_NoRestamp(),
             )
-            handler = listener.receive
-        self._rtp_socket.datagram_received = handler
+        self._rtp.handler = handler
 
     def close(self) -> None:
         """Close both sockets, cancel timers, release the port; a BYE goes out if we sent.
@@ -761,7 +753,7 @@ class RtpLeg:
         if destination is not None and self.sender.packet_count:
             packets = [*self._reports(), Bye((self.sender.ssrc,))]
             try:
-                self._rtcp_transport.sendto(serialize_compound(packets), destination)
+                self._rtcp.sendto(serialize_compound(packets), destination)
                 self.rtcp_sent += 1
             except OSError as exc:
                 logger.debug("RTP leg %s: RTCP BYE not sent: %s", self.local_address, exc)
@@ -773,16 +765,12 @@ class RtpLeg:
         self._on_audio = None
         self.on_dtmf = None
         self.on_timeout = None
-        self._rtp_socket.datagram_received = _discard
-        self._rtcp_socket.datagram_received = _discard
-        self._rtp_transport.close()
-        self._rtcp_transport.close()
+        self._rtp.handler = discard
+        self._rtcp.handler = discard
+        self._rtp.close()
+        self._rtcp.close()
         self._pool.release(self._port)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"-> {self.target}"
         return f"<RtpLeg {self.local_address[0]}:{self.local_address[1]} {state}>"
-
-
-def _discard(data: bytes, addr: Address) -> None:
-    """The handler of a socket not (or no longer) in use."""

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import media.bridge
 from media import (
     PCMA,
     PCMU,
@@ -28,14 +27,14 @@ from media import (
 )
 from media._native import fastrtp
 from media.dtmf import Rfc4733Sender
-from tests.test_leg import Peer, collect_audio, until
+from tests.test_leg import Peer, collect_audio, until, use_pure_python
 
 
 @pytest.fixture(params=["c", "python"], autouse=True)
 def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The relay each test runs on: the C one, or the pure-Python closures."""
     if request.param == "python":
-        monkeypatch.setattr(media.bridge, "fastrtp", None)
+        use_pure_python(monkeypatch)
     elif fastrtp is None:
         pytest.skip("media._fastrtp is not built")
     return str(request.param)

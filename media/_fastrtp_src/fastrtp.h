@@ -21,12 +21,9 @@
 #define SEQ_MOD 65536
 
 /* Attribute names, interned once (module.c). */
-extern PyObject *str_last_seen;
-extern PyObject *str_packets_received;
 extern PyObject *str_active;
 extern PyObject *str_ssrc;
 extern PyObject *str_offset;
-extern PyObject *one;
 
 static inline double
 monotonic_now(void)
@@ -131,6 +128,38 @@ payload_bounds(const unsigned char *p, Py_ssize_t length, Py_ssize_t *start, Py_
 }
 
 extern PyTypeObject RelayType;
+
+/* A packet from `from` arrived at `now`: 1 if the relay took it (fast path), 0 if
+ * it belongs on the leg's full path, -1 on an error (relay.c). */
+int relay_take(
+    PyObject *relay, const unsigned char *p, Py_ssize_t length, const struct sockaddr *from,
+    double now);
+
+/* The relay's full-path handler, slow(data, addr); borrowed (relay.c). */
+PyObject *relay_slow(PyObject *relay);
+
+extern PyTypeObject PortType;
+
+/* Whether two socket addresses name the same host and port (IPv4 or IPv6). */
+static inline int
+same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family) {
+        return 0;
+    }
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
 
 /* place(items, table, origin, rate, tolerance, next_pos, next_ts) (place.c) */
 PyObject *fast_place(PyObject *module, PyObject *args);

@@ -1,32 +1,37 @@
 /*
  * media._fastrtp: the per-packet work of the RTP path, in C.
  *
- * Files: stats.c, sender.c, relay.c and place.c hold the types and the
- * function below; fastrtp.h what they share; this file the module.
+ * Files: stats.c, sender.c, relay.c, port.c and place.c hold the types and
+ * the functions; fastrtp.h what they share; this file the module.
  *
  * The media relay is the one cost that grows with every packet of every
  * call; in Python a relayed packet cost about 20 us of CPU (two closures,
  * the RFC 3550 statistics, struct packing, the transport's sendto), which
  * put the engine's ceiling at about 50 calls a second with media. This
- * module does the same work in about a microsecond plus the sendto system
- * call. It holds no state of its own and starts no thread: every object is
- * made, configured and dropped by the Python code that owns the stream
- * (media/_stats.py, media/bridge.py), on the event loop's thread, with the
- * GIL held throughout.
+ * module does the same work in about a microsecond plus the system calls.
+ * It holds no state of its own and starts no thread: every object is made,
+ * configured and dropped by the Python code that owns the stream
+ * (media/leg.py, media/_stats.py, media/bridge.py, media/_wavwriter.py), on
+ * the event loop's thread (the recorder's functions on its writer thread),
+ * with the GIL held throughout.
  *
- * Three types, each the C twin of a Python reference implementation that
- * stays in the tree as the fallback and as the specification the tests
- * compare this one against (tests/test_fastrtp.py):
+ * Each type or function is the C twin of a Python reference implementation
+ * that stays in the tree as the fallback and as the specification the tests
+ * compare this one against (tests/test_fastrtp.py, tests/test_bridge.py):
  *
  *   ReceiverStatsCore  media._stats.PyReceiverStats: RFC 3550 A.1 sequence
  *                      validation, A.3 loss, A.8 jitter, bit for bit;
  *   SenderStateCore    media._stats.PySenderState: SSRC, sequence number,
  *                      timestamp and SR counts of an outgoing stream;
- *   Relay              media.bridge's Python closures for one direction:
- *                      receive() is the inbound socket's handler and takes
- *                      the common packet itself; forward() re-stamps,
+ *   Port               an RTP leg's socket, read on the loop's readiness
+ *                      callback instead of through a datagram transport;
+ *   Relay              media.bridge's Python closures for one direction: a
+ *                      Port hands it the common packet from the latched peer
+ *                      with no Python object made; forward() re-stamps,
  *                      maps the payload type, transcodes G.711 by table,
- *                      appends audio to the recording channel and sends.
+ *                      appends audio to the recording channel and sends;
+ *   place(), mix()     media._wavwriter's placement of packets on a
+ *                      recording's timeline and interleaving of channels.
  *
  * What the fast path does not take (another source, a new SSRC, a payload
  * type it was not built for, version or length trouble) goes to the leg's
@@ -35,12 +40,9 @@
 
 #include "fastrtp.h"
 
-PyObject *str_last_seen;
-PyObject *str_packets_received;
 PyObject *str_active;
 PyObject *str_ssrc;
 PyObject *str_offset;
-PyObject *one;
 
 static PyMethodDef fastrtp_functions[] = {
     {"place", fast_place, METH_VARARGS,
@@ -66,18 +68,14 @@ static PyModuleDef fastrtp_module = {
 PyMODINIT_FUNC
 PyInit__fastrtp(void)
 {
-    str_last_seen = PyUnicode_InternFromString("last_seen");
-    str_packets_received = PyUnicode_InternFromString("packets_received");
     str_active = PyUnicode_InternFromString("active");
     str_ssrc = PyUnicode_InternFromString("ssrc");
     str_offset = PyUnicode_InternFromString("offset");
-    one = PyLong_FromLong(1);
-    if (!str_last_seen || !str_packets_received || !str_active || !str_ssrc ||
-        !str_offset || !one) {
+    if (!str_active || !str_ssrc || !str_offset) {
         return NULL;
     }
     if (PyType_Ready(&StatsType) < 0 || PyType_Ready(&SenderType) < 0 ||
-        PyType_Ready(&RelayType) < 0) {
+        PyType_Ready(&RelayType) < 0 || PyType_Ready(&PortType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&fastrtp_module);
@@ -86,7 +84,8 @@ PyInit__fastrtp(void)
     }
     if (PyModule_AddObjectRef(module, "ReceiverStatsCore", (PyObject *)&StatsType) < 0 ||
         PyModule_AddObjectRef(module, "SenderStateCore", (PyObject *)&SenderType) < 0 ||
-        PyModule_AddObjectRef(module, "Relay", (PyObject *)&RelayType) < 0) {
+        PyModule_AddObjectRef(module, "Relay", (PyObject *)&RelayType) < 0 ||
+        PyModule_AddObjectRef(module, "Port", (PyObject *)&PortType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -10,11 +10,9 @@ typedef struct {
     PyObject_HEAD
     /* inbound side */
     PyObject *slow;          /* the leg's full receive path: slow(data, addr) */
-    PyObject *leg;           /* the source RtpLeg, for packets_received */
-    PyObject *media_clock;   /* its MediaTimeout, for last_seen */
     StatsObject *stats;      /* its statistics, updated in place */
-    PyObject *source_host;   /* the latched peer's address, or NULL: no fast path */
-    long source_port;
+    struct sockaddr_storage source; /* the latched peer: only its packets take the fast path */
+    int has_source;
     int source_pt;
     int source_te;           /* -1: no telephone-event */
     int peer_ssrc_known;
@@ -44,10 +42,7 @@ static int
 relay_traverse(RelayObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->slow);
-    Py_VISIT(self->leg);
-    Py_VISIT(self->media_clock);
     Py_VISIT(self->stats);
-    Py_VISIT(self->source_host);
     Py_VISIT(self->sender);
     Py_VISIT(self->channel);
     Py_VISIT(self->buffer);
@@ -59,10 +54,7 @@ static int
 relay_clear(RelayObject *self)
 {
     Py_CLEAR(self->slow);
-    Py_CLEAR(self->leg);
-    Py_CLEAR(self->media_clock);
     Py_CLEAR(self->stats);
-    Py_CLEAR(self->source_host);
     Py_CLEAR(self->sender);
     Py_CLEAR(self->channel);
     Py_CLEAR(self->buffer);
@@ -136,16 +128,15 @@ static int
 relay_tp_init(RelayObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {
-        "slow", "leg", "media_clock", "stats", "source_target", "source_pt", "source_te",
-        "peer_ssrc", "sender", "fd", "target", "sending", "out_pt", "out_te", "table",
-        "channel", "restamp", NULL};
-    PyObject *slow, *leg, *media_clock, *stats, *source_target, *source_te, *peer_ssrc;
+        "slow", "stats", "source_target", "source_pt", "source_te", "peer_ssrc", "sender",
+        "fd", "target", "sending", "out_pt", "out_te", "table", "channel", "restamp", NULL};
+    PyObject *slow, *stats, *source_target, *source_te, *peer_ssrc;
     PyObject *sender, *target, *out_te, *table, *channel, *restamp;
     int source_pt, fd, sending, out_pt;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$OOOOOiOOOiOpiOOOO", kwlist, &slow, &leg, &media_clock, &stats,
-            &source_target, &source_pt, &source_te, &peer_ssrc, &sender, &fd, &target,
-            &sending, &out_pt, &out_te, &table, &channel, &restamp)) {
+            args, kwds, "$OOOiOOOiOpiOOOO", kwlist, &slow, &stats, &source_target,
+            &source_pt, &source_te, &peer_ssrc, &sender, &fd, &target, &sending, &out_pt,
+            &out_te, &table, &channel, &restamp)) {
         return -1;
     }
     if (!PyObject_TypeCheck(stats, &StatsType)) {
@@ -161,18 +152,13 @@ relay_tp_init(RelayObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     relay_clear(self);
-    self->source_host = NULL;
+    self->has_source = 0;
     if (source_target != Py_None) {
-        if (!PyTuple_Check(source_target) || PyTuple_GET_SIZE(source_target) < 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(source_target, 0))) {
-            PyErr_SetString(PyExc_ValueError, "source_target is a (host, port) tuple");
+        socklen_t length;
+        if (parse_address(source_target, &self->source, &length) < 0) {
             return -1;
         }
-        self->source_port = PyLong_AsLong(PyTuple_GET_ITEM(source_target, 1));
-        if (self->source_port == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        self->source_host = Py_NewRef(PyTuple_GET_ITEM(source_target, 0));
+        self->has_source = 1;
     }
     self->source_pt = source_pt;
     if (optional_int(source_te, -1, &self->source_te) < 0 ||
@@ -235,19 +221,45 @@ relay_tp_init(RelayObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->slow = Py_NewRef(slow);
-    self->leg = Py_NewRef(leg);
-    self->media_clock = Py_NewRef(media_clock);
     self->stats = (StatsObject *)Py_NewRef(stats);
     self->sender = (SenderObject *)Py_NewRef(sender);
     self->restamp = Py_NewRef(restamp);
     return 0;
 }
 
+/* Append the arrival time and the packet to a recording channel's list. */
 static int
-relay_forward(RelayObject *self, PyObject *data, PyObject *arrival)
+record(PyObject *buffer, const unsigned char *p, Py_ssize_t length, double arrival, PyObject *data)
 {
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-    Py_ssize_t length = PyBytes_GET_SIZE(data);
+    PyObject *when = PyFloat_FromDouble(arrival);
+    if (when == NULL) {
+        return -1;
+    }
+    int status = PyList_Append(buffer, when);
+    Py_DECREF(when);
+    if (status < 0) {
+        return -1;
+    }
+    if (data != NULL) {
+        return PyList_Append(buffer, data);
+    }
+    PyObject *copy = PyBytes_FromStringAndSize((const char *)p, length);
+    if (copy == NULL) {
+        return -1;
+    }
+    status = PyList_Append(buffer, copy);
+    Py_DECREF(copy);
+    return status;
+}
+
+/* Re-stamp, map, transcode, record and send one packet; -1 with an exception set.
+ * `data` is the packet as bytes when the caller has it, else NULL: it is made
+ * only if the recording needs it. */
+static int
+relay_forward(
+    RelayObject *self, const unsigned char *p, Py_ssize_t length, double arrival,
+    PyObject *data)
+{
     Py_ssize_t start, end;
     if (length >= 12 && p[0] == 0x80) {
         start = 12;
@@ -276,8 +288,7 @@ relay_forward(RelayObject *self, PyObject *data, PyObject *arrival)
             if (on < 0) {
                 return -1;
             }
-            if (on && (PyList_Append(self->buffer, arrival) < 0 ||
-                       PyList_Append(self->buffer, data) < 0)) {
+            if (on && record(self->buffer, p, length, arrival, data) < 0) {
                 return -1;
             }
         }
@@ -360,93 +371,35 @@ relay_forward(RelayObject *self, PyObject *data, PyObject *arrival)
     return 0;
 }
 
-static PyObject *
-call_slow(RelayObject *self, PyObject *data, PyObject *addr)
+/* The common packet from the latched peer: statistics, then on; 1 when taken,
+ * 0 when it must go to the leg's full path, -1 on an error (exception set). */
+int
+relay_take(
+    PyObject *relay, const unsigned char *p, Py_ssize_t length, const struct sockaddr *from,
+    double now)
 {
-    PyObject *args[2] = {data, addr};
-    return PyObject_Vectorcall(self->slow, args, 2, NULL);
-}
-
-static int
-same_host(PyObject *a, PyObject *b)
-{
-    if (a == b) {
-        return 1;
-    }
-    if (!PyUnicode_Check(a)) {
+    RelayObject *self = (RelayObject *)relay;
+    if (!self->has_source || length < 12 || p[0] != 0x80 ||
+        !same_address(from, (const struct sockaddr *)&self->source)) {
         return 0;
-    }
-    int cmp = PyUnicode_Compare(a, b);
-    if (cmp == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return cmp == 0;
-}
-
-/* receive(data, addr): the inbound socket's handler. */
-static PyObject *
-relay_py_receive(RelayObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "receive(data, addr)");
-        return NULL;
-    }
-    PyObject *data = args[0];
-    PyObject *addr = args[1];
-    if (self->source_host == NULL || !PyBytes_CheckExact(data) || !PyTuple_Check(addr) ||
-        PyTuple_GET_SIZE(addr) < 2) {
-        return call_slow(self, data, addr);
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-    Py_ssize_t length = PyBytes_GET_SIZE(data);
-    if (length < 12 || p[0] != 0x80) {
-        return call_slow(self, data, addr);
-    }
-    PyObject *port = PyTuple_GET_ITEM(addr, 1);
-    if (!PyLong_Check(port) || PyLong_AsLong(port) != self->source_port ||
-        !same_host(PyTuple_GET_ITEM(addr, 0), self->source_host)) {
-        PyErr_Clear();
-        return call_slow(self, data, addr);
     }
     unsigned int ssrc = ((unsigned int)p[8] << 24) | ((unsigned int)p[9] << 16) |
                         ((unsigned int)p[10] << 8) | p[11];
     if ((int)(p[1] & 0x7F) != self->source_pt || !self->peer_ssrc_known ||
         ssrc != self->peer_ssrc) {
-        return call_slow(self, data, addr);
+        return 0;
     }
     int seq = ((int)p[2] << 8) | p[3];
     unsigned int timestamp = ((unsigned int)p[4] << 24) | ((unsigned int)p[5] << 16) |
                              ((unsigned int)p[6] << 8) | p[7];
-    double now = monotonic_now();
     stats_update(self->stats, seq, timestamp, now);
-    PyObject *arrival = PyFloat_FromDouble(now);
-    if (arrival == NULL) {
-        return NULL;
-    }
-    if (PyObject_SetAttr(self->media_clock, str_last_seen, arrival) < 0) {
-        Py_DECREF(arrival);
-        return NULL;
-    }
-    PyObject *count = PyObject_GetAttr(self->leg, str_packets_received);
-    if (count == NULL) {
-        Py_DECREF(arrival);
-        return NULL;
-    }
-    PyObject *more = PyNumber_Add(count, one);
-    Py_DECREF(count);
-    if (more == NULL || PyObject_SetAttr(self->leg, str_packets_received, more) < 0) {
-        Py_XDECREF(more);
-        Py_DECREF(arrival);
-        return NULL;
-    }
-    Py_DECREF(more);
-    int status = relay_forward(self, data, arrival);
-    Py_DECREF(arrival);
-    if (status < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return relay_forward(self, p, length, now, NULL) < 0 ? -1 : 1;
+}
+
+PyObject *
+relay_slow(PyObject *relay)
+{
+    return ((RelayObject *)relay)->slow;
 }
 
 /* forward(data, arrival): a packet the leg's full path accepted. */
@@ -461,15 +414,18 @@ relay_py_forward(RelayObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "data must be bytes");
         return NULL;
     }
-    if (relay_forward(self, args[0], args[1]) < 0) {
+    double arrival = PyFloat_AsDouble(args[1]);
+    if (arrival == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    if (relay_forward(self, p, PyBytes_GET_SIZE(args[0]), arrival, args[0]) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef relay_methods[] = {
-    {"receive", (PyCFunction)(void (*)(void))relay_py_receive, METH_FASTCALL,
-     "receive(data, addr): the inbound socket's handler; takes the common packet itself."},
     {"forward", (PyCFunction)(void (*)(void))relay_py_forward, METH_FASTCALL,
      "forward(data, arrival): re-stamp, map, transcode, record and send one packet."},
     {NULL}};
@@ -486,7 +442,7 @@ PyTypeObject RelayType = {
     .tp_name = "media._fastrtp.Relay",
     .tp_basicsize = sizeof(RelayObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "One direction of a media.Bridge: see media/bridge.py.",
+    .tp_doc = "One direction of a media.Bridge (media/bridge.py); a Port's handler.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)relay_tp_init,
     .tp_dealloc = (destructor)relay_dealloc,
