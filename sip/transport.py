@@ -198,6 +198,27 @@ class StreamListener:
             await self.server.wait_closed()
 
 
+UDP_BUFFER = 4 << 20
+"""Bytes of kernel buffer asked for a SIP UDP socket each way (the kernel may cap it)."""
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    """Give a SIP UDP socket room for a burst (Linux's default is about 200 KB).
+
+    One UDP socket takes every phone's and trunk's messages; while the loop
+    is busy for a few tens of milliseconds (a garbage collection, a burst of
+    call set-ups) at a thousand messages a second, the default queue
+    overflows and the kernel drops requests that then cost a retransmission
+    (500 ms and more) or a lost keep-alive. Best effort: the kernel caps the
+    size at net.core.rmem_max and wmem_max.
+    """
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER)
+        except OSError as exc:
+            log.debug("cannot size a SIP UDP socket's buffer: %s", exc)
+
+
 class TransportSet:
     """Every listener of the endpoint, chosen by the destination's transport."""
 
@@ -211,10 +232,16 @@ class TransportSet:
         """Bind a UDP socket; returns the bound address (port 0 picks a free one)."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            _grow_buffers(sock)
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: UdpListener(self.sink, self.max_message_size),
-            local_addr=(host, port),
-            family=family,
+            lambda: UdpListener(self.sink, self.max_message_size), sock=sock
         )
         assert protocol.local is not None
         self.udp.append(protocol)

@@ -280,3 +280,26 @@ def test_the_open_files_limit_is_raised_for_the_rtp_range(
         server._raise_file_limit(config)
     assert current[0] == raised
     assert ("open files limited" in caplog.text) == warned
+
+
+async def test_the_sip_udp_socket_has_room_for_a_burst() -> None:
+    """The SIP socket's kernel buffers are asked for 4 MiB (capped by net.core.*mem_max):
+    the default 200 KB overflows in a few tens of milliseconds at the busy hour."""
+    from pathlib import Path as _Path
+
+    from sip.endpoint import EndpointPolicy, SipEndpoint
+    from sip.transport import UDP_BUFFER
+
+    endpoint = SipEndpoint(EndpointPolicy(), lambda _event: None)
+    await endpoint.listen("UDP", "127.0.0.1", 0)
+    try:
+        sock = endpoint.transports.udp[0].transport.get_extra_info("socket")
+        for option, limit in (
+            (socket.SO_RCVBUF, "/proc/sys/net/core/rmem_max"),
+            (socket.SO_SNDBUF, "/proc/sys/net/core/wmem_max"),
+        ):
+            cap = int(_Path(limit).read_text())
+            # Linux doubles what it grants (bookkeeping) and caps the request at the limit.
+            assert sock.getsockopt(socket.SOL_SOCKET, option) >= 2 * min(UDP_BUFFER, cap)
+    finally:
+        await endpoint.close()
