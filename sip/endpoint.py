@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from .uri import SipUri
 __all__ = ["EndpointPolicy", "MessageObserver", "SipEndpoint"]
 
 log = logging.getLogger(__name__)
+
+_TIMER_GRID = 100
+"""Transaction timers fire on a grid of 1/100 s (see ``SipEndpoint._rearm``)."""
 
 
 class MessageObserver(Protocol):
@@ -277,6 +281,12 @@ class SipEndpoint:
 
     def _rearm(self) -> None:
         deadline = self.transactions.next_timer()
+        if deadline is not None:
+            # Due times are rounded up to a 10 ms grid: the timers of the many
+            # transactions in flight then share wake-ups, and the loop timer is
+            # re-armed once per grid step rather than for every new earliest
+            # deadline. RFC 3261's timers are hundreds of milliseconds or more.
+            deadline = math.ceil(deadline * _TIMER_GRID) / _TIMER_GRID
         if deadline == self._timer_at:
             return
         if self._timer is not None:
