@@ -137,6 +137,7 @@ class AcdService:
         self._pending: list[Action] = []
         self._applying = False
         self._sessions: dict[str, AgentSession] = {}
+        self._specs: dict[str, QueueSpec] = {}
         self.rings_started = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -327,7 +328,11 @@ class AcdService:
     # -- queues ----------------------------------------------------------------------------
 
     def spec(self, queue: str) -> QueueSpec:
-        return QueueSpec.from_config(queue, self.config.queues[queue])
+        """The queue's settings as the core holds them (built once per queue, not per call)."""
+        spec = self._specs.get(queue)
+        if spec is None:
+            spec = self._specs[queue] = QueueSpec.from_config(queue, self.config.queues[queue])
+        return spec
 
     async def enqueue(
         self, call: Call, queue: str, priority: int, skills: Mapping[str, int]
