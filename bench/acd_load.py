@@ -81,6 +81,7 @@ CONNECT_TARGET = 0.9996
 WAIT_P99_TARGET = 0.100
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RTP_PORTS = (10000, 31999)  # below Linux's ephemeral range, where SIPp's ports come from
+SIPP_BUFFER = 4 << 20  # SIPp's socket buffers (its default, 64 KB, overflows in bursts)
 
 FLOW = """\
 # The benchmark's IVR: a greeting that may be interrupted, a menu whose
@@ -116,6 +117,26 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped at the UDP socket bound to ``port`` (its queue was full).
+
+    The engine's SIP socket is the one that matters: a drop there is a
+    request lost until its retransmission. (The callers' RTP sockets drop
+    everything, as SIPp never reads what the engine sends them.)
+    """
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 12 and int(fields[1].rpartition(":")[2], 16) == port:
+                drops += int(fields[12])
+    return drops
 
 
 def cpu_seconds(pid: int) -> float:
@@ -371,6 +392,13 @@ def start_agents(
                         "-mp",
                         str(media),
                         "-rtp_echo",
+                        # No cap on calls in progress, and room for bursts: SIPp's
+                        # defaults (a limit from the rate, 64 KB buffers) drop INVITEs
+                        # and keep-alives at a few hundred agents.
+                        "-l",
+                        "100000",
+                        "-buff_size",
+                        str(SIPP_BUFFER),
                         "-timeout",
                         "86400s",
                         "-nostdin",
@@ -424,6 +452,7 @@ class Step:
     rtp_lost: int = 0
     flood_sent: int = 0
     flood_answered: int = 0
+    udp_dropped: int = 0
 
     @property
     def connect(self) -> float:
@@ -465,14 +494,20 @@ def parse_time(value: object) -> datetime | None:
 
 
 def wait_idle(engine: RunningEngine, timeout: float = 120.0) -> None:
+    """Until the engine holds no call: the step's last BYEs are through.
+
+    /api/v1/live/calls, not /api/v1/live/resources: the latter runs a full
+    garbage collection first (it is a leak check), which would stall the
+    engine the bench is measuring.
+    """
     deadline = time.monotonic() + timeout
-    resources: dict[str, object] = {}
+    calls: object = None
     while time.monotonic() < deadline:
-        resources = engine.http_json("/api/v1/live/resources")
-        if resources.get("calls") == 0:
+        calls = engine.http_json("/api/v1/live/calls")["calls"]
+        if not calls:
             return
         time.sleep(0.5)
-    raise RuntimeError(f"engine still busy after {timeout} s: {resources}")
+    raise RuntimeError(f"engine still busy after {timeout} s: {calls}")
 
 
 def sipp_counts(work: Path, prefix: str) -> dict[str, int]:
@@ -554,6 +589,8 @@ def caller_cmd(
             "-trace_err",
             "-nostdin",
             "-bind_local",
+            "-buff_size",
+            str(SIPP_BUFFER),
             "-stf",
             str(work / f"{tag}_stat.csv"),
         ]
@@ -644,6 +681,7 @@ def run_rate(
     spy = py_spy(engine, profile) if profile is not None else None
     before = scrape(engine)
     cpu_before = cpu_seconds(engine.process.pid)
+    drops_before = udp_drops(engine.sip_port)
     sampler.reset()
     started = time.perf_counter()
     cmd = caller_cmd(
@@ -660,6 +698,7 @@ def run_rate(
         subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - started
     step.cpu = (cpu_seconds(engine.process.pid) - cpu_before) / elapsed
+    step.udp_dropped = udp_drops(engine.sip_port) - drops_before
     step.rss_peak = sampler.peak
     after = scrape(engine)
     if spy is not None:
@@ -702,7 +741,12 @@ def wait_records(
 
 
 def summarise(step: Step, rows: Iterable[dict[str, object]]) -> None:
-    answers: list[datetime] = []
+    """Count the step's records; achieved is answered calls over the span they arrived in.
+
+    By arrival, not answer: one call that waited seconds for its agent would
+    stretch a span of answers and make the rate look lower than it was.
+    """
+    arrivals: list[datetime] = []
     for row in rows:
         step.records += 1
         disposition = row.get("disposition")
@@ -711,15 +755,17 @@ def summarise(step: Step, rows: Iterable[dict[str, object]]) -> None:
             queued, answered = parse_time(row.get("queued_at")), parse_time(row.get("answered_at"))
             if queued is not None and answered is not None:
                 step.waits.append((answered - queued).total_seconds())
-                answers.append(answered)
+            arrived = parse_time(row.get("arrived_at"))
+            if arrived is not None:
+                arrivals.append(arrived)
         elif disposition == "abandoned":
             step.abandoned += 1
         else:
             step.failed += 1
-    answers.sort()
-    if len(answers) > 1:
-        span = (answers[-1] - answers[0]).total_seconds()
-        step.achieved = (len(answers) - 1) / span if span > 0 else 0.0
+    arrivals.sort()
+    if len(arrivals) > 1:
+        span = (arrivals[-1] - arrivals[0]).total_seconds()
+        step.achieved = (len(arrivals) - 1) / span if span > 0 else 0.0
 
 
 def py_spy(engine: RunningEngine, profile: Path) -> subprocess.Popen[bytes]:
@@ -761,7 +807,8 @@ def report(step: Step) -> None:
         f"{ms(step.waits, 0.5)}/{ms(step.waits, 0.99)}/{ms(step.waits, 1.0)} | "
         f"INVITE->200 p99 {ms(step.setups, 0.99)} ms | engine CPU {100 * step.cpu:.0f}%, "
         f"RSS {step.rss_peak:.0f} MiB, loop lag p99 {step.lag} | RTP in/out "
-        f"{step.rtp_in:,.0f}/{step.rtp_out:,.0f} pkt/s, lost {step.rtp_lost}{flood}",
+        f"{step.rtp_in:,.0f}/{step.rtp_out:,.0f} pkt/s, lost {step.rtp_lost} | SIP datagrams "
+        f"dropped by the kernel {step.udp_dropped}{flood}",
         flush=True,
     )
 
@@ -882,6 +929,9 @@ def main() -> int:
         talk_ms = int(1000 * args.talk)
         if args.hold:
             talk_ms = int(1000 * float(args.hold.partition(":")[2]))
+            # The caller waits for the agent's BYE: longer than the talk.
+            args.patience = max(args.patience, talk_ms / 1000 + 30)
+            args.talk = talk_ms / 1000
         phones = start_agents(engine, work, agents, args.agent_phones, talk_ms)
         pin(engine.process.pid, ENGINE_CPU)  # threads started since
         audio = caller_audio(work)
