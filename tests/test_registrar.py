@@ -185,9 +185,10 @@ def test_stream_transport_reuses_the_connection() -> None:
 def test_keepalive_pings_and_failures_drop_dead_phones() -> None:
     loc = LocationService(RegistrarPolicy(keepalive_interval=30, keepalive_failures=2))
     loc.register(register("<sip:1001@127.0.0.1:40000>", expires=3600), "1001", SOURCE, 0)
-    assert loc.pings_due(29) == []
-    (binding,) = loc.pings_due(30)
-    assert loc.pings_due(31) == []  # next one scheduled 30 s later
+    assert loc.pings_due(14.9) == []
+    (binding,) = loc.pings_due(30)  # the first ping comes 15 to 30 s after registering
+    assert loc.pings_due(59.9) == []  # the next one 30 s after that
+    assert loc.pings_due(60) == [binding]
     assert loc.ping_failed(binding) == []
     loc.ping_answered(binding)
     assert loc.ping_failed(binding) == []
@@ -195,6 +196,20 @@ def test_keepalive_pings_and_failures_drop_dead_phones() -> None:
         BindingRemoved("1001", "sip:1001@127.0.0.1:40000", "unreachable")
     ]
     assert not loc.is_registered("1001")
+
+
+def test_phones_registered_together_are_not_pinged_together() -> None:
+    """An office of 100 phones registering in the same second: their keep-alives
+    spread over half the interval instead of 100 OPTIONS in one burst, every 30 s."""
+    loc = LocationService(RegistrarPolicy(keepalive_interval=30))
+    for n in range(100):
+        user = str(2000 + n)
+        loc.register(register(f"<sip:{user}@127.0.0.1:{41000 + n}>", expires=3600, user=user),
+                     user, SOURCE, 0)  # fmt: skip
+    per_second = [len(loc.pings_due(float(second))) for second in range(1, 31)]
+    assert sum(per_second) == 100
+    assert max(per_second) <= 15
+    assert per_second[:14] == [0] * 14
 
 
 def test_has_host_follows_bindings_as_they_come_and_go() -> None:
