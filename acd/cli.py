@@ -160,7 +160,7 @@ def _prompts_build(args: argparse.Namespace) -> int:
     settings = {**config_voice, **chosen}  # flags win over the file
     try:
         report = asyncio.run(
-            build_prompts(out, texts, force=args.force, on_progress=progress, **settings)  # type: ignore[arg-type]
+            build_prompts(out, texts, force=args.force, on_progress=progress, **settings)
         )
     except PromptBuildError as exc:
         print(f"acd prompts build: {exc}", file=sys.stderr)

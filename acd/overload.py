@@ -126,7 +126,7 @@ class OverloadGuard:
 
     def __init__(self, policy: OverloadPolicy | None = None) -> None:
         self.policy = policy if policy is not None else OverloadPolicy()
-        self.refused: dict[Reason, int] = dict.fromkeys(REASONS, 0)
+        self.refused: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.lag = 0.0
         """The smoothed event-loop lag, seconds."""
         self.cpu = 0.0

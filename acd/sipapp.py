@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -105,7 +105,7 @@ class SipApplication:
             log.exception("housekeeping failed")
         self._schedule()
 
-    def _emit(self, events: list[BindingAdded] | list[BindingRemoved]) -> None:
+    def _emit(self, events: Sequence[BindingAdded | BindingRemoved]) -> None:
         for event in events:
             # New bindings are routine (thousands a second at peak); losses are news.
             log.log(

@@ -28,7 +28,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media import PCMU, MediaClock, Player, PromptLibrary, SenderState
+from media import PCMU, Codec, MediaClock, Player, PromptLibrary, SenderState
 
 PROMPTS = Path(__file__).resolve().parent.parent / "config" / "prompts"
 
@@ -36,7 +36,7 @@ PROMPTS = Path(__file__).resolve().parent.parent / "config" / "prompts"
 class UdpSink:
     """An RTP sender as a call leg has one: a SenderState and a shared socket."""
 
-    codec = PCMU
+    codec: Codec = PCMU
 
     def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
         self._sendto = sock.sendto

@@ -96,7 +96,8 @@ class RunningEngine:
 
     def http_text(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
-            return r.read().decode()
+            body: bytes = r.read()
+            return body.decode()
 
     def registrations(self, user: str | None = None) -> list[dict[str, object]]:
         query = f"?user={user}" if user else ""

@@ -279,9 +279,10 @@ class SipLeg:
             and 100 < status < 300
             and request.method in ("INVITE", "UPDATE")
         ):
-            # Always name-addr form: a bare URI's ;transport=tcp would read as
-            # a header parameter (RFC 3261 20.10), and some UAs want the <>.
-            response.headers.add("Contact", str(NameAddr(uri=self.dialog.local_target)))
+            # The dialog's target is already a name-addr (<sip:...>): a bare
+            # URI's ;transport=tcp would read as a header parameter (RFC 3261
+            # 20.10), and some UAs want the <>.
+            response.headers.add("Contact", str(self.dialog.local_target))
         for name, value in extra:
             response.headers.add(name, value)
         if body:
