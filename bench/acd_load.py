@@ -18,11 +18,13 @@ ended) and from SIPp:
 - offered and achieved calls per second (answers by the engine over their
   span) and the BHCA that rate makes;
 - connect rate (answered by an agent / offered), abandoned, failed and
-  refused (503, overload control) calls;
+  refused (503, overload control) calls, by the engine's reason, and the
+  connect rate of the calls it accepted;
 - wait to answer, queue entry to agent answer (the records' ``queued_at``
   to ``answered_at``): p50, p99 and max;
 - INVITE -> 200 p99 (SIPp's response time, ``-trace_rtt``);
-- engine CPU share and peak RSS (/proc), event-loop lag p99 (the engine's
+- engine CPU share and peak RSS (/proc), the load CPU's busy share (SIPp:
+  near 100% there means the figures measure SIPp), event-loop lag p99 (the engine's
   ``event_loop_lag_seconds`` histogram, so "<= bucket"), RTP packets in and
   out per second and the engine's RTP loss.
 
@@ -64,6 +66,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +76,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.calibrate import machine_line  # noqa: E402
 from tests.conftest import RunningEngine, free_port, start_engine  # noqa: E402
 
 SIPP_DIR = ROOT / "bench" / "sipp"
@@ -143,6 +147,16 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_seconds(cpu: int) -> float:
+    """Seconds CPU ``cpu`` was busy since boot (/proc/stat: all but idle and iowait)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *ticks = line.split()
+        if name == f"cpu{cpu}":
+            values = [int(tick) for tick in ticks]
+            return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
 
 
 def rss_mib(pid: int) -> float:
@@ -271,7 +285,7 @@ def write_engine_config(work: Path, args: argparse.Namespace, agents: list[str])
         f"media: {{rtp_ports: [{RTP_PORTS[0]}, {RTP_PORTS[1]}]}}",
         f"calls: {{max_calls: {args.max_calls}{', ' + args.calls if args.calls else ''}}}",
         "recordings: {min_free_mb: 0}",
-        "logging: {level: INFO}",
+        f"logging: {{level: {os.environ.get('ACD_LOAD_LOG_LEVEL', 'INFO')}}}",
     ]
     if args.engine_config:
         lines += Path(args.engine_config).read_text().splitlines()
@@ -445,6 +459,7 @@ class Step:
     waits: list[float] = field(default_factory=list)
     setups: list[float] = field(default_factory=list)
     cpu: float = 0.0
+    load_cpu: float = 0.0
     rss_peak: float = 0.0
     lag: str = "-"
     rtp_in: float = 0.0
@@ -453,10 +468,17 @@ class Step:
     flood_sent: int = 0
     flood_answered: int = 0
     udp_dropped: int = 0
+    refused_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def connect(self) -> float:
         return self.answered / self.offered if self.offered else float("nan")
+
+    @property
+    def accepted_connect(self) -> float:
+        """Connect rate of the calls overload control let in."""
+        accepted = self.offered - self.refused
+        return self.answered / accepted if accepted > 0 else float("nan")
 
     @property
     def wait_p99(self) -> float:
@@ -681,6 +703,7 @@ def run_rate(
     spy = py_spy(engine, profile) if profile is not None else None
     before = scrape(engine)
     cpu_before = cpu_seconds(engine.process.pid)
+    load_cpu_before = cpu_busy_seconds(LOAD_CPU)
     drops_before = udp_drops(engine.sip_port)
     sampler.reset()
     started = time.perf_counter()
@@ -698,6 +721,7 @@ def run_rate(
         subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - started
     step.cpu = (cpu_seconds(engine.process.pid) - cpu_before) / elapsed
+    step.load_cpu = (cpu_busy_seconds(LOAD_CPU) - load_cpu_before) / elapsed
     step.udp_dropped = udp_drops(engine.sip_port) - drops_before
     step.rss_peak = sampler.peak
     after = scrape(engine)
@@ -719,6 +743,10 @@ def run_rate(
     step.rtp_lost = int(after.get(lost, 0) - before.get(lost, 0))
     counts = sipp_counts(work, prefix)
     step.refused = next((v for k, v in counts.items() if k.endswith("_503_Recv")), 0)
+    for reason in ("calls", "rate", "lag", "cpu"):
+        key = f'acd_calls_refused_total{{reason="{reason}"}}'
+        if refused := int(after.get(key, 0) - before.get(key, 0)):
+            step.refused_by[reason] = refused
     step.setups = response_times(work, prefix)
     wait_idle(engine)
     rows = wait_records(engine, since, calls - step.refused)
@@ -750,7 +778,10 @@ def summarise(step: Step, rows: Iterable[dict[str, object]]) -> None:
     for row in rows:
         step.records += 1
         disposition = row.get("disposition")
-        if disposition == "answered":
+        if disposition == "answered" and not row.get("agent"):
+            # Answered by the IVR but never by an agent: with --ivr, a lost key.
+            step.failed += 1
+        elif disposition == "answered":
             step.answered += 1
             queued, answered = parse_time(row.get("queued_at")), parse_time(row.get("answered_at"))
             if queued is not None and answered is not None:
@@ -799,13 +830,18 @@ def report(step: Step) -> None:
         if step.flood_sent
         else ""
     )
+    refusals = ""
+    if step.refused:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in step.refused_by.items())
+        refusals = f" ({reasons}; accepted calls connected {100 * step.accepted_connect:.3f}%)"
     print(
         f"offered {step.rate:g}/s ({3600 * step.rate:,.0f} BHCA), {step.offered} calls: "
         f"achieved {step.achieved:.1f}/s, connect {100 * step.connect:.3f}% "
         f"({step.answered} answered, {step.abandoned} abandoned, {step.failed} failed, "
-        f"{step.refused} refused 503; {step.records} records) | wait ms p50/p99/max "
+        f"{step.refused} refused 503{refusals}; {step.records} records) | wait ms p50/p99/max "
         f"{ms(step.waits, 0.5)}/{ms(step.waits, 0.99)}/{ms(step.waits, 1.0)} | "
-        f"INVITE->200 p99 {ms(step.setups, 0.99)} ms | engine CPU {100 * step.cpu:.0f}%, "
+        f"INVITE->200 p99 {ms(step.setups, 0.99)} ms | engine CPU {100 * step.cpu:.0f}% "
+        f"(SIPp's CPU {100 * step.load_cpu:.0f}%), "
         f"RSS {step.rss_peak:.0f} MiB, loop lag p99 {step.lag} | RTP in/out "
         f"{step.rtp_in:,.0f}/{step.rtp_out:,.0f} pkt/s, lost {step.rtp_lost} | SIP datagrams "
         f"dropped by the kernel {step.udp_dropped}{flood}",
@@ -916,6 +952,8 @@ def main() -> int:
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester)")
         return 2
+    if not args.smoke:
+        print(machine_line(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="acd-load-"))
     agents = [str(100000 + n) for n in range(args.agents)]
     engine = start_engine(write_engine_config(work, args, agents), work)
@@ -939,7 +977,7 @@ def main() -> int:
         # SIPp does not expand keywords in rtp_stream's file name.
         caller.write_text(caller.read_text().replace("[audio]", str(audio)))
         if args.ivr:
-            caller = ivr_caller(work, caller, audio)
+            caller = ivr_caller(work, caller, audio, record=args.record)
         load = os.getloadavg()
         print(
             f"engine pid {engine.process.pid} on CPU {ENGINE_CPU if pinned else 'any'}, SIPp "
@@ -978,17 +1016,32 @@ def main() -> int:
     return 0
 
 
-def ivr_caller(work: Path, caller: Path, audio: Path) -> Path:
-    """The caller keys 1 (RFC 4733, SIPp's capture) before its speech starts."""
+def ivr_caller(work: Path, caller: Path, audio: Path, *, record: bool) -> Path:
+    """The caller keys 1 (RFC 4733, SIPp's capture) a second into the menu, then talks.
+
+    The menu starts after the recording notice (the call is recorded), which
+    cannot be interrupted and drops keys pressed during it, as the law it
+    serves wants; a second more is a person's reaction. The speech waits
+    until the capture (1 s) has played, since both are RTP from one port.
+    """
     text = caller.read_text()
+    assert text.count("rtp_stream=") == 1, caller
+    key_after_ms = 1000
+    if record:
+        with wave.open(str(ROOT / "config" / "prompts" / "recording_notice.wav")) as notice:
+            key_after_ms += int(1000 * notice.getnframes() / notice.getframerate())
     key = '<exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/>'
+    speech = f'<exec rtp_stream="{audio},-1,0"/>'
     text = text.replace(
-        f'<exec rtp_stream="{audio},-1,0"/>',
-        key + '\n    </action>\n  </nop>\n  <pause milliseconds="1500"/>\n  <nop>\n'
-        f'    <action>\n      <exec rtp_stream="{audio},-1,0"/>',
+        f"<nop>\n    <action>\n      {speech}",
+        f'<pause milliseconds="{key_after_ms}"/>\n  <nop>\n    <action>\n      '
+        + key
+        + '\n    </action>\n  </nop>\n  <pause milliseconds="1500"/>\n  <nop>\n'
+        f"    <action>\n      {speech}",
     )
-    # Two more scenario steps before the refusal's ACK, whose branch is the INVITE's.
-    text = text.replace("[branch-14]", "[branch-16]")
+    assert key in text, "the speech's step has changed shape"
+    # Three more scenario steps before the refusal's ACK, whose branch is the INVITE's.
+    text = text.replace("[branch-14]", "[branch-17]")
     path = work / "load_caller_ivr.xml"
     path.write_text(text)
     return path

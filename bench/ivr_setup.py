@@ -53,6 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.calibrate import machine_line  # noqa: E402
 from tests.conftest import RunningEngine, free_port, start_engine, write_config  # noqa: E402
 
 SCENARIO = ROOT / "bench" / "sipp" / "ivr_setup.xml"
@@ -382,6 +383,7 @@ def main() -> int:
         return 2
     rates = [int(r) for r in args.rates.split(",")]
     low, high = (int(p) for p in args.rtp_ports.split(","))
+    print(machine_line(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="acd-bench-ivr-"))
     engine = start_engine(write_engine_config(work, low, high), work)
     pinned = pin(engine.process.pid, ENGINE_CPU)

@@ -38,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.calibrate import machine_line
+
 HOST = "127.0.0.1"
 FRAME = 0.02
 _pack = struct.Struct("!BBHII").pack
@@ -217,6 +219,7 @@ def main() -> None:
     import uvloop
 
     _pin(0)
+    print(machine_line(), flush=True)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     header = (
