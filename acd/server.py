@@ -32,6 +32,7 @@ from metrics.sip import SipCollector, SipCounters
 from metrics.storage import StorageCollector
 from sip.endpoint import EndpointPolicy, SipEndpoint
 from sip.events import Address
+from sip.facing import is_wildcard
 from sip.ratelimit import FailureLimiter, RequestLimiter
 
 from .api import add_storage_routes
@@ -269,6 +270,7 @@ class Engine:
                 "install a C compiler and the Python headers, then reinstall",
                 media_native.PURE_PYTHON_VARIABLE,
             )
+        advertised = config.media.advertised_address or config.sip.advertised_address
         self.media = MediaEngine(
             host,
             config.media.rtp_ports,
@@ -276,7 +278,10 @@ class Engine:
             cache_dir=config.data_dir / "cache",
             timeout=config.media.media_timeout,
             voice=config.prompts.voice,
+            advertised=str(advertised) if advertised else None,
+            facing=self.endpoint.facing,
         )
+        _log_addresses(config)
         self.media.on_leg_opened = self.rtp_tally.track
         self.calls = CallControl(
             self.endpoint,
@@ -408,6 +413,31 @@ class Engine:
             for call in calls
         ]
         return web.json_response({"calls": rows})
+
+
+def _log_addresses(config: Config) -> None:
+    """Say what goes on the wire where the bind address alone would not tell."""
+    sip_wild = any(is_wildcard(str(host)) for host in config.sip.listen)
+    media_host = str(config.media.address or config.sip.listen[0])
+    sip_shown = config.sip.advertised_address
+    media_shown = config.media.advertised_address or sip_shown
+    if sip_wild and sip_shown is None:
+        log.info(
+            "sip.listen has a wildcard address: Via and Contact carry the local address "
+            "on the route to each peer; behind NAT set sip.advertised_address"
+        )
+    if is_wildcard(media_host) and media_shown is None:
+        log.info(
+            "RTP binds %s: SDP carries the local address on the route to each peer; "
+            "behind NAT set media.advertised_address (or sip.advertised_address)",
+            media_host,
+        )
+    if sip_shown is not None or media_shown is not None:
+        log.info(
+            "advertised addresses: SIP %s, SDP %s",
+            sip_shown or "(bound address)",
+            media_shown or media_host,
+        )
 
 
 def _tune_gc() -> None:

@@ -231,7 +231,7 @@ class SipApplication:
     def _ping(self, binding: Binding) -> None:
         destination = binding.destination
         via = self.endpoint.via_for(destination)
-        ours = self.endpoint.contact_uri(destination.transport)
+        ours = self.endpoint.contact_uri(destination.transport, toward=destination.host)
         headers = Headers()
         headers.add("Via", str(via))
         headers.add("Max-Forwards", "70")

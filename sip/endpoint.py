@@ -22,6 +22,7 @@ from typing import Protocol
 
 from ._grammar import SipSyntaxError
 from .events import Address, Event, RequestReceived
+from .facing import FacingAddresses, is_wildcard
 from .headers import Via
 from .message import MessageError, Request, Response, make_response, parse_message
 from .message import salvage_response as _salvage
@@ -83,6 +84,8 @@ class SipEndpoint:
         self.limiter = limiter
         self.transactions = TransactionLayer(t1=policy.t1, t2=policy.t2, t4=policy.t4)
         self.transports = TransportSet(self, policy.max_message_size)
+        self.facing = FacingAddresses()
+        """Our address on the route to each peer, for wildcard binds."""
         self._blocked = tuple(ua.lower() for ua in policy.blocked_user_agents)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -146,18 +149,32 @@ class SipEndpoint:
     def via_for(self, destination: Address) -> Via:
         """A fresh top Via for a request we send to ``destination`` (with rport, RFC 3581)."""
         local = self.transports.local_address(destination.transport, ":" in destination.host)
-        host = self.policy.advertised_host or (local.host if local else "127.0.0.1")
+        host = self.advertised_host(local, destination.host)
         port = local.port if local else None
         return Via(destination.transport, host, port, {"branch": new_branch(), "rport": None})
 
-    def contact_uri(self, transport: str = "UDP", user: str | None = None) -> SipUri:
-        """Our Contact URI on ``transport``."""
-        local = self.transports.local_address(transport)
-        host = self.policy.advertised_host or (local.host if local else "127.0.0.1")
+    def contact_uri(
+        self, transport: str = "UDP", user: str | None = None, *, toward: str | None = None
+    ) -> SipUri:
+        """Our Contact URI on ``transport``, as the peer at host ``toward`` can reach it."""
+        v6 = toward is not None and ":" in toward
+        local = self.transports.local_address(transport, v6)
+        host = self.advertised_host(local, toward)
         params: dict[str, str | None] = {}
         if transport != "UDP":
             params["transport"] = transport.lower()
         return SipUri(host=host, user=user, port=local.port if local else None, params=params)
+
+    def advertised_host(self, local: Address | None, toward: str | None) -> str:
+        """The host to put on the wire: ``advertised_host``, else the bound one, and for a
+        wildcard bind the address on the route to the peer ``toward`` (sip/facing.py)."""
+        if self.policy.advertised_host:
+            return self.policy.advertised_host
+        if local is None:
+            return "127.0.0.1"
+        if not is_wildcard(local.host):
+            return local.host
+        return self.facing.toward(toward or "", v6=":" in local.host)
 
     # -- receiving (MessageSink) --------------------------------------------------------
 

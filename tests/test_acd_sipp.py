@@ -121,12 +121,15 @@ class Sipp:
         self.tmp_path = tmp_path
         self.peers: list[PeerProcess] = []
         self.count = 0
+        self.trace = False
+        """Run SIPp with -trace_msg: each run's messages in tmp_path/*_messages.log."""
 
     def _run(self, name: str, args: list[str]) -> PeerProcess:
         self.count += 1
         log = self.tmp_path / f"{self.count:02d}-{name}.out"
+        trace = ["-trace_msg"] if self.trace else []
         peer = PeerProcess(
-            [self.exe, f"127.0.0.1:{self.engine.sip_port}", *args, "-nostdin"],
+            [self.exe, f"127.0.0.1:{self.engine.sip_port}", *args, *trace, "-nostdin"],
             log,
             cwd=self.tmp_path,
         )
@@ -321,6 +324,55 @@ def test_round_robin_spreads_calls_evenly(
     names = [e["event"] for e in events_of(engine, records[0]["call_id"])]
     assert names[0] == "ENTERQUEUE" and "CONNECT" in names
     assert names[-1] == "COMPLETEAGENT", names
+
+
+def received_messages(tmp_path: Path) -> list[str]:
+    """Every message the SIPp runs of a test received (their -trace_msg logs)."""
+    messages: list[str] = []
+    for log in sorted(tmp_path.glob("*_messages.log")):
+        for block in log.read_text(errors="replace").split("\n-----"):
+            head, _, body = block.partition("\n\n")
+            if "message received" in head:
+                messages.append(body.strip())
+    return messages
+
+
+def test_a_wildcard_bind_never_reaches_the_wire(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    """sip.listen 0.0.0.0, RTP bound there too: every Via, Contact and SDP o=/c= line the
+    engine sends (the 200 to the caller, the INVITE to the agent, the BYE, the keep-alive
+    OPTIONS and the REGISTER answers) names 127.0.0.1, its address on the route to the
+    SIPp peers, never the wildcard; and the log says where the address comes from."""
+    config = acd_config(tmp_path, extra="registrar: {keepalive_interval: 1}")
+    text = config.read_text()
+    text = text.replace("sip: {domain:", "sip: {listen: [0.0.0.0], domain:")
+    text = text.replace("registrar: {keepalive_interval: 0}\n", "")
+    config.write_text(text)
+    engine = engine_factory(config)
+    sipp = sipp_factory(engine)
+    sipp.trace = True
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=500))
+    login_all(engine, ["1001"])
+    callers = sipp.callers("200", 1)
+    assert callers.wait(90) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    assert record["disposition"] == "answered"
+    assert record["agent"] == "1001"
+    messages = received_messages(tmp_path)
+    firsts = {message.splitlines()[0] for message in messages}
+    assert "INVITE sip:1001@127.0.0.1" in " ".join(firsts), firsts  # the agent's ring
+    assert any(first.startswith("BYE ") for first in firsts), firsts
+    assert any(first.startswith("SIP/2.0 200") for first in firsts), firsts
+    lines = [line for message in messages for line in message.splitlines()]
+    carrying = [line for line in lines if line.lower().startswith(("via:", "contact:", "o=", "c="))]
+    assert any(line.startswith("c=") for line in carrying), carrying
+    assert any(line.lower().startswith("contact:") for line in carrying), carrying
+    for line in carrying:
+        assert "0.0.0.0" not in line, line
+        assert "127.0.0.1" in line, line
+    assert "wildcard address: Via and Contact carry the local address" in engine.log()
+    assert "RTP binds 0.0.0.0: SDP carries the local address" in engine.log()
 
 
 def ring_events(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:

@@ -106,7 +106,7 @@ class CallControl:
     # -- what legs use -------------------------------------------------------------------
 
     def contact_for(self, destination: Address) -> SipUri:
-        return self.endpoint.contact_uri(destination.transport)
+        return self.endpoint.contact_uri(destination.transport, toward=destination.host)
 
     def send_request(self, leg: SipLeg, request: Request, destination: Address) -> str:
         key = self.endpoint.send_request(request, destination)

@@ -183,7 +183,7 @@ class SipLeg:
     def _offer(self, *, direction: str = "sendrecv") -> SessionDescription:
         assert self.rtp is not None
         offer = make_offer(
-            self.control.media.address,
+            self.control.media.sdp_address(self.destination.host),
             self.rtp.local_address[1],
             direction=direction,  # type: ignore[arg-type]
             session_id=self._session_id,
@@ -199,7 +199,7 @@ class SipLeg:
         negotiation = negotiate(
             offer,
             DEFAULT_FORMATS,
-            self.control.media.address,
+            self.control.media.sdp_address(self.destination.host),
             self.rtp.local_address[1],
             session_id=self._session_id,
             version=1,

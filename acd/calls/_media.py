@@ -19,6 +19,7 @@ import ivr
 from media import PortPool, RtpLeg
 from media import player as mp
 from media.clock import MediaClock
+from sip.facing import FacingAddresses, is_wildcard
 
 __all__ = ["MediaEngine"]
 
@@ -37,8 +38,14 @@ class MediaEngine:
         cache_dir: Path,
         timeout: float = 30.0,
         voice: str = "en-us",
+        advertised: str | None = None,
+        facing: FacingAddresses | None = None,
     ) -> None:
         self.address = address
+        """Where RTP sockets bind."""
+        self.advertised = advertised
+        """What SDP says instead of ``address`` (NAT); None: ``address`` itself."""
+        self.facing = facing if facing is not None else FacingAddresses()
         self.pool = PortPool(*ports)
         self.timeout = timeout
         self.voice = voice
@@ -53,6 +60,15 @@ class MediaEngine:
         self.legs_opened = 0
         self.on_leg_opened: Callable[[RtpLeg], None] | None = None
         """Told of every leg opened: the metrics count RTP streams through it."""
+
+    def sdp_address(self, peer_host: str) -> str:
+        """The address for our SDP to the peer at ``peer_host``: the advertised one, the
+        bound one, or for a wildcard bind the one on the route to the peer."""
+        if self.advertised:
+            return self.advertised
+        if is_wildcard(self.address):
+            return self.facing.toward(peer_host, v6=":" in self.address)
+        return self.address
 
     async def open_leg(self) -> RtpLeg:
         leg = await RtpLeg.open(self.pool, self.address, media_timeout=self.timeout)

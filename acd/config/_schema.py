@@ -500,7 +500,11 @@ class MediaConfig(_Section):
     """
 
     rtp_ports: tuple[RtpPort, RtpPort] = (20000, 29999)
-    address: Host | None = None  # bind and advertise; default: the first sip.listen address
+    address: Host | None = None  # where RTP binds; default: the first sip.listen address
+    # What SDP carries instead (a public address behind NAT); default:
+    # sip.advertised_address, else the bound address, else for a wildcard
+    # bind the local address on the route to each peer.
+    advertised_address: Host | None = None
     media_timeout: PositiveSeconds = 30  # no RTP this long (while not on hold) ends the call
     ptime: Annotated[int, Field(ge=10, le=60, multiple_of=10)] = 20
 
