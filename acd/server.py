@@ -38,7 +38,7 @@ from sip.ratelimit import FailureLimiter, RequestLimiter
 from .api import add_storage_routes
 from .api.agents import add_agent_routes
 from .authn import Authenticator
-from .calls import CallControl, CallRecords, CallScript, MediaEngine
+from .calls import SHUTDOWN_RETRY_AFTER, CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
 from .events import EventBus
 from .flows import load_flows_for
@@ -151,6 +151,8 @@ class Engine:
         self._register_metrics()
         self.sip_addresses: list[Address] = []
         self.http_runner: web.AppRunner | None = None
+        self.draining = False
+        """Set on SIGTERM while calls in progress may still end: /healthz says 503."""
 
     def _on_event(self, event: Any) -> None:
         self.app.handle(event)
@@ -327,6 +329,13 @@ class Engine:
         await site.start()
         log.info("HTTP listening on %s:%s", http.listen, http.port)
 
+    async def drain(self, timeout: float, abort: asyncio.Event | None = None) -> None:
+        """Refuse new calls and OPTIONS (503) and answer /healthz 503, while the calls in
+        progress end by themselves, for at most ``timeout`` seconds or until ``abort``."""
+        self.draining = True
+        if self.calls is not None:
+            await self.calls.drain(timeout, abort)
+
     async def stop(self) -> None:
         """Refuse new calls (503), hang up calls, close listeners and HTTP, settle every record."""
         self.loop_lag.stop()
@@ -355,6 +364,13 @@ class Engine:
     # -- HTTP ------------------------------------------------------------------------
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        if self.draining:
+            # A load balancer or orchestrator takes the node out; it is not dead.
+            return web.json_response(
+                {"status": "draining", "sip": [str(a) for a in self.sip_addresses]},
+                status=503,
+                headers={"Retry-After": str(SHUTDOWN_RETRY_AFTER)},
+            )
         return web.json_response(
             {"status": "ok", "sip": [str(a) for a in self.sip_addresses]},
         )
@@ -463,12 +479,25 @@ def _tune_gc() -> None:
 
 
 async def _serve(config: Config) -> int:
+    """Run until a signal. SIGTERM drains first (``calls.drain_timeout``): new calls
+    get 503 while those in progress end; SIGINT, or a second SIGTERM, stops at once."""
     engine = Engine(config)
     stop = asyncio.Event()
+    at_once = asyncio.Event()
+
+    def terminate() -> None:
+        if stop.is_set():
+            at_once.set()
+        stop.set()
+
+    def interrupt() -> None:
+        at_once.set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig, handler in ((signal.SIGINT, interrupt), (signal.SIGTERM, terminate)):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
     try:
         await engine.start()
     except OSError as exc:
@@ -478,6 +507,14 @@ async def _serve(config: Config) -> int:
     _tune_gc()
     log.info("engine started")
     await stop.wait()
+    drain = config.calls.drain_timeout
+    if drain > 0 and not at_once.is_set():
+        log.info(
+            "SIGTERM: draining for up to %g s (calls.drain_timeout); SIGINT or another "
+            "SIGTERM stops at once",
+            drain,
+        )
+        await engine.drain(drain, at_once)
     log.info("shutting down")
     await engine.stop()
     return 0

@@ -31,7 +31,7 @@ from sip.events import (
 )
 
 from .authn import Authenticator
-from .calls import CallControl
+from .calls import SHUTDOWN_RETRY_AFTER, CallControl
 from .config import Trunk
 from .registrar import Binding, BindingAdded, BindingRemoved, LocationService
 
@@ -164,7 +164,14 @@ class SipApplication:
         elif request.to.tag is not None and self.calls is not None:
             self.calls.in_dialog(event)
         elif method == "OPTIONS":
-            self._reply(event, self._capabilities(make_response(request, 200)))
+            if self.calls is not None and self.calls.stopping:
+                # Draining or stopping: a proxy's probe (Kamailio dispatcher)
+                # takes this node out of rotation; phones still get an answer.
+                response = make_response(request, 503)
+                response.headers.add("Retry-After", str(SHUTDOWN_RETRY_AFTER))
+                self._reply(event, self._capabilities(response))
+            else:
+                self._reply(event, self._capabilities(make_response(request, 200)))
         elif method == "INVITE":
             self._invite(event)
         elif method in ("BYE", "INFO", "UPDATE", "REFER", "NOTIFY"):

@@ -117,15 +117,17 @@ class RunningEngine:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> int:
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
+        """Stop the engine: SIGINT stops at once; SIGTERM drains first
+        (``calls.drain_timeout``, 30 s unless the config says otherwise)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
             try:
                 return self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError("engine did not stop on SIGTERM") from None
+                raise AssertionError(f"engine did not stop on {sig.name}") from None
         return self.process.returncode
 
 

@@ -27,8 +27,11 @@ SCENARIOS = ROOT / "tests" / "data" / "sipp"
 _BLOCK = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d[ \t]\d\d:\d\d:\d\d\.\d+)", re.M)
 
 
-def load_config(tmp_path: Path, flow: str, *, storage_url: str | None = None) -> Path:
-    """An engine config routing 100 to the IVR flow ``flow`` (YAML text), not recorded.
+def load_config(
+    tmp_path: Path, flow: str, *, storage_url: str | None = None, drain: float | None = None
+) -> Path:
+    """An engine config routing 100 to the IVR flow ``flow`` (YAML text), not recorded;
+    ``drain`` is ``calls.drain_timeout`` (what a SIGTERM waits for calls to end).
 
     The RTP range is wide enough for a few hundred simultaneous calls and
     picked from a free port, so that engines in parallel test runs rarely
@@ -49,6 +52,8 @@ def load_config(tmp_path: Path, flow: str, *, storage_url: str | None = None) ->
     ]
     if storage_url is not None:
         lines.append(f"storage: {{url: '{storage_url}'}}")
+    if drain is not None:
+        lines.append(f"calls: {{drain_timeout: {drain}}}")
     return write_config(tmp_path / "acd.yaml", agents=2, extra="\n".join(lines))
 
 

@@ -17,10 +17,12 @@ caller hangs up), so about 60 are in progress at any moment.
   closed as ``failed`` (no end time); an INVITE that never got a final
   response has a failed CDR or none (the engine may have died before
   noting it); nothing else is in the table.
-- **SIGTERM** mid-load: the engine hangs up every call in progress (SIPp
-  sees its BYE), writes their CDRs and exits 0; an INVITE that arrives
-  while it stops gets 503 with Retry-After (and no CDR: no call was made);
-  the next start finds no call left open.
+- **SIGTERM** mid-load with ``calls.drain_timeout: 0``: the engine hangs
+  up every call in progress (SIPp sees its BYE), writes their CDRs and
+  exits 0; an INVITE that arrives while it stops gets 503 with Retry-After
+  (and no CDR: no call was made); the next start finds no call left open.
+- **SIGTERM** with a drain time: new INVITEs and OPTIONS get 503 while
+  the calls in progress end by themselves; then the engine exits alone.
 
 Both run with SQLite (the default) and PostgreSQL.
 """
@@ -30,9 +32,12 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,9 +175,14 @@ def metric(engine: RunningEngine, name: str) -> float:
 
 
 def run_load_then(
-    tmp_path: Path, storage_url: str | None, engines: list[RunningEngine], min_ended: int
+    tmp_path: Path,
+    storage_url: str | None,
+    engines: list[RunningEngine],
+    min_ended: int,
+    *,
+    drain: float = 0,
 ) -> tuple[Path, RunningEngine, object]:
-    config = load_config(tmp_path, FLOW, storage_url=storage_url)
+    config = load_config(tmp_path, FLOW, storage_url=storage_url, drain=drain)
     engine = start_engine(config, tmp_path)
     engines.append(engine)
     sipp = start_load(engine, tmp_path / "sipp", "caller_hangs_up.xml", calls=CALLS, rate=RATE)
@@ -274,7 +284,8 @@ def test_sigterm_under_load_hangs_up_and_records_every_call(
     config, engine, sipp = run_load_then(tmp_path, storage_url, engines, min_ended=10)
     with sipp:  # type: ignore[attr-defined]
         in_progress = live_calls(engine)
-        assert engine.stop() == 0, engine.log()
+        # calls.drain_timeout 0: a SIGTERM hangs up at once.
+        assert engine.stop(signal.SIGTERM) == 0, engine.log()
         sipp.wait(WAIT)  # type: ignore[attr-defined]
 
     stopped_log = engine.log_path.rename(tmp_path / "engine-stopped.log").read_text()
@@ -312,5 +323,102 @@ def test_sigterm_under_load_hangs_up_and_records_every_call(
     seen = refusals(tmp_path / "sipp")
     assert set(seen) == refused, (seen, refused)
     assert all(seen.values()), seen
+    assert "closed as failed" not in restarted.log()
+    assert restarted.stop() == 0, restarted.log()
+
+
+def http_status(engine: RunningEngine, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{engine.http_port}{path}", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def options_answer(engine: RunningEngine) -> str:
+    """The engine's answer to one OPTIONS outside a dialog, sent over UDP from loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        sock.sendto(
+            (
+                f"OPTIONS sip:acd.local SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-drain-probe\r\n"
+                "Max-Forwards: 70\r\n"
+                "From: <sip:probe@127.0.0.1>;tag=probe\r\n"
+                "To: <sip:acd.local>\r\n"
+                "Call-ID: drain-probe@127.0.0.1\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", engine.sip_port),
+        )
+        return sock.recv(65535).decode()
+
+
+def test_sigterm_drains_calls_in_progress_then_stops_by_itself(
+    tmp_path: Path, engines: list[RunningEngine]
+) -> None:
+    """``calls.drain_timeout: 30``. On SIGTERM the engine answers new INVITEs and OPTIONS
+    with 503 and Retry-After and /healthz with 503, while the calls in progress end by
+    themselves (their callers hang up 3 s in); then it exits 0 on its own, long before
+    the 30 s, having hung up none, and every answered call has its CDR, ended by the
+    caller. SQLite only: the drain does not depend on the store."""
+    config, engine, sipp = run_load_then(tmp_path, None, engines, min_ended=10, drain=30)
+    with sipp:  # type: ignore[attr-defined]
+        assert live_calls(engine) >= 30
+        engine.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        wait_until(lambda: http_status(engine, "/healthz") == 503, "/healthz 503", timeout=10)
+        answer = options_answer(engine)
+        assert answer.startswith("SIP/2.0 503 "), answer
+        assert f"\r\nRetry-After: {SHUTDOWN_RETRY_AFTER}\r\n" in answer, answer
+        code = engine.process.wait(timeout=40)
+        drained_in = time.monotonic() - signalled
+        sipp.wait(WAIT)  # type: ignore[attr-defined]
+    stopped_log = engine.log_path.rename(tmp_path / "engine-stopped.log").read_text()
+    assert code == 0, stopped_log
+    assert drained_in < 20, f"{drained_in:.1f} s: the limit ended the drain, not the calls"
+    assert "drained: no call in progress" in stopped_log, stopped_log
+    assert "Traceback" not in stopped_log, stopped_log
+    restarted = start_engine(config, tmp_path)
+    engines.append(restarted)
+    placed = calls_seen(tmp_path / "sipp")
+    records = records_by_sip_call_id(restarted)
+    answered = [call for call in placed.values() if call.answered]
+    assert len(answered) >= 40, len(answered)
+    for call in answered:
+        (record,) = records[call.call_id]
+        assert call.ended_cleanly, call
+        assert record["disposition"] == "answered", record
+        assert record["hangup_side"] == "caller", record  # none was cut off
+    refused = {call.call_id for call in placed.values() if call.invite_status == 503}
+    assert refused, "no INVITE arrived during the drain: the load ended too early"
+    assert all(records.get(call_id) is None for call_id in refused)
+    seen = refusals(tmp_path / "sipp")
+    assert set(seen) == refused and all(seen.values()), seen
+    assert restarted.stop() == 0, restarted.log()
+
+
+def test_a_second_signal_ends_the_drain_at_once(
+    tmp_path: Path, engines: list[RunningEngine]
+) -> None:
+    """SIGTERM starts a 60 s drain; SIGINT then stops at once: the calls still in
+    progress are hung up by the engine and recorded. SQLite only."""
+    config, engine, sipp = run_load_then(tmp_path, None, engines, min_ended=10, drain=60)
+    with sipp:  # type: ignore[attr-defined]
+        engine.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: http_status(engine, "/healthz") == 503, "/healthz 503", timeout=10)
+        assert engine.stop(signal.SIGINT) == 0, engine.log()  # within 10 s, not 60
+        sipp.wait(WAIT)  # type: ignore[attr-defined]
+    stopped_log = engine.log_path.rename(tmp_path / "engine-stopped.log").read_text()
+    assert "drain over with " in stopped_log, stopped_log
+    restarted = start_engine(config, tmp_path)
+    engines.append(restarted)
+    records = records_by_sip_call_id(restarted)
+    cut = [r for rows in records.values() for r in rows if r["hangup_side"] == "system"]
+    assert cut, "no call was still in progress at the SIGINT"
+    assert all(r["disposition"] == "answered" and r["ended_at"] for r in cut), cut
     assert "closed as failed" not in restarted.log()
     assert restarted.stop() == 0, restarted.log()

@@ -6,7 +6,7 @@ it: reject, IVR flow, queue, or an extension rung and bridged.
 """
 
 from ._call import Call
-from ._control import CallControl
+from ._control import SHUTDOWN_RETRY_AFTER, CallControl
 from ._events import (
     EndReason,
     LegAnswered,
@@ -25,6 +25,7 @@ from ._records import CallRecords
 from ._script import CallScript
 
 __all__ = [
+    "SHUTDOWN_RETRY_AFTER",
     "Call",
     "CallControl",
     "CallRecords",

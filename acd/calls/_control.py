@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._records import CallRecords
     from ._script import CallScript
 
-__all__ = ["CallControl"]
+__all__ = ["SHUTDOWN_RETRY_AFTER", "CallControl"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ class CallControl:
         self.calls_started = 0
         self.calls_refused = 0
         self.stopping = False
-        """Set by ``stop``: from then on new calls are refused with 503."""
+        """Set by ``drain`` or ``stop``: from then on new calls are refused with 503."""
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- what legs use -------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class CallControl:
         self._alive_legs.add(leg)
         self._alive_calls.add(call)
         self.calls[call.id] = call
+        self._idle.clear()
         self.events.publish(CallArrived(call.id, call.did, call.trunk))
         if self.records is not None:
             self.records.call_started(call)
@@ -220,6 +223,8 @@ class CallControl:
             call.finish()
             self.calls.pop(call.id, None)
             self._inbound.pop(call.caller_leg.transaction, None)
+            if not self.calls:
+                self._idle.set()
 
     async def transfer(self, call: Call, target: str) -> None:
         """Blind transfer of an answered caller to an extension (IVR transfer node)."""
@@ -329,6 +334,30 @@ class CallControl:
         }
 
     # -- shutdown ------------------------------------------------------------------------
+
+    async def drain(self, timeout: float, abort: asyncio.Event | None = None) -> bool:
+        """Refuse new calls and let those in progress end by themselves, for at most
+        ``timeout`` seconds or until ``abort`` is set; True when every call ended."""
+        if not self.stopping:
+            self.stopping = True
+            log.info(
+                "draining: new calls are refused with 503; %d in progress may finish within %g s",
+                len(self.calls),
+                timeout,
+            )
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._idle.wait())]
+        if abort is not None:
+            waits.append(asyncio.ensure_future(abort.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if self.calls:
+            log.info("drain over with %d calls in progress: hanging them up", len(self.calls))
+            return False
+        log.info("drained: no call in progress")
+        return True
 
     async def stop(self) -> None:
         """Refuse new calls, hang up every call and wait for their scripts to end."""

@@ -536,6 +536,10 @@ class CallsConfig(_Section):
     ring_timeout: PositiveSeconds = 30  # an extension that does not answer gets 480
     session_expires: Annotated[int, Field(ge=90)] = 1800  # RFC 4028 session timers
     min_se: Annotated[int, Field(ge=90)] = 90
+    # On SIGTERM, calls in progress may end by themselves for this long (new
+    # calls and OPTIONS get 503) before the rest are hung up; 0 hangs up at
+    # once. SIGINT, or a second SIGTERM, always stops at once.
+    drain_timeout: Annotated[float, Field(ge=0, le=86400)] = 30
 
     @model_validator(mode="after")
     def _burst_needs_a_rate(self) -> CallsConfig:
