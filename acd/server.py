@@ -40,6 +40,7 @@ from .api.agents import add_agent_routes
 from .authn import Authenticator
 from .calls import SHUTDOWN_RETRY_AFTER, CallControl, CallRecords, CallScript, MediaEngine
 from .config import Config
+from .datalock import DataLock
 from .events import EventBus
 from .flows import load_flows_for
 from .overload import OverloadGuard, OverloadPolicy
@@ -151,6 +152,7 @@ class Engine:
         self._register_metrics()
         self.sip_addresses: list[Address] = []
         self.http_runner: web.AppRunner | None = None
+        self.data_lock: DataLock | None = None
         self.draining = False
         """Set on SIGTERM while calls in progress may still end: /healthz says 503."""
 
@@ -197,6 +199,7 @@ class Engine:
         """Bind every listener; raises OSError when a port is taken."""
         sip = self.config.sip
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_lock = DataLock(self.config.data_dir)  # before anything touches the data
         for address in sip.listen:
             host = str(address)
             port = sip.port
@@ -360,6 +363,8 @@ class Engine:
         if self.writer is not None:
             await self.writer.stop()
         await self.storage.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
     # -- HTTP ------------------------------------------------------------------------
 

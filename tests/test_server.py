@@ -20,7 +20,7 @@ import pytest
 from acd.config import Config
 from sip import Response, parse_message
 
-from .conftest import RunningEngine, write_config
+from .conftest import RunningEngine, start_engine, write_config
 
 TIMEOUT = 5.0
 
@@ -303,3 +303,22 @@ async def test_the_sip_udp_socket_has_room_for_a_burst() -> None:
             assert sock.getsockopt(socket.SOL_SOCKET, option) >= 2 * min(UDP_BUFFER, cap)
     finally:
         await endpoint.close()
+
+
+def test_a_second_engine_on_the_same_data_directory_refuses_to_start(
+    tmp_path: Path, engine: RunningEngine, peer: UdpPeer
+) -> None:
+    """It says which process holds the directory, exits 1 before binding anything or
+    touching the data, and the first engine goes on; once the first stops, the
+    directory is free again."""
+    journal_before = sorted(p.name for p in (tmp_path / "data").rglob("*"))
+    with pytest.raises(AssertionError, match="engine exited early") as failed:
+        start_engine(tmp_path / "acd.yaml", tmp_path)
+    message = str(failed.value)
+    assert f"is in use by another engine (pid {engine.process.pid} on " in message, message
+    assert "SIP listening" not in message, message
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == journal_before
+    assert peer.ask().status == 200  # the first engine did not notice
+    assert engine.stop() == 0
+    second = start_engine(tmp_path / "acd.yaml", tmp_path)
+    assert second.stop() == 0, second.log()
