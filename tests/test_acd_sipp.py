@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -324,6 +325,33 @@ def test_round_robin_spreads_calls_evenly(
     names = [e["event"] for e in events_of(engine, records[0]["call_id"])]
     assert names[0] == "ENTERQUEUE" and "CONNECT" in names
     assert names[-1] == "COMPLETEAGENT", names
+
+
+def test_the_log_says_when_a_call_arrives_and_ends_and_keeps_no_secret(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    """At INFO, one line when the call arrives and one when it ends, found by its id; the
+    calling number masked to its last four digits, no password or digest response."""
+    engine = engine_factory(acd_config(tmp_path))
+    sipp = sipp_factory(engine)
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=500))
+    login_all(engine, ["1001"])
+    callers = sipp.callers("200", 1)
+    assert callers.wait(90) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    call_id = record["call_id"]
+    text = engine.log()
+    lines = [line for line in text.splitlines() if f"call {call_id} " in line]
+    assert len(lines) == 2, lines
+    arrived, ended = lines
+    assert " INFO acd.calls: " in arrived and " INFO acd.calls: " in ended, lines
+    assert f"call {call_id} arrived: sip {record['sip_call_id']}, " in arrived
+    assert "from ******6789 to 200, trunk carrier" in arrived, arrived
+    assert f"call {call_id} ended: answered, route 200, queue q, agent 1001, wait " in ended
+    assert re.search(r"wait \d+\.\ds, talk \d+\.\ds, total \d+\.\ds, hung up by \w+", ended)
+    assert "0123456789" not in text  # the full calling number, anywhere
+    assert agent_password("1001") not in text
+    assert "response=" not in text  # no digest Authorization header
 
 
 def received_messages(tmp_path: Path) -> list[str]:

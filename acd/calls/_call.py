@@ -23,6 +23,7 @@ from sip import SipUri
 from ..events import CallEnded, IvrResponse
 from ._events import LegEnded, LegEvent
 from ._legs import InboundLeg, SipLeg
+from ._logline import log_ended
 
 if TYPE_CHECKING:
     from ..config import Trunk
@@ -255,6 +256,7 @@ class Call:
                 self.disposition = "abandoned"
         if self.sip_cause is None:
             self.sip_cause = self.caller_leg.sip_status
+        log_ended(self)
         self.control.events.publish(
             CallEnded(
                 self.id,
@@ -270,7 +272,7 @@ class Call:
             recorder.call_ended(self)
 
     def __repr__(self) -> str:
-        return f"<Call {self.id} {self.caller} -> {self.did}>"
+        return f"<Call {self.id} -> {self.did}>"  # no calling number: reprs reach logs
 
 
 class _FirstFrameProbe:

@@ -33,6 +33,7 @@ from sip.endpoint import SipEndpoint
 from ..events import CallArrived, CallSetup, EventBus
 from ..overload import OverloadGuard, OverloadPolicy
 from ._legs import InboundLeg, OutboundLeg, SipLeg
+from ._logline import log_arrived
 
 if TYPE_CHECKING:
     from ..config import Config, Trunk
@@ -177,6 +178,7 @@ class CallControl:
         self._alive_calls.add(call)
         self.calls[call.id] = call
         self._idle.clear()
+        log_arrived(call, show_numbers=self.config.logging.show_numbers)
         self.events.publish(CallArrived(call.id, call.did, call.trunk))
         if self.records is not None:
             self.records.call_started(call)

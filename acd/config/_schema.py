@@ -573,11 +573,13 @@ class RecordingsConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    """Log level for the whole process."""
+    """Log level for the whole process, and what the log may say about callers."""
 
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
     ] = "INFO"
+    # Calling numbers in the log are masked to their last four digits unless this is set.
+    show_numbers: bool = False
 
 
 def _default_data_dir() -> Path:
