@@ -10,10 +10,12 @@ returns what the server returns.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -57,10 +59,34 @@ def _summary(config: Config) -> str:
     )
 
 
-def configure_logging(level: str) -> None:
-    """One line per record on stderr: time, level, logger, message."""
-    logging.basicConfig(stream=sys.stderr, format=_LOG_FORMAT)
-    logging.getLogger().setLevel(level)
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers: time (UTC, ISO 8601), level, logger,
+    message, and the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """One line per record on stderr: time, level, logger, message (or JSON)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -109,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    configure_logging(config.logging.level)
+    configure_logging(config.logging.level, args.log_format or config.logging.format)
     for warning in checked.warnings:
         logging.getLogger("acd.cli").warning("%s", warning)
     logging.getLogger("acd.cli").info("configuration %s: %s", path, _summary(config))
@@ -222,6 +248,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help=f"configuration file (default: {_EXAMPLE} in the working directory)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text lines, or one JSON object a line for log shippers (default: logging.format)",
     )
     serve.set_defaults(handler=_serve)
 

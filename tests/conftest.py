@@ -131,8 +131,8 @@ class RunningEngine:
         return self.process.returncode
 
 
-def start_engine(config: Path, tmp_path: Path) -> RunningEngine:
-    """Start ``acd serve`` on free ports and wait until /healthz answers."""
+def start_engine(config: Path, tmp_path: Path, *args: str) -> RunningEngine:
+    """Start ``acd serve`` (with ``args``) on free ports and wait until /healthz answers."""
     sip_port, http_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -144,7 +144,7 @@ def start_engine(config: Path, tmp_path: Path) -> RunningEngine:
     log_path = tmp_path / "engine.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "acd.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "acd.cli", "serve", "--config", str(config), *args],
         cwd=ROOT,
         env=env,
         stdout=log_file,

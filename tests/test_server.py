@@ -9,6 +9,7 @@ normal one's.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -322,3 +323,25 @@ def test_a_second_engine_on_the_same_data_directory_refuses_to_start(
     assert engine.stop() == 0
     second = start_engine(tmp_path / "acd.yaml", tmp_path)
     assert second.stop() == 0, second.log()
+
+
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_json_logs_are_one_object_a_line(tmp_path: Path, how: str) -> None:
+    """``--log-format json`` (or ``logging.format: json``): every line the engine writes
+    is a JSON object with time, level, logger and message."""
+    extra = "logging: {format: json}" if how == "config" else ""
+    config = write_config(tmp_path / "acd.yaml", extra=extra)
+    args = ("--log-format", "json") if how == "flag" else ()
+    engine = start_engine(config, tmp_path, *args)
+    peer = UdpPeer(engine)
+    try:
+        assert peer.ask().status == 200
+    finally:
+        peer.close()
+        assert engine.stop() == 0, engine.log()
+    lines = engine.log().splitlines()
+    assert lines
+    entries = [json.loads(line) for line in lines]
+    assert all(set(entry) >= {"time", "level", "logger", "message"} for entry in entries)
+    assert any(entry["message"] == "engine started" for entry in entries), entries
+    assert all(entry["time"].endswith("+00:00") for entry in entries)

@@ -580,6 +580,7 @@ class LoggingConfig(_Section):
     ] = "INFO"
     # Calling numbers in the log are masked to their last four digits unless this is set.
     show_numbers: bool = False
+    format: Literal["text", "json"] = "text"  # json: one object a line, for log shippers
 
 
 def _default_data_dir() -> Path:
