@@ -107,10 +107,12 @@ class SipApplication:
 
     def _emit(self, events: Sequence[BindingAdded | BindingRemoved]) -> None:
         for event in events:
-            # New bindings are routine (thousands a second at peak); losses are news.
-            log.log(
-                logging.INFO if isinstance(event, BindingRemoved) else logging.DEBUG, "%s", event
-            )
+            # One line per change (a refresh is none): an operator asking "is 1001's
+            # phone registered?" finds the answer in the log.
+            if isinstance(event, BindingAdded):
+                log.info("%s registered %s", event.user, event.contact)
+            else:
+                log.info("%s unregistered %s: %s", event.user, event.contact, event.reason)
             for listener in self.listeners:
                 listener(event)
 

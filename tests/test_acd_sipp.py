@@ -330,8 +330,9 @@ def test_round_robin_spreads_calls_evenly(
 def test_the_log_says_when_a_call_arrives_and_ends_and_keeps_no_secret(
     tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
 ) -> None:
-    """At INFO, one line when the call arrives and one when it ends, found by its id; the
-    calling number masked to its last four digits, no password or digest response."""
+    """At INFO, one line when the call arrives and one when it ends, found by its id, and
+    one per registration and agent state change; the calling number masked to its last
+    four digits, no password or digest response."""
     engine = engine_factory(acd_config(tmp_path))
     sipp = sipp_factory(engine)
     sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=500))
@@ -349,6 +350,8 @@ def test_the_log_says_when_a_call_arrives_and_ends_and_keeps_no_secret(
     assert "from ******6789 to 200, trunk carrier" in arrived, arrived
     assert f"call {call_id} ended: answered, route 200, queue q, agent 1001, wait " in ended
     assert re.search(r"wait \d+\.\ds, talk \d+\.\ds, total \d+\.\ds, hung up by \w+", ended)
+    assert re.search(r" INFO acd\.sipapp: 1001 registered sip:1001@127\.0\.0\.1:\d+", text)
+    assert re.search(r" INFO acd\.queues\._service: agent 1001: logged_out -> available", text)
     assert "0123456789" not in text  # the full calling number, anywhere
     assert agent_password("1001") not in text
     assert "response=" not in text  # no digest Authorization header
