@@ -89,6 +89,13 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(level)
 
 
+def _config_reference(args: argparse.Namespace) -> int:
+    from acd.config._reference import render_reference
+
+    sys.stdout.write(render_reference())
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from acd.flows import load_flows_for
 
@@ -255,6 +262,12 @@ def _parser() -> argparse.ArgumentParser:
         help="text lines, or one JSON object a line for log shippers (default: logging.format)",
     )
     serve.set_defaults(handler=_serve)
+
+    reference = commands.add_parser(
+        "config-reference",
+        help="print every configuration key with its type, default and meaning (Markdown)",
+    )
+    reference.set_defaults(handler=_config_reference)
 
     check = commands.add_parser(
         "check-config", help="validate a configuration file and exit 0, or 2 with its errors"

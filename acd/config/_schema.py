@@ -178,23 +178,31 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 class HostPort(_Section):
     """A host with an optional port, written `host`, `host:port` or `[v6]:port`."""
 
+    # a host name or address
     host: Host
+    # default: the transport's (5060, or 5061 for TLS)
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
 class TlsConfig(_Section):
     """Certificate and key for SIP over TLS; relative paths are from the config file."""
 
+    # the TLS listening port
     port: Port = 5061
+    # PEM certificate (chain) file
     certificate: Annotated[ConfigPath, AfterValidator(_existing_file)]
+    # PEM private key file of the certificate
     private_key: Annotated[ConfigPath, AfterValidator(_existing_file)]
 
 
 class SipTimers(_Section):
     """RFC 3261 timer values in seconds (T1 round-trip estimate, T2 cap, T4 lifetime)."""
 
+    # round-trip estimate: retransmissions start at this interval and double
     t1: PositiveSeconds = 0.5
+    # the longest retransmission interval of non-INVITE requests and INVITE answers
     t2: PositiveSeconds = 4.0
+    # how long a message may live in the network
     t4: PositiveSeconds = 5.0
 
     @model_validator(mode="after")
@@ -210,19 +218,29 @@ class SipConfig(_Section):
     A port of 0 asks the operating system for a free port (useful in tests).
     """
 
+    # addresses to bind; 0.0.0.0 or :: for every interface
     listen: Annotated[
         tuple[IPvAnyAddress, ...], BeforeValidator(_one_or_many), Field(min_length=1)
     ] = (ipaddress.IPv4Address("127.0.0.1"),)
+    # UDP and TCP port; 0 asks the system for a free one
     port: Port = 5060
+    # add tls together with a tls block
     transports: Annotated[tuple[Transport, ...], Field(min_length=1), AfterValidator(_unique)] = (
         "udp",
         "tcp",
     )
+    # SIP over TLS: needed when transports include tls
     tls: TlsConfig | None = None
+    # our SIP domain, also the digest realm phones see
     domain: Host = "acd.local"
+    # our Server and User-Agent header
     user_agent: Annotated[str, Field(min_length=1)] = "acd/0.1"
+    # RFC 3261 timers
     timers: SipTimers = Field(default_factory=SipTimers)
+    # bytes; a larger SIP message is refused
     max_message_size: Annotated[int, Field(ge=1024, le=1048576)] = 65535
+    # host for Via and Contact (and SDP, unless media.advertised_address) instead of the bound one:
+    # the public address behind NAT
     advertised_address: Host | None = None
 
     @model_validator(mode="after")
@@ -235,11 +253,16 @@ class SipConfig(_Section):
 class RegistrarConfig(_Section):
     """Limits on REGISTER expiry and contacts, and OPTIONS keep-alive pings."""
 
+    # shorter registrations get 423 Interval Too Brief
     min_expires: Annotated[int, Field(ge=1)] = 60
+    # longer ones are granted this
     max_expires: Annotated[int, Field(ge=1)] = 3600
+    # granted when a REGISTER asks for no expiry
     default_expires: Annotated[int, Field(ge=1)] = 600
+    # registered devices per agent
     max_contacts: Annotated[int, Field(ge=1)] = 10
     keepalive_interval: Seconds = 30  # 0 turns keep-alive pings off
+    # unanswered OPTIONS pings before a registration is dropped
     keepalive_failures: Annotated[int, Field(ge=1)] = 2
 
     @model_validator(mode="after")
@@ -266,18 +289,26 @@ class RequestLimitConfig(_Section):
     per 2 s is reasoned in docs/decisions.md.
     """
 
+    # false turns the throttle off
     enabled: bool = True
+    # requests from one address within window that block it
     requests: Annotated[int, Field(ge=1)] = 200
+    # seconds the requests are counted over
     window: PositiveSeconds = 2
+    # seconds a flooding address is blocked, renewed while it floods
     block_time: PositiveSeconds = 60
+    # addresses tracked at once
     max_sources: Annotated[int, Field(ge=1)] = 50_000
 
 
 class SecurityConfig(_Section):
     """Defences against floods, password guessing and SIP scanners."""
 
+    # failed digest answers from one source address before it is blocked
     auth_failures_per_minute: Annotated[int, Field(ge=1)] = 10
+    # seconds a source stays blocked after too many failures
     auth_cooldown: Seconds = 300
+    # requests whose User-Agent holds one of these (any case) are dropped unanswered: SIP scanners
     blocked_user_agents: tuple[Annotated[str, Field(min_length=1)], ...] = (
         "friendly-scanner",
         "sipvicious",
@@ -285,12 +316,15 @@ class SecurityConfig(_Section):
         "sip-scan",
         "VaxSIPUserAgent",
     )
+    # seconds a digest nonce is valid; later answers get a fresh challenge (stale)
     nonce_lifetime: PositiveSeconds = 300
+    # offered in this order, one challenge each; many phones cannot do SHA-256 (docs/decisions.md)
     digest_algorithms: Annotated[
         tuple[Annotated[Literal["SHA-256", "MD5"], BeforeValidator(_upper)], ...],
         Field(min_length=1),
         AfterValidator(_unique),
     ] = ("MD5",)  # offered in this order; SHA-256 is opt-in, see docs/decisions.md
+    # per-source request throttling
     request_limit: RequestLimitConfig = Field(default_factory=RequestLimitConfig)
 
     def is_blocked_user_agent(self, user_agent: str) -> bool:
@@ -302,7 +336,9 @@ class SecurityConfig(_Section):
 class HttpConfig(_Section):
     """The HTTP listener: API, /metrics, /healthz and web pages."""
 
+    # address of the API, /metrics and /healthz; loopback unless you mean it
     listen: IPvAnyAddress = ipaddress.IPv4Address("127.0.0.1")
+    # 0 asks the system for a free one
     port: Port = 8080
 
 
@@ -326,6 +362,7 @@ class StorageConfig(_Section):
     in the file, so the stored url is always absolute.
     """
 
+    # postgresql://user:password@host:port/db or sqlite:///path.db; null: SQLite acd.db in data_dir
     url: Annotated[str, AfterValidator(_check_storage_url)] | None = None
 
 
@@ -341,11 +378,17 @@ Password = Annotated[SecretStr, AfterValidator(_check_password)]
 class Agent(_Section):
     """A SIP account for a person who answers calls; the password never appears in repr."""
 
+    # SIP user name and extension
     username: Username
+    # SIP digest password; never logged or shown
     password: Password
+    # the agent's name, for people
     name: Annotated[str, Field(min_length=1)]
+    # skill name to level, 1 (novice) to 10
     skills: dict[SkillName, Level] = Field(default_factory=dict)
+    # calls the agent may have at once
     max_calls: Annotated[int, Field(ge=1)] = 1
+    # team name, for reports
     team: str | None = None
     # Share of this agent per queue when several queues wait for it (default 1 each).
     weights: dict[Name, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
@@ -361,11 +404,17 @@ class Agent(_Section):
 class Trunk(_Section):
     """A carrier or PBX: calls from ``addresses`` need no digest; ``host`` is where we send."""
 
+    # the trunk's name in CDRs and logs
     name: Name
+    # source addresses or networks whose INVITEs need no digest
     addresses: tuple[IPvAnyNetwork, ...] = ()
+    # where calls to the trunk are sent
     host: Annotated[HostPort, BeforeValidator(_split_host_port)] | None = None
+    # transport of the calls we send to host
     transport: Transport = "udp"
+    # our user name when the trunk challenges our requests
     username: str | None = None
+    # our password for those challenges; never logged
     password: Password | None = None
 
     @model_validator(mode="after")
@@ -392,11 +441,17 @@ class Route(_Section):
     1001. ``hangup`` is the SIP status code to reject with.
     """
 
+    # the dialled number, or a pattern starting with _
     match: Annotated[str, Field(min_length=1)]
+    # an IVR flow (ivr_dir/NAME.yaml)
     ivr: Name | None = None
+    # a queue, without IVR
     queue: Name | None = None
+    # an agent's extension or a dial string; * is the dialled number
     extension: DialString | None = None
+    # refuse with this SIP status
     hangup: Annotated[int, Field(ge=400, le=699)] | None = None
+    # record the calls of this route
     record: bool = True
     _pattern: DialPattern | None = PrivateAttr(default=None)
 
@@ -449,7 +504,9 @@ class Route(_Section):
 class Escalation(_Section):
     """After ``after`` seconds of waiting a call needs ``skills`` instead (widened or lower)."""
 
+    # seconds of waiting
     after: Seconds
+    # what the call needs from then on
     skills: dict[SkillName, Level] = Field(default_factory=dict)
 
 
@@ -471,21 +528,30 @@ def _sorted_steps(steps: tuple[Escalation, ...]) -> tuple[Escalation, ...]:
 class Queue(_Section):
     """A queue: the skills an agent needs (minimum levels), strategy and timings in seconds."""
 
+    # skill name to the minimum level an agent needs
     skills: dict[SkillName, Level] = Field(default_factory=dict)
+    # how the agent for a call is picked (docs/acd.md)
     strategy: Strategy = "ring-all"
+    # seconds an agent's phone rings before the call tries another
     ring_timeout: PositiveSeconds = 20
     retry_delay: Seconds = 5  # an agent who did not answer is not rung again for this long
     reject_delay: Seconds = 5  # an agent who rejected (486/603) is not rung again for this long
+    # seconds after a call before the agent is offered the next
     wrap_up: Seconds = 10
+    # seconds a caller waits at most, then on_max_wait
     max_wait: PositiveSeconds = 600
+    # hangup, callback (the caller may leave a number) or queue:NAME
     on_max_wait: Annotated[str, AfterValidator(_check_on_max_wait)] = "hangup"
+    # answered within this many seconds counts as in service level
     service_level: PositiveSeconds = 20
     join_empty: bool = False  # join even when no agent able to serve is logged in
     join_paused: bool = True  # join when every logged-in agent able to serve is paused
     leave_empty: bool = False  # take waiting callers out when the last such agent logs out
+    # after some waiting, the call needs other skills
     escalation: Annotated[tuple[Escalation, ...], AfterValidator(_sorted_steps)] = ()
     max_misses: Annotated[int, Field(ge=0)] = 3  # unanswered rings in a row that pause; 0 never
     announce_every: Seconds = 30  # position and expected wait announcements; 0 turns them off
+    # the key a waiting caller presses to be called back instead
     callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None
 
 
@@ -499,6 +565,7 @@ class MediaConfig(_Section):
     so a range of N ports carries N/2 legs (a bridged call has two).
     """
 
+    # the UDP range for RTP and RTCP: N ports carry N/2 call legs
     rtp_ports: tuple[RtpPort, RtpPort] = (20000, 29999)
     address: Host | None = None  # where RTP binds; default: the first sip.listen address
     # What SDP carries instead (a public address behind NAT); default:
@@ -506,6 +573,7 @@ class MediaConfig(_Section):
     # bind the local address on the route to each peer.
     advertised_address: Host | None = None
     media_timeout: PositiveSeconds = 30  # no RTP this long (while not on hold) ends the call
+    # not used yet: the packet time follows the offer
     ptime: Annotated[int, Field(ge=10, le=60, multiple_of=10)] = 20
 
     @field_validator("rtp_ports")
@@ -530,11 +598,14 @@ class CallsConfig(_Section):
     max_calls: Annotated[int, Field(ge=1)] = 5000  # beyond this new calls get 503
     max_calls_per_second: Annotated[float, Field(gt=0)] | None = None  # unlimited
     burst: Annotated[int, Field(ge=1)] | None = None  # default: one second's worth
+    # seconds the event loop may run late (smoothed) before new calls are shed; null: off
     max_loop_lag: PositiveSeconds | None = 0.25
+    # share of a core the process may use before new calls are shed; null: off
     max_cpu: Annotated[float, Field(gt=0, le=1)] | None = 0.9
     retry_after: Annotated[int, Field(ge=1, le=3600)] = 5  # seconds, on refusals for overload
     ring_timeout: PositiveSeconds = 30  # an extension that does not answer gets 480
     session_expires: Annotated[int, Field(ge=90)] = 1800  # RFC 4028 session timers
+    # shortest session timer accepted (RFC 4028); shorter gets 422
     min_se: Annotated[int, Field(ge=90)] = 90
     # On SIGTERM, calls in progress may end by themselves for this long (new
     # calls and OPTIONS get 503) before the rest are hung up; 0 hangs up at
@@ -556,10 +627,13 @@ class PromptsConfig(_Section):
 
     # validate_default: the default, too, is relative to the config file's directory.
     dir: ConfigPath = Field(default=Path("prompts"), validate_default=True)
+    # espeak-ng voice for rendered prompts and spoken text
     voice: Annotated[str, _text(r"[A-Za-z0-9_+-]{1,40}", "an espeak-ng voice such as en-us")] = (
         "en-us"
     )
+    # espeak-ng words per minute
     speed: Annotated[int, Field(ge=80, le=400)] = 150
+    # prompt name to the text to render, over the built-in texts
     texts: dict[Name, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
 
 
@@ -567,8 +641,10 @@ class RecordingsConfig(_Section):
     """Where recordings go, how long they stay, and the free disk they must leave."""
 
     dir: ConfigPath | None = None  # default: recordings/ under data_dir
+    # file path under dir: {date:...} (strftime) and {call_id}
     path_template: Annotated[str, Field(min_length=1)] = "{date:%Y/%m/%d}/{call_id}.wav"
     retention_days: Annotated[int, Field(ge=1)] | None = None  # keep forever when unset
+    # below this free space, calls are not recorded
     min_free_mb: Annotated[int, Field(ge=0)] = 500
 
 
@@ -602,12 +678,18 @@ class Config(_Section):
     registrar: RegistrarConfig = Field(default_factory=RegistrarConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    # the database, CDR journal, recordings and caches; default ./data in the working directory
     data_dir: ConfigPath = Field(default_factory=_default_data_dir)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    # the people who answer calls
     agents: tuple[Agent, ...] = ()
+    # carriers and PBXs
     trunks: tuple[Trunk, ...] = ()
+    # dialled numbers to IVR flows, queues, extensions or refusals
     routes: tuple[Route, ...] = ()
+    # queue name to its settings
     queues: dict[Name, Queue] = Field(default_factory=dict)
+    # the reasons an agent may give for a pause
     pause_reasons: Annotated[tuple[Name, ...], Field(min_length=1), AfterValidator(_unique)] = (
         DEFAULT_PAUSE_REASONS
     )
