@@ -33,6 +33,7 @@ def ivr_config(
     flow: str = "main",
     trunk: bool = True,
     rtp_pairs: int = 10,
+    extra: str = "",
 ) -> Path:
     """Route 100 to ``flow``; with ``trunk`` 127.0.0.1 calls come in unauthenticated."""
     ivr_dir = tmp_path / "ivr"
@@ -47,6 +48,7 @@ def ivr_config(
             f"ivr_dir: {ivr_dir}",
             f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
             f"media: {{rtp_ports: [{low}, {low + 2 * rtp_pairs - 1}]}}",
+            extra,
         ]
     )
     return write_config(tmp_path / "acd.yaml", agents=2, extra=extra)
@@ -103,6 +105,21 @@ def test_rfc4733_key_press_reaches_its_node(
     assert record["ivr_path"][:3] == ["welcome", "menu", node]  # type: ignore[index]
     assert record["disposition"] == "answered"
     assert record["hangup_side"] == "caller"
+
+
+def test_calls_start_with_the_configured_and_the_routes_variables(
+    tmp_path: Path, engine_factory: object
+) -> None:
+    """Top-level variables, a route's over them, and ACD_VARIABLES-style overrides are
+    in the call's variables from its start: the CDR keeps them."""
+    config = ivr_config(tmp_path, extra="variables: {brand: Example, line: main}")
+    text = config.read_text().replace("record: false}", "record: false, variables: {line: sales}}")
+    config.write_text(text)
+    engine: RunningEngine = engine_factory(config)  # type: ignore[operator]
+    run_sipp(engine, tmp_path, SIPP_DIR / "ivr_caller.xml")
+    variables = one_record(engine)["variables"]
+    assert isinstance(variables, dict)
+    assert {"brand": "Example", "line": "sales"}.items() <= variables.items(), variables
 
 
 def test_sip_info_key_press_reaches_its_node(tmp_path: Path, engine_factory: object) -> None:

@@ -397,6 +397,18 @@ def test_environment_fills_an_empty_section(tmp_path: Path) -> None:
     assert config.sip.port == 5070
 
 
+def test_call_variables_from_the_file_the_route_and_the_environment(tmp_path: Path) -> None:
+    text = (
+        "variables: {brand: Example, demo_open: 'yes'}\n"
+        "routes:\n  - {match: '100', hangup: 480, variables: {brand: Other}}\n"
+    )
+    config = load_config(write(tmp_path, text), env={"ACD_VARIABLES": "demo_open=no, x=1"})
+    # The environment adds to the file's variables, name by name.
+    assert config.variables == {"brand": "Example", "demo_open": "no", "x": "1"}
+    route = config.route_for("100")
+    assert route is not None and route.variables == {"brand": "Other"}
+
+
 def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), env=dict.fromkeys(ENVIRONMENT, ""))
     assert config.sip.port == 5060
@@ -409,6 +421,7 @@ def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
         ("ACD_HTTP_PORT", "65536", "ACD_HTTP_PORT='65536': http.port: Input should be less"),
         ("ACD_SIP_LISTEN", "0.0.0.x", "ACD_SIP_LISTEN='0.0.0.x': sip.listen: value is not"),
         ("ACD_HTTP_LISTEN", "localhost", "ACD_HTTP_LISTEN='localhost': http.listen: value is"),
+        ("ACD_VARIABLES", "9lives=yes", "ACD_VARIABLES='9lives=yes': variables: '9lives' is not"),
     ],
 )
 def test_bad_environment_value_names_the_variable(

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from acd.config import load_config
 from ivr import (
     CallerHungUp,
     Digits,
@@ -756,6 +757,24 @@ async def test_demo_flow_out_of_hours_says_closed_and_hangs_up() -> None:
     result = await run(flows["main"], session, now=lambda: sunday)
     assert session.nodes == ["welcome", "hours", "closed"] and result.outcome == "hangup"
     assert session.prompts_played()[0] == [Prompt("recording_notice")]
+
+
+@pytest.mark.parametrize(
+    ("env", "path"), [({}, "lookup"), ({"ACD_VARIABLES": "demo_open=no"}, "closed")]
+)
+async def test_the_demo_centre_is_open_at_any_hour_unless_told_otherwise(
+    env: dict[str, str], path: str
+) -> None:
+    """example.yaml's variables keep the demo open on a Sunday; ACD_VARIABLES turns
+    that off and the flow's real hours say closed."""
+    config = load_config(DEMO_FLOWS.parent / "example.yaml", env=env)
+    route = config.route_for("100")
+    assert route is not None and route.ivr == "main"
+    session = FakeSession(hangup_at="lookup")
+    session.variables.update({**config.variables, **route.variables})
+    sunday = datetime(2026, 3, 8, 3, 0, tzinfo=UTC)
+    await run(load_flows(DEMO_FLOWS)["main"], session, now=lambda: sunday)
+    assert session.nodes[:3] == ["welcome", "hours", path]
 
 
 async def test_demo_flow_falls_back_when_the_crm_is_down_and_collects_an_account(

@@ -83,6 +83,8 @@ class CallScript:
             leg.reject(404)
             return
         call.route = route.match
+        call.variables.update(self.config.variables)
+        call.variables.update(route.variables)
         action = route.action
         if action == "hangup":
             assert route.hangup is not None

@@ -52,12 +52,18 @@ ENVIRONMENT: dict[str, Loc] = {
     "ACD_HTTP_LISTEN": ("http", "listen"),
     "ACD_HTTP_PORT": ("http", "port"),
     "ACD_DATA_DIR": ("data_dir",),
+    "ACD_VARIABLES": ("variables",),
 }
 
 
 def _env_value(name: str, text: str) -> Any:
     if name == "ACD_SIP_LISTEN":
         return [part.strip() for part in text.split(",")]
+    if name == "ACD_VARIABLES":
+        # name=value,name=value; an item without "=" keeps its text as the name, so
+        # the schema names it as a bad variable name rather than it being dropped.
+        pairs = (part.partition("=") for part in text.split(",") if part.strip())
+        return {key.strip(): value.strip() for key, _, value in pairs}
     if name == "ACD_DATA_DIR":
         # A path given in the environment comes from the shell, so it is taken
         # relative to the working directory, not to the config file.
@@ -242,7 +248,11 @@ def _apply_environment(data: Any, env: Mapping[str, str]) -> dict[Loc, str]:
             target = target[part]
         # A section that is not a mapping gets its own error; the override waits.
         if isinstance(target, dict):
-            target[loc[-1]] = _env_value(name, text)
+            value = _env_value(name, text)
+            existing = target.get(loc[-1])
+            if isinstance(value, dict) and isinstance(existing, dict):
+                value = {**existing, **value}  # adds to the file's, name by name
+            target[loc[-1]] = value
             overrides[loc] = name
     return overrides
 

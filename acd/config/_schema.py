@@ -155,6 +155,8 @@ Name = Annotated[
     str, _text(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, _ . - (up to 64)")
 ]
 SkillName = Annotated[str, _text(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}", "letters, digits, _ -")]
+VarName = Annotated[str, _text(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "a name: no digit first")]
+VarValue = Annotated[str, Field(max_length=1024)]
 Username = Annotated[str, _text(r"[A-Za-z0-9]{1,32}", "1 to 32 letters or digits")]
 # What a caller dials or an extension is called: digits, letters, * # and a leading +.
 _DIAL_STRING = r"\+?[0-9A-Za-z*#]{1,64}"
@@ -453,6 +455,8 @@ class Route(_Section):
     hangup: Annotated[int, Field(ge=400, le=699)] | None = None
     # record the calls of this route
     record: bool = True
+    # call variables set for this route's calls, over the top-level ones
+    variables: dict[VarName, VarValue] = Field(default_factory=dict)
     _pattern: DialPattern | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -689,6 +693,9 @@ class Config(_Section):
     routes: tuple[Route, ...] = ()
     # queue name to its settings
     queues: dict[Name, Queue] = Field(default_factory=dict)
+    # call variables every call starts with, for IVR flows ({name} in prompts, condition
+    # nodes); ACD_VARIABLES="name=value,..." adds to them
+    variables: dict[VarName, VarValue] = Field(default_factory=dict)
     # the reasons an agent may give for a pause
     pause_reasons: Annotated[tuple[Name, ...], Field(min_length=1), AfterValidator(_unique)] = (
         DEFAULT_PAUSE_REASONS
