@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE, REGISTER"
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
-SUPPORTED = "path, replaces"
+SUPPORTED = "timer"  # what sip.endpoint.EndpointPolicy.supported accepts in a Require
 _KNOWN_UNSUPPORTED = frozenset({"SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK"})
 
 RegistrationListener = Callable[[BindingAdded | BindingRemoved], None]

@@ -56,7 +56,9 @@ class EndpointPolicy:
     max_message_size: int = 65535
     blocked_user_agents: tuple[str, ...] = ("friendly-scanner", "sipvicious", "sipcli")
     server_name: str = "acd"
-    supported: tuple[str, ...] = ("path", "replaces")
+    # Option tags (RFC 3261 8.2.2.3) a Require may name: only what is implemented.
+    # Session timers are; Path (RFC 3327) and Replaces (RFC 3891) are not yet.
+    supported: tuple[str, ...] = ("timer",)
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0

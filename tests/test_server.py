@@ -107,9 +107,21 @@ def test_options_to_engine_lists_capabilities(peer: UdpPeer) -> None:
     allow = {m.strip() for m in response.header_list("allow")}
     assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"} <= allow
     assert "application/sdp" in (response.headers.get("accept") or "")
-    assert response.headers.get("supported") is not None
+    # Only what the engine does: session timers, not Path or Replaces (not yet).
+    assert response.headers.get("supported") == "timer"
     # RFC 3581: received/rport filled in on the Via we get back.
     assert response.top_via.params.get("rport") == str(peer.port)
+
+
+@pytest.mark.parametrize("tag", ["replaces", "path", "100rel"])
+def test_a_required_extension_the_engine_lacks_gets_420(peer: UdpPeer, tag: str) -> None:
+    response = peer.ask("OPTIONS", extra=f"Require: {tag}\r\n")
+    assert response.status == 420
+    assert response.headers.get("unsupported") == tag
+
+
+def test_a_required_session_timer_is_accepted(peer: UdpPeer) -> None:
+    assert peer.ask("OPTIONS", extra="Require: timer\r\n").status == 200
 
 
 def test_options_answer_does_not_reveal_which_users_exist(peer: UdpPeer) -> None:
