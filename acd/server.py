@@ -90,6 +90,9 @@ class Engine:
             self.counters,
             self.request_limiter,
         )
+        if config.logging.sip_trace:
+            logging.getLogger("sip.trace").setLevel(logging.DEBUG)
+            self.endpoint.trace = True
         reg = config.registrar
         self.location = LocationService(
             RegistrarPolicy(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,17 @@ class EndpointPolicy:
     advertised_host: str | None = None
 
 
+trace_log = logging.getLogger("sip.trace")
+# A digest response (and its client nonce) would let anyone holding the log
+# guess the password offline: never written out.
+_SECRETS = re.compile(rb'(\b(?:response|cnonce)\s*=\s*)("[^"]*"|[^,\s]+)', re.IGNORECASE)
+
+
+def _trace(direction: str, data: bytes, peer: Address) -> None:
+    text = _SECRETS.sub(rb'\1"[redacted]"', data).decode("utf-8", "replace")
+    trace_log.debug("%s %s (%d bytes)\n%s", direction, peer, len(data), text.rstrip())
+
+
 class SipEndpoint:
     """Transports + transaction layer + front door, on one asyncio loop.
 
@@ -88,6 +100,9 @@ class SipEndpoint:
         self.transports = TransportSet(self, policy.max_message_size)
         self.facing = FacingAddresses()
         """Our address on the route to each peer, for wildcard binds."""
+        self.trace = False
+        """Write every message received (past the limiter) and sent to the ``sip.trace``
+        logger at DEBUG, digest responses redacted."""
         self._blocked = tuple(ua.lower() for ua in policy.blocked_user_agents)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -193,6 +208,8 @@ class SipEndpoint:
             and not limiter.admit(source.host, self.now())
         ):
             return
+        if self.trace:
+            _trace("received from", data, source)
         try:
             message = parse_message(data, stream=source.reliable)
         except MessageError as exc:
@@ -295,6 +312,8 @@ class SipEndpoint:
         for data, destination in self.transactions.messages_to_send():
             if observer is not None:
                 observer.outgoing(data)
+            if self.trace:
+                _trace("sent to", data, destination)
             self.transports.send(data, destination)
         self._rearm()
 

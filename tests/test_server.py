@@ -357,3 +357,37 @@ def test_json_logs_are_one_object_a_line(tmp_path: Path, how: str) -> None:
     assert all(set(entry) >= {"time", "level", "logger", "message"} for entry in entries)
     assert any(entry["message"] == "engine started" for entry in entries), entries
     assert all(entry["time"].endswith("+00:00") for entry in entries)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_sip_trace_logs_every_message_with_digest_responses_redacted(
+    tmp_path: Path, on: bool
+) -> None:
+    """``logging.sip_trace``: each message received and sent, whole, at INFO level too;
+    a digest response never. Off (the default), no message is written."""
+    extra = "logging: {level: INFO, sip_trace: true}" if on else ""
+    engine = start_engine(write_config(tmp_path / "acd.yaml", extra=extra), tmp_path)
+    peer = UdpPeer(engine)
+    secret = "5f2a9c0d8e7b6a5f4e3d2c1b0a998877"
+    credentials = (
+        'Authorization: Digest username="1001", realm="acd.local", nonce="n1", '
+        f'uri="sip:acd.local", response="{secret}", algorithm=MD5, cnonce="c0ffee", nc=00000001\r\n'
+    )
+    try:
+        assert peer.ask("OPTIONS", extra=credentials, call_id="trace-probe").status == 200
+    finally:
+        peer.close()
+        assert engine.stop() == 0, engine.log()
+    text = engine.log()
+    assert secret not in text and "c0ffee" not in text
+    if not on:
+        assert "sip.trace" not in text
+        return
+    received = re.search(
+        r"DEBUG sip\.trace: received from udp:127\.0\.0\.1:\d+ \(\d+ bytes\)", text
+    )
+    sent = re.search(r"DEBUG sip\.trace: sent to udp:127\.0\.0\.1:\d+ \(\d+ bytes\)", text)
+    assert received and sent, text
+    assert "Call-ID: trace-probe" in text[received.end() :]
+    assert 'response="[redacted]"' in text and 'cnonce="[redacted]"' in text
+    assert "SIP/2.0 200 OK" in text[sent.end() :]

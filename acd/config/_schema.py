@@ -661,6 +661,9 @@ class LoggingConfig(_Section):
     # Calling numbers in the log are masked to their last four digits unless this is set.
     show_numbers: bool = False
     format: Literal["text", "json"] = "text"  # json: one object a line, for log shippers
+    # every SIP message sent and received, whole (digest responses redacted), at DEBUG
+    # on logger sip.trace whatever the level: for troubleshooting, it shows numbers
+    sip_trace: bool = False
 
 
 def _default_data_dir() -> Path:
