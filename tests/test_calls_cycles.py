@@ -74,7 +74,9 @@ class FakeEndpoint:
     def via_for(self, destination: Address) -> Via:
         return Via("UDP", "127.0.0.1", 5060, {"branch": "z9hG4bK-engine"})
 
-    def contact_uri(self, transport: str = "UDP", user: str | None = None) -> SipUri:
+    def contact_uri(
+        self, transport: str = "UDP", user: str | None = None, *, toward: str | None = None
+    ) -> SipUri:
         return SipUri(host="127.0.0.1", port=5060)
 
 
