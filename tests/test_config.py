@@ -409,6 +409,11 @@ def test_call_variables_from_the_file_the_route_and_the_environment(tmp_path: Pa
     assert route is not None and route.variables == {"brand": "Other"}
 
 
+def test_rtp_ports_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), env={"ACD_RTP_PORTS": "20000-20199"})
+    assert config.media.rtp_ports == (20000, 20199)
+
+
 def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), env=dict.fromkeys(ENVIRONMENT, ""))
     assert config.sip.port == 5060
@@ -421,6 +426,7 @@ def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
         ("ACD_HTTP_PORT", "65536", "ACD_HTTP_PORT='65536': http.port: Input should be less"),
         ("ACD_SIP_LISTEN", "0.0.0.x", "ACD_SIP_LISTEN='0.0.0.x': sip.listen: value is not"),
         ("ACD_HTTP_LISTEN", "localhost", "ACD_HTTP_LISTEN='localhost': http.listen: value is"),
+        ("ACD_RTP_PORTS", "20000", "ACD_RTP_PORTS='20000': media.rtp_ports: "),
         ("ACD_VARIABLES", "9lives=yes", "ACD_VARIABLES='9lives=yes': variables: '9lives' is not"),
     ],
 )

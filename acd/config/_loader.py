@@ -53,12 +53,17 @@ ENVIRONMENT: dict[str, Loc] = {
     "ACD_HTTP_PORT": ("http", "port"),
     "ACD_DATA_DIR": ("data_dir",),
     "ACD_VARIABLES": ("variables",),
+    "ACD_RTP_PORTS": ("media", "rtp_ports"),
 }
 
 
 def _env_value(name: str, text: str) -> Any:
     if name == "ACD_SIP_LISTEN":
         return [part.strip() for part in text.split(",")]
+    if name == "ACD_RTP_PORTS":
+        # 20000-20199: the range a container publishes
+        low, _, high = text.strip().partition("-")
+        return [low.strip(), high.strip()] if high else [low.strip()]
     if name == "ACD_VARIABLES":
         # name=value,name=value; an item without "=" keeps its text as the name, so
         # the schema names it as a bad variable name rather than it being dropped.

@@ -40,7 +40,8 @@ key is optional unless its default says *required*; unknown keys are errors.
 `config/example.yaml` shows a working file, and `acd check-config FILE`
 validates one, naming the field of every error. Durations are seconds.
 Environment variables override a few keys: `ACD_SIP_LISTEN`, `ACD_SIP_PORT`,
-`ACD_HTTP_LISTEN`, `ACD_HTTP_PORT`, `ACD_DATA_DIR`, `ACD_VARIABLES`.
+`ACD_HTTP_LISTEN`, `ACD_HTTP_PORT`, `ACD_DATA_DIR`, `ACD_VARIABLES`,
+`ACD_RTP_PORTS`.
 """
 
 

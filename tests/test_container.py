@@ -1,0 +1,210 @@
+"""The container image, really built and run: Podman, a Debian base made here, SIPp through it.
+
+These machines cannot pull images, so the base is Debian bookworm built by
+mmdebstrap from Debian's packages (with Python, a compiler and espeak-ng)
+and imported; the project's Dockerfile is built on it (``BASE``), with the
+host's CA bundle mounted for the build's pip (this sandbox reaches PyPI
+through an intercepting proxy; the image does not keep it). Podman runs
+with runc and cgroupfs and ulimits within the machine's hard limits, as
+Debian's podman needs here.
+
+The container is reached only through ports published on 127.0.0.1: SIP,
+HTTP and an RTP range (``ACD_RTP_PORTS``). A SIPp caller keys 1 into the demo
+IVR (its RFC 4733 packets go to the published RTP range), which routes it to
+the sales node; the CDR read over the published HTTP port proves the path.
+The image runs as a non-root user, has espeak-ng and the C media path, and
+a HEALTHCHECK that passes; ``podman stop`` drains and exits 0.
+
+Where containers cannot run at all (no podman, or ``podman info`` fails),
+the test is skipped with podman's own reason, outside CI; in CI it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, SIPP_DIR, free_port, require_tool
+from .interop_helpers import sipp_caller_args
+
+pytestmark = pytest.mark.interop
+
+IMAGE = "localhost/acd-test:latest"
+BASE = "localhost/acd-test-base:bookworm"
+BASE_PACKAGES = "python3,python3-venv,python3-dev,gcc,libc6-dev,espeak-ng,ca-certificates"
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+RTP_PAIRS = 20
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment podman runs with here; the image built, removed at the end."""
+    for tool in ("podman", "mmdebstrap"):
+        require_tool(tool)
+    work = tmp_path_factory.mktemp("container")
+    nofile = min(20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    nproc = min(4096, resource.getrlimit(resource.RLIMIT_NPROC)[1])
+    conf = work / "containers.conf"
+    conf.write_text(
+        "[containers]\n"
+        f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+        '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+    )
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    info = _run(["podman", "info"], env, 60)
+    if info.returncode != 0:
+        reason = f"containers cannot run here: podman info: {info.stderr.strip()[-300:]}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    base = work / "base.tar"
+    made = _run(
+        ["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(base)],
+        env,
+        900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    imported = _run(["podman", "import", str(base), BASE], env, 300)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    base.unlink()
+    build = ["podman", "build", "--format", "docker", "--build-arg", f"BASE={BASE}", "-t", IMAGE]
+    if HOST_CA.is_file():
+        build += ["-v", f"{HOST_CA}:{HOST_CA}:ro"]
+    built = _run([*build, str(ROOT)], env, 900)
+    assert built.returncode == 0, (built.stdout + built.stderr)[-5000:]
+    try:
+        yield env
+    finally:
+        _run(["podman", "rmi", "-f", IMAGE, BASE], env, 120)
+
+
+def _rtp_range() -> int:
+    """The first of RTP_PAIRS port pairs, below the ephemeral range (so that nothing else
+    is likely to hold one when podman publishes them), picked from a free port."""
+    return 20000 + (free_port() % 300) * 2 * RTP_PAIRS
+
+
+def _config(path: Path) -> Path:
+    """example.yaml for a container reached on loopback: SIP and SDP say 127.0.0.1, and the
+    carrier is any source (the published ports' NAT hides the host's address)."""
+    text = (ROOT / "config" / "example.yaml").read_text()
+    nat = "  # advertised_address: 203.0.113.10\n"
+    text = text.replace(nat, "  advertised_address: 127.0.0.1\n")
+    text = re.sub(r"addresses: \[127\.0\.0\.1\]", "addresses: [0.0.0.0/0]", text)
+    # No recording notice: the caller's key comes during the welcome, which it may cut short.
+    main = "    ivr: main                # the flow in config/ivr/main.yaml\n"
+    text = text.replace(main, main + "    record: false\n")
+    assert "advertised_address: 127.0.0.1" in text and "0.0.0.0/0" in text
+    assert main + "    record: false\n" in text, "route 100 changed shape in example.yaml"
+    path.write_text(text)
+    return path
+
+
+def _http_json(port: int, path: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _until(predicate: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():  # type: ignore[operator]
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_image_runs_the_demo_centre_through_its_published_ports(
+    podman: dict[str, str], tmp_path: Path
+) -> None:
+    sipp = require_tool("sipp")
+    config = _config(tmp_path / "container.yaml")
+    sip_port, http_port, low = free_port(), free_port(), _rtp_range()
+    high = low + 2 * RTP_PAIRS - 1
+    name = f"acd-test-{os.getpid()}"
+    started = _run(
+        [
+            "podman", "run", "-d", "--name", name,
+            "-p", f"127.0.0.1:{sip_port}:5060/udp",
+            "-p", f"127.0.0.1:{http_port}:8080/tcp",
+            "-p", f"127.0.0.1:{low}-{high}:{low}-{high}/udp",
+            "-e", f"ACD_RTP_PORTS={low}-{high}",
+            "-v", f"{config}:/opt/acd/config/container.yaml:ro",
+            IMAGE, "acd", "serve", "--config", "/opt/acd/config/container.yaml",
+        ],
+        podman,
+        120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        _until(lambda: _http_json(http_port, "/healthz")["status"] == "ok", "/healthz")
+        health = _run(["podman", "healthcheck", "run", name], podman, 60)
+        assert health.returncode == 0, health.stdout + health.stderr
+        uid = _run(["podman", "exec", name, "id", "-u"], podman, 60)
+        assert uid.stdout.strip() == "10001", uid  # the image's own user, not root
+        espeak = _run(["podman", "exec", name, "espeak-ng", "--version"], podman, 60)
+        assert espeak.returncode == 0, espeak
+
+        call = subprocess.run(
+            [sipp, f"127.0.0.1:{sip_port}", *sipp_caller_args(SIPP_DIR / "ivr_caller.xml")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert call.returncode == 0, call.stdout[-2000:] + call.stderr[-2000:]
+        window = "since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
+        records: list[dict[str, object]] = []
+
+        def ended() -> bool:
+            rows = _http_json(http_port, f"/api/v1/calls?{window}")["calls"]
+            assert isinstance(rows, list)
+            records[:] = [r for r in rows if r.get("ended_at")]
+            return len(records) == 1
+
+        _until(ended, "the call's record")
+        (record,) = records
+        # The key (RTP to the published range) cut the welcome short and chose sales.
+        assert record["digits"] == "1", record
+        assert record["ivr_path"][:2] == ["welcome", "hours"], record  # type: ignore[index]
+        path = record["ivr_path"]
+        assert isinstance(path, list) and path[path.index("menu") + 1] == "sales", record
+        logs = _run(["podman", "logs", name], podman, 60)
+        text = logs.stdout + logs.stderr
+        assert "media: RTP relay and statistics on the C fast path" in text, text
+        assert "advertised addresses: SIP 127.0.0.1, SDP 127.0.0.1" in text, text
+    finally:
+        stopped = _run(["podman", "stop", "-t", "40", name], podman, 90)
+        logs = _run(["podman", "logs", name], podman, 60)
+        exit_code = _run(["podman", "inspect", "--format", "{{.State.ExitCode}}", name], podman, 60)
+        _run(["podman", "rm", "-f", name], podman, 60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert exit_code.stdout.strip() == "0", logs.stdout[-3000:] + logs.stderr[-3000:]
+    assert "drained: no call in progress" in logs.stdout + logs.stderr
+
+
+def test_podman_is_where_scripts_test_puts_it() -> None:
+    """The test command installs what the container test needs (scripts/test)."""
+    text = (ROOT / "scripts" / "test").read_text()
+    assert all(tool in text for tool in ("podman", "runc", "mmdebstrap")), text
+    assert shutil.which("podman") is not None or not os.environ.get("CI")
