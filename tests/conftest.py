@@ -34,17 +34,28 @@ RFC4475_DIR = shared_dir() / "testdata" / "rfc4475"
 START_TIMEOUT = 20.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
-    for _ in range(50):
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both).
+
+    Never the same port twice in one test process: the kernel may hand a
+    just-released port out again at once, and an engine whose SIP and HTTP
+    ports came out equal fails to start (seen in CI).
+    """
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = int(tcp.getsockname()[1])
+            if port in _HANDED_OUT:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind(("127.0.0.1", port))
                 except OSError:
                     continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 
