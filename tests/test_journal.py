@@ -309,6 +309,7 @@ async def test_outage_journals_then_replays_in_order(storage: FlakyStorage, tmp_
     assert writer.pending == 150
 
     attempts = storage.attempts
+    # wait-ok: a window to count retries in (a rate, not an event to wait for).
     await asyncio.sleep(0.3)
     # Backoff: far fewer attempts than one per 20 ms flush interval.
     assert storage.attempts - attempts < 10
@@ -430,7 +431,7 @@ _CHILD = textwrap.dedent(
         writer.submit_call(make_call(5, ended_at=None))  # an update, not the end
         await writer.flush()
         print("ready", flush=True)
-        time.sleep(60)  # the loop is stuck, as in a hung process, until SIGKILL
+        time.sleep(60)  # wait-ok: the loop is stuck, as in a hung process, until SIGKILL
 
     asyncio.run(main(sys.argv[1], sys.argv[2]))
     """
@@ -556,7 +557,7 @@ _ENDED_CHILD = textwrap.dedent(
             writer.submit_call(call)
         await writer.ends_on_disk()
         print("ready", writer.pending, flush=True)
-        time.sleep(60)  # the loop is stuck, as in a hung process, until SIGKILL
+        time.sleep(60)  # wait-ok: the loop is stuck, as in a hung process, until SIGKILL
 
     asyncio.run(main(sys.argv[1], sys.argv[2]))
     """
