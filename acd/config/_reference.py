@@ -63,13 +63,20 @@ def render_reference() -> str:
 
 
 def _section(
-    name: str, shape: str, model: type[BaseModel], comments: dict[tuple[str, str], str]
+    name: str,
+    shape: str,
+    model: type[BaseModel],
+    comments: dict[tuple[str, str], str],
+    depth: int = 2,
 ) -> str:
+    """A section's heading, docstring and table; a key holding a section gets a row
+    pointing at its own section, one heading level down, after this one."""
     key = {"list": f"{name}[]", "map": f"{name}.<name>"}.get(shape, name)
-    lines = [f"## `{key}`\n"]
-    if shape == "list":
+    heading = f"{'#' * depth} `{key}`\n"
+    lines = [heading if depth == 2 else "\n" + heading]
+    if depth == 2 and shape == "list":
         lines.append("A list; each item has these keys.\n")
-    elif shape == "map":
+    elif depth == 2 and shape == "map":
         lines.append("A map from a name to an entry with these keys.\n")
     doc = inspect.getdoc(model)
     if doc:
@@ -79,29 +86,13 @@ def _section(
     for field, info in model.model_fields.items():
         inner, inner_shape = _model_of(info.annotation)
         if inner is not None:
-            nested.append(_subsection(f"{key}.{field}", inner_shape, inner, comments))
+            nested.append(_section(f"{key}.{field}", inner_shape, inner, comments, depth + 1))
             meaning = _meaning(model, field, comments, f"{key}.{field}")
             rows.append((f"`{field}`", f"see `{key}.{field}`", _default(info), meaning))
             continue
         rows.append(_row(field, info, model, comments, f"{key}.{field}"))
     lines.append(_table(rows))
     return "\n".join(lines) + "".join(nested)
-
-
-def _subsection(
-    key: str, shape: str, model: type[BaseModel], comments: dict[tuple[str, str], str]
-) -> str:
-    key = {"list": f"{key}[]", "map": f"{key}.<name>"}.get(shape, key)
-    lines = [f"\n### `{key}`\n"]
-    doc = inspect.getdoc(model)
-    if doc:
-        lines.append(doc.strip() + "\n")
-    rows = [
-        _row(field, info, model, comments, f"{key}.{field}")
-        for field, info in model.model_fields.items()
-    ]
-    lines.append(_table(rows))
-    return "\n".join(lines)
 
 
 def _row(
