@@ -1,9 +1,14 @@
-"""Who is calling: digest authentication of accounts, with per-source rate limits.
+"""Who is calling: digest authentication of accounts, with failure limits.
 
 Both an unknown user and a wrong password get the same answer: a 401 (or 407)
 carrying fresh challenges of the same shape, so nobody can tell a valid
-extension from an invalid one by the responses. A source that fails too often
-gets 403 for a cool-down without its credentials even being checked.
+extension from an invalid one by the responses.
+
+Failures are counted per (source address, user name): a phone with a wrong
+password is refused (403) for a cool-down without locking out the other
+phones behind the same office NAT. A source that fails for many names, a
+guesser walking through extensions, is counted on its own with a higher
+threshold and then refused whatever name it tries.
 """
 
 from __future__ import annotations
@@ -45,10 +50,16 @@ class Authenticator:
         algorithms: tuple[str, ...] = ("MD5",),
         nonce_lifetime: float = 300.0,
         limiter: FailureLimiter | None = None,
+        source_limiter: FailureLimiter | None = None,
     ) -> None:
         self.realm = realm
         # An empty limiter is falsy (it has __len__), so test for None explicitly.
         self.limiter = limiter if limiter is not None else FailureLimiter()
+        """Failures per (source host, user name)."""
+        self.source_limiter = (
+            source_limiter if source_limiter is not None else FailureLimiter(max_failures=100)
+        )
+        """Failures per source host, over every user name."""
         self.nonces = NonceManager(secrets.token_bytes(32), nonce_lifetime)
         self.digest = DigestAuthenticator(realm, self.nonces, algorithms)
         self._ha1 = {
@@ -67,7 +78,7 @@ class Authenticator:
         """Check the request's credentials; REGISTER uses 401, other methods 407."""
         proxy = request.method != "REGISTER"
         status = 407 if proxy else 401
-        if self.limiter.is_blocked(source.host, now):
+        if self.source_limiter.is_blocked(source.host, now):
             return AuthDecision(None, make_response(request, 403))
         header = request.headers.get("proxy-authorization" if proxy else "authorization")
         if header is None and proxy:
@@ -78,21 +89,38 @@ class Authenticator:
         try:
             credentials = parse_credentials(header)
         except AuthHeaderError as exc:
-            return self._failed(request, status, source, now, f"malformed credentials: {exc}")
+            return self._failed(request, status, source, None, now, f"malformed credentials: {exc}")
+        pair = self._pair(source, credentials.username) if credentials.username else None
+        if pair is not None and self.limiter.is_blocked(pair, now):
+            return AuthDecision(None, make_response(request, 403))
         if not self._uri_matches(credentials.uri, request):
-            return self._failed(request, status, source, now, "digest uri does not match")
+            return self._failed(request, status, source, pair, now, "digest uri does not match")
         result = self.digest.verify(request.method, credentials, self._lookup, now)
         if result.ok:
+            if pair is not None:
+                self.limiter.record_success(pair)
             return AuthDecision(result.username, None)
         if result.stale:
             return AuthDecision(None, self._challenge(request, status, now, stale=True))
-        return self._failed(request, status, source, now, result.reason)
+        return self._failed(request, status, source, pair, now, result.reason)
+
+    @staticmethod
+    def _pair(source: Address, username: str) -> str:
+        return f"{source.host}\0{username}"
 
     def _failed(
-        self, request: Request, status: int, source: Address, now: float, reason: str
+        self,
+        request: Request,
+        status: int,
+        source: Address,
+        pair: str | None,
+        now: float,
+        reason: str,
     ) -> AuthDecision:
         self.failures += 1
-        self.limiter.record_failure(source.host, now)
+        if pair is not None:
+            self.limiter.record_failure(pair, now)
+        self.source_limiter.record_failure(source.host, now)
         log.info("authentication failed from %s for %s: %s", source, request.method, reason)
         return AuthDecision(None, self._challenge(request, status, now, stale=False))
 
@@ -119,4 +147,5 @@ class Authenticator:
     def prune(self, now: float) -> None:
         """Forget old failure counters and nonce counts."""
         self.limiter.prune(now)
+        self.source_limiter.prune(now)
         self.nonces.prune(now)

@@ -1,5 +1,5 @@
 """The ``acd`` command: ``serve`` the engine, ``check-config`` a file, ``prompts build``,
-``simulate-agents``.
+``simulate-agents``, ``users add|list``.
 
 Exit status: 0 success, 2 for a configuration or usage error, 1 when
 ``prompts build`` cannot render (espeak-ng missing or failing) or
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from acd._cli_users import add_users_parser
 from acd.config import Config, ConfigError, load_config
 
 __all__ = ["default_config_path", "main"]
@@ -331,7 +332,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the engine's SIP address (default: from the configuration, over UDP)",
     )
     simulate.set_defaults(handler=_simulate_agents)
+    add_users_parser(commands, lambda command, path: _command_config(command, _path(path)))
     return parser
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

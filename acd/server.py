@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import resource
 import signal
 import ssl
@@ -36,6 +37,9 @@ from sip.facing import is_wildcard
 from sip.ratelimit import FailureLimiter, RequestLimiter
 
 from .api import add_storage_routes
+from .api._access import install_access_control
+from .api._principal import principal_of
+from .api._users import UsersApi
 from .api.agents import add_agent_routes
 from .authn import Authenticator
 from .calls import SHUTDOWN_RETRY_AFTER, CallControl, CallRecords, CallScript, MediaEngine
@@ -43,6 +47,14 @@ from .config import Config
 from .datalock import DataLock
 from .events import EventBus
 from .flows import load_flows_for
+from .identity import (
+    AccessPolicy,
+    AccessService,
+    IdentityStore,
+    PasswordHasher,
+    PasswordTooWeak,
+    agent_accounts,
+)
 from .overload import OverloadGuard, OverloadPolicy
 from .queues import AcdService
 from .recordings import recording_store_for
@@ -114,6 +126,11 @@ class Engine:
                 window=60.0,
                 cooldown=security.auth_cooldown,
             ),
+            source_limiter=FailureLimiter(
+                max_failures=security.auth_failures_per_source,
+                window=60.0,
+                cooldown=security.auth_cooldown,
+            ),
         )
         self.app = SipApplication(
             self.endpoint,
@@ -126,6 +143,20 @@ class Engine:
         self.recordings = recording_store_for(config)
         self._retention: asyncio.Task[None] | None = None
         self.storage: Storage = storage_for(config)
+        auth = config.http.auth
+        self.access = AccessService(
+            IdentityStore(self.storage, PasswordHasher(log_n=security.password_hash_cost)),
+            agent_accounts(config),
+            AccessPolicy(
+                session_lifetime=auth.session_lifetime,
+                session_idle=auth.session_idle,
+                sign_in_failures=auth.sign_in_failures,
+                sign_in_failures_per_source=auth.sign_in_failures_per_source,
+                sign_in_window=auth.sign_in_window,
+                sign_in_cooldown=auth.sign_in_cooldown,
+            ),
+        )
+        self._upkeep: asyncio.Task[None] | None = None
         self.writer: RecordWriter | None = None
         self.media: MediaEngine | None = None
         self.calls: CallControl | None = None
@@ -315,6 +346,11 @@ class Engine:
     async def _start_http(self) -> None:
         http = self.config.http
         app = web.Application()
+        token = http.auth.metrics_token
+        install_access_control(
+            app, self.access, metrics_token=token.get_secret_value() if token else None
+        )
+        app.router.add_routes(UsersApi(self.access).routes())
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/v1/registrations", self._registrations)
@@ -332,8 +368,44 @@ class Engine:
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, str(http.listen), http.port)
+        await self._bootstrap_admin()  # before the first sign-in can arrive
         await site.start()
         log.info("HTTP listening on %s:%s", http.listen, http.port)
+        self._upkeep = asyncio.get_running_loop().create_task(
+            self._access_upkeep(), name="access-upkeep"
+        )
+
+    async def _bootstrap_admin(self) -> None:
+        """``ACD_ADMIN_USER`` and ``ACD_ADMIN_PASSWORD`` make the first admin of an empty
+        user table; there is no default account and no default password."""
+        username = os.environ.get("ACD_ADMIN_USER", "").strip()
+        password = os.environ.get("ACD_ADMIN_PASSWORD", "")
+        if not username or not password:
+            with contextlib.suppress(Exception):  # a database that is down says so elsewhere
+                if not await self.access.store.count_users():
+                    log.info(
+                        "no web users yet: agents sign in with their SIP accounts; make an "
+                        "admin with `acd users add NAME --role admin` (docs/security.md)"
+                    )
+            return
+        try:
+            await self.access.bootstrap_admin(username, password)
+        except PasswordTooWeak as exc:
+            log.error("ACD_ADMIN_PASSWORD refused: %s; no admin was created", exc)
+        except Exception as exc:
+            log.error("could not create the first admin (%s): is the database up?", exc)
+
+    async def _access_upkeep(self) -> None:
+        """Forget expired sessions and old sign-in failures every ten minutes."""
+        policy = self.access.policy
+        while True:
+            await asyncio.sleep(600)
+            now = self.access.clock()
+            self.access.prune(now)
+            try:
+                await self.access.store.prune_sessions(now, policy.session_idle)
+            except Exception as exc:
+                log.warning("could not prune expired sessions: %s", exc)
 
     async def drain(self, timeout: float, abort: asyncio.Event | None = None) -> None:
         """Refuse new calls and OPTIONS (503) and answer /healthz 503, while the calls in
@@ -357,6 +429,10 @@ class Engine:
         await self.endpoint.close()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
         if self.media is not None:
             self.media.close()
         if self._retention is not None:
@@ -390,6 +466,7 @@ class Engine:
     async def _registrations(self, request: web.Request) -> web.Response:
         now = self.endpoint.now()
         users = request.query.get("user")
+        principal = principal_of(request)
         rows = [
             {
                 "user": b.user,
@@ -400,7 +477,7 @@ class Engine:
                 "user_agent": b.user_agent,
             }
             for b in self.location
-            if users is None or b.user == users
+            if (users is None or b.user == users) and principal.reaches(b.user)
         ]
         return web.json_response({"registrations": rows})
 
@@ -420,6 +497,7 @@ class Engine:
         return web.json_response(resources)
 
     async def _live_calls(self, request: web.Request) -> web.Response:
+        principal = principal_of(request)
         calls = self.calls.calls.values() if self.calls is not None else ()
         rows = [
             {
@@ -435,6 +513,7 @@ class Engine:
                 "variables": call.variables,
             }
             for call in calls
+            if principal.reaches(call.agent)
         ]
         return web.json_response({"calls": rows})
 

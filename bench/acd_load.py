@@ -65,7 +65,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -432,11 +431,7 @@ def start_agents(
             raise RuntimeError(f"only {len(engine.registrations())} of {len(agents)} registered")
         time.sleep(0.2)
     for user in agents:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{engine.http_port}/api/v1/agents/{user}/login", method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
+        engine.post(f"/api/v1/agents/{user}/login")
     return phones
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,23 +93,107 @@ def write_config(
     return path
 
 
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "test-admin-Quartz-9917"
+"""The first admin every harness engine makes from ACD_ADMIN_USER/ACD_ADMIN_PASSWORD."""
+
+
 @dataclass
 class RunningEngine:
-    """An ``acd serve`` subprocess and how to reach it."""
+    """An ``acd serve`` subprocess and how to reach it.
+
+    The HTTP helpers sign in as the harness's admin on first use and send
+    its bearer token; ``request(..., token=None)`` goes without one.
+    """
 
     process: subprocess.Popen[bytes]
     sip_port: int
     http_port: int
     log_path: Path
+    _token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def sign_in(self, username: str, password: str) -> str:
+        """A bearer token for ``username`` (AssertionError if sign-in fails)."""
+        status, body = self.request(
+            "POST", "/api/v1/auth/token", {"username": username, "password": password}, token=None
+        )
+        assert status == 200, f"sign-in as {username} failed: {status} {body}"
+        assert isinstance(body, dict)
+        return str(body["token"])
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            self._token = self.sign_in(ADMIN_USER, ADMIN_PASSWORD)
+        return self._token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        token: str | bool | None = True,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, object]:
+        """One HTTP request; the status and the body (JSON when it is JSON, else text).
+
+        ``token`` True sends the admin's token, a string sends that one, None none.
+        """
+        status, raw, kind = self.send(method, path, body, token=token, headers=headers)
+        if "json" in kind:
+            return status, json.loads(raw)
+        return status, raw.decode(errors="replace")
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        token: str | bool | None = True,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, str]:
+        """One HTTP request: the status, the raw body and its Content-Type."""
+        data = body if isinstance(body, bytes) else None
+        if body is not None and data is None:
+            data = json.dumps(body).encode()
+        sent = dict(headers or {})
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        bearer = self.token if token is True else token
+        if isinstance(bearer, str):
+            sent["Authorization"] = f"Bearer {bearer}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return response.status, response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), exc.headers.get("Content-Type", "")
+
+    def http_bytes(self, path: str) -> bytes:
+        status, raw, _ = self.send("GET", path)
+        assert status == 200, f"GET {path}: {status} {raw[:200]!r}"
+        return raw
 
     def http_json(self, path: str) -> dict[str, object]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
+        status, body = self.request("GET", path)
+        assert status == 200 and isinstance(body, dict), f"GET {path}: {status} {body}"
+        return body
 
     def http_text(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
-            body: bytes = r.read()
-            return body.decode()
+        status, body = self.request("GET", path)
+        assert status == 200, f"GET {path}: {status} {body}"
+        return body if isinstance(body, str) else json.dumps(body)
+
+    def post(self, path: str, body: object = None) -> dict[str, object]:
+        status, answer = self.request("POST", path, body)
+        assert status == 200 and isinstance(answer, dict), f"POST {path}: {status} {answer}"
+        return answer
 
     def registrations(self, user: str | None = None) -> list[dict[str, object]]:
         query = f"?user={user}" if user else ""
@@ -150,6 +235,10 @@ def start_engine(config: Path, tmp_path: Path, *args: str) -> RunningEngine:
         ACD_SIP_PORT=str(sip_port),
         ACD_HTTP_PORT=str(http_port),
         ACD_DATA_DIR=str(tmp_path / "data"),
+        ACD_ADMIN_USER=ADMIN_USER,
+        ACD_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        # The cheapest scrypt the configuration allows: tests sign in often.
+        ACD_PASSWORD_HASH_COST="14",
         PYTHONUNBUFFERED="1",
     )
     log_path = tmp_path / "engine.log"
@@ -167,7 +256,8 @@ def start_engine(config: Path, tmp_path: Path, *args: str) -> RunningEngine:
         if process.poll() is not None:
             raise AssertionError(f"engine exited early:\n{engine.log()}")
         try:
-            if engine.http_json("/healthz")["status"] == "ok":
+            status, health = engine.request("GET", "/healthz", token=None)
+            if status == 200 and isinstance(health, dict) and health["status"] == "ok":
                 return engine
         except OSError:
             pass

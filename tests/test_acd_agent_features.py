@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -183,9 +182,7 @@ def summary(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:
 
 
 def recording(engine: RunningEngine, recording_id: str) -> bytes:
-    url = f"http://127.0.0.1:{engine.http_port}/api/v1/recordings/{recording_id}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read()  # type: ignore[no-any-return]
+    return engine.http_bytes(f"/api/v1/recordings/{recording_id}")
 
 
 # -- blind transfer --------------------------------------------------------------------------

@@ -12,9 +12,7 @@ from the call records and the agent API; nothing waits by sleeping.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,12 +90,7 @@ def acd_config(
 
 
 def post(engine: RunningEngine, path: str, body: object = None) -> dict[str, object]:
-    data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{engine.http_port}{path}", data=data, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+    return engine.post(path, body)
 
 
 def scenario_copy(tmp_path: Path, name: str, **timeouts: int) -> Path:

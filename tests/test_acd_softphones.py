@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import sys
-import urllib.request
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -74,9 +73,7 @@ def _record(engine: RunningEngine) -> dict[str, object]:
 
 
 def _recording(engine: RunningEngine, record: dict[str, object]) -> npt.NDArray[np.int16]:
-    url = f"http://127.0.0.1:{engine.http_port}{record['recording_url']}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        data = response.read()
+    data = engine.http_bytes(str(record["recording_url"]))
     with wave.open(io.BytesIO(data)) as wav:
         assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
         frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +23,8 @@ pause_reasons: [break, lunch, no-answer]
 def request(
     engine: RunningEngine, method: str, path: str, body: bytes | None = None
 ) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{engine.http_port}{path}", data=body, method=method
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, raw, _ = engine.send(method, path, body)
+    return status, json.loads(raw)
 
 
 @pytest.fixture

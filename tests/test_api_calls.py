@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from acd.api import add_storage_routes
+from acd.api._principal import PRINCIPAL
+from acd.identity import ROLE_PERMISSIONS, Principal, Role, reach_of
 from acd.recordings import RecordingStore
 from acd.storage import Disposition, RecordingRecord, Storage
 
@@ -31,11 +33,29 @@ DAY = (T0 + timedelta(days=1)).isoformat()
 SINCE = T0.isoformat()
 
 
+def principal(role: Role, username: str = "lead", team: str | None = None) -> Principal:
+    """Who the requests act as, as the access middleware would set it (tested on a
+    running engine in test_access.py); team "blue" holds only agent 1000."""
+    return Principal(
+        username=username,
+        role=role,
+        team=team,
+        permissions=ROLE_PERMISSIONS[role],
+        agents=reach_of(role, username, team, {"1000": "blue", "1001": "red", "1002": "red"}),
+        via="test",
+    )
+
+
 @dataclass
 class Api:
     client: TestClient[Any, Any]
     storage: Storage
     recordings: RecordingStore
+    acting: list[Principal] = field(default_factory=lambda: [principal(Role.SUPERVISOR)])
+
+    def act_as(self, who: Principal) -> None:
+        """The following requests act as ``who``."""
+        self.acting[0] = who
 
     async def get(self, path: str, **params: object) -> tuple[int, Any]:
         response = await self.client.get(path, params={k: str(v) for k, v in params.items()})
@@ -52,13 +72,20 @@ async def api(
     storage: Storage,  # noqa: F811 - the fixture by name
     tmp_path: Path,
 ) -> AsyncIterator[Api]:
-    app = web.Application()
+    acting = [principal(Role.SUPERVISOR)]
+
+    @web.middleware
+    async def act_as(request: web.Request, handler: Any) -> web.StreamResponse:
+        request[PRINCIPAL] = acting[0]
+        return await handler(request)
+
+    app = web.Application(middlewares=[act_as])
     recordings = RecordingStore(tmp_path / "recordings")
     add_storage_routes(
         app, storage, recordings, service_level={"sales": 20.0}, team_of={"1000": "blue"}
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        yield Api(client, storage, recordings)
+        yield Api(client, storage, recordings, acting)
 
 
 # ---- calls -----------------------------------------------------------------
@@ -303,3 +330,45 @@ async def test_report_parameters_are_checked(
 ) -> None:
     status, body = await api.get(path, **params)
     assert (status, body["parameter"]) == (400, parameter)
+
+
+# ---- reach: what an agent and a team lead may see ------------------------------------
+
+
+async def test_agents_and_team_leads_see_only_their_calls(api: Api) -> None:
+    calls = [make_call(n) for n in range(9)]  # agents 1000, 1001, 1002 in turn
+    calls[8] = make_call(8, agent=None, answered_at=None, disposition=Disposition.ABANDONED)
+    await api.storage.write_batch(calls=calls)
+    window = {"since": SINCE, "until": DAY}
+    everyone = [c.call_id for c in calls]
+    assert await api.calls(**window) == everyone  # the supervisor
+
+    api.act_as(principal(Role.AGENT, "1001"))
+    mine = [c.call_id for c in calls if c.agent == "1001"]
+    assert await api.calls(**window) == mine
+    assert await api.calls(**window, agent="1002") == []  # asking for another is no way round
+    assert (await api.get("/api/v1/calls/call-00001"))[0] == 200
+    other, unknown = await api.get("/api/v1/calls/call-00002"), await api.get("/api/v1/calls/x")
+    assert other == unknown and other[0] == 404  # another's call looks like no call
+
+    api.act_as(principal(Role.TEAM_LEAD, "lead", "red"))
+    assert await api.calls(**window) == [c.call_id for c in calls if c.agent in ("1001", "1002")]
+    assert (await api.get("/api/v1/calls/call-00008"))[0] == 404  # abandoned: no agent, no team
+
+    api.act_as(principal(Role.TEAM_LEAD, "lead", "blue"))
+    status, body = await api.get("/api/v1/reports/agents", **window)
+    assert status == 200
+    assert [row["agent"] for row in body["agents"]] == ["1000"]
+    assert [row["team"] for row in body["teams"]] == ["blue"]
+
+
+async def test_a_team_lead_hears_only_the_team_s_recordings(api: Api) -> None:
+    await api.storage.write_batch(calls=[make_call(1)])  # agent 1001, team red
+    await store_recording(api)
+    api.act_as(principal(Role.TEAM_LEAD, "lead", "red"))
+    assert (await api.client.get("/api/v1/recordings/rec-1")).status == 200
+    api.act_as(principal(Role.TEAM_LEAD, "lead", "blue"))
+    refused = await api.client.get("/api/v1/recordings/rec-1")
+    unknown = await api.client.get("/api/v1/recordings/rec-unknown")
+    assert refused.status == unknown.status == 404
+    assert await refused.read() == await unknown.read()

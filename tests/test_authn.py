@@ -135,3 +135,38 @@ def test_malformed_credentials_are_a_failure_not_a_crash() -> None:
     decision = auth.authenticate(request("1001", 'Digest username="unterminated'), SOURCE, 0.0)
     assert decision.response is not None and decision.response.status == 401
     assert auth.failures == 1
+
+
+def test_a_guesser_does_not_lock_out_another_user_behind_the_same_address() -> None:
+    """One phone with a wrong password, or a guesser, behind an office NAT: only that
+    (address, user) pair waits; a colleague's phone on the same address registers."""
+    auth = Authenticator(
+        REALM,
+        {"1001": "correct horse battery", "1002": "staple battery horse"},
+        limiter=FailureLimiter(max_failures=10, window=60, cooldown=300),
+        source_limiter=FailureLimiter(max_failures=30, window=60, cooldown=300),
+    )
+    for i in range(12):
+        auth.authenticate(answer(auth, "1001", f"guess {i}", now=float(i)), SOURCE, float(i))
+    blocked = auth.authenticate(answer_locked(auth), SOURCE, 13.0).response
+    assert blocked is not None and blocked.status == 403  # 1001 from this address waits
+    colleague = answer(auth, "1002", "staple battery horse", now=14.0)
+    assert auth.authenticate(colleague, SOURCE, 14.0).user == "1002"
+
+
+def test_a_source_guessing_many_users_is_blocked_for_all_of_them() -> None:
+    auth = Authenticator(
+        REALM,
+        {"1001": "correct horse battery"},
+        limiter=FailureLimiter(max_failures=10, window=60, cooldown=300),
+        source_limiter=FailureLimiter(max_failures=30, window=60, cooldown=300),
+    )
+    ok = answer(auth, "1001", "correct horse battery", now=0.0)  # challenged before the block
+    for i in range(30):  # three tries for each of ten names: no pair reaches 10
+        user = f"20{i % 10:02d}"
+        auth.authenticate(answer(auth, user, "guess", now=float(i)), SOURCE, float(i))
+    refused = auth.authenticate(request("1001"), SOURCE, 31.0).response
+    assert refused is not None and refused.status == 403  # even without credentials
+    assert auth.authenticate(ok, SOURCE, 32.0).response.status == 403  # type: ignore[union-attr]
+    other = Address("UDP", "127.0.0.2", 40000)
+    assert auth.authenticate(ok, other, 33.0).user == "1001"  # another address is not affected

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SIPP_DIR, free_port, require_tool
+from .conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, SIPP_DIR, free_port, require_tool
 from .interop_helpers import sipp_caller_args
 
 pytestmark = pytest.mark.interop
@@ -116,9 +116,23 @@ def _config(path: Path) -> Path:
     return path
 
 
-def _http_json(port: int, path: str) -> dict[str, object]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+def _http_json(port: int, path: str, token: str | None = None) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _sign_in(port: int) -> str:
+    body = json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/auth/token",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.loads(response.read())["token"])
 
 
 def _until(predicate: object, what: str, timeout: float = 60) -> None:
@@ -148,6 +162,7 @@ def test_the_image_runs_the_demo_centre_through_its_published_ports(
             "-p", f"127.0.0.1:{http_port}:8080/tcp",
             "-p", f"127.0.0.1:{low}-{high}:{low}-{high}/udp",
             "-e", f"ACD_RTP_PORTS={low}-{high}",
+            "-e", f"ACD_ADMIN_USER={ADMIN_USER}", "-e", f"ACD_ADMIN_PASSWORD={ADMIN_PASSWORD}",
             "-v", f"{config}:/opt/acd/config/container.yaml:ro",
             IMAGE, "acd", "serve", "--config", "/opt/acd/config/container.yaml",
         ],
@@ -176,8 +191,10 @@ def test_the_image_runs_the_demo_centre_through_its_published_ports(
         window = "since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
         records: list[dict[str, object]] = []
 
+        token = _sign_in(http_port)
+
         def ended() -> bool:
-            rows = _http_json(http_port, f"/api/v1/calls?{window}")["calls"]
+            rows = _http_json(http_port, f"/api/v1/calls?{window}", token)["calls"]
             assert isinstance(rows, list)
             records[:] = [r for r in rows if r.get("ended_at")]
             return len(records) == 1

@@ -36,8 +36,6 @@ import socket
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -328,11 +326,7 @@ def test_sigterm_under_load_hangs_up_and_records_every_call(
 
 
 def http_status(engine: RunningEngine, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{engine.http_port}{path}", timeout=5) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    return engine.send("GET", path, token=None)[0]
 
 
 def options_answer(engine: RunningEngine) -> str:

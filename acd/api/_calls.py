@@ -9,6 +9,7 @@ from aiohttp import web
 from ..storage import CallCursor, CallEvent, CallRecord, Disposition, Storage
 from ..storage._model import to_json
 from ._params import Params, error, from_storage
+from ._principal import principal_of
 
 __all__ = ["MAX_PAGE", "CallsApi", "call_json", "event_json"]
 
@@ -75,6 +76,7 @@ class CallsApi:
                 agent=params.text("agent"),
                 disposition=Disposition(disposition) if disposition else None,
                 caller=params.text("caller"),
+                agents=principal_of(request).agents,
                 limit=limit + 1,
                 after=cursor,
             )
@@ -95,7 +97,8 @@ class CallsApi:
         Params(request, ())
         call_id = request.match_info["call_id"]
         call = await from_storage(self.storage.get_call(call_id))
-        if call is None:
+        # A call out of the caller's reach is answered as one that does not exist.
+        if call is None or not principal_of(request).reaches(call.agent):
             error(web.HTTPNotFound, "not_found", "no call with that id")
         events = await from_storage(self.storage.call_events(call_id))
         return web.json_response({**call_json(call), "events": [event_json(e) for e in events]})

@@ -15,6 +15,7 @@ from aiohttp import web
 from ..recordings import RecordingStore
 from ..storage import Storage
 from ._params import Params, error, from_storage
+from ._principal import principal_of
 
 __all__ = ["RecordingsApi"]
 
@@ -34,14 +35,20 @@ class RecordingsApi:
     async def get_recording(self, request: web.Request) -> web.StreamResponse:
         """The recording as audio/wav; one 404 for every way it can be missing.
 
-        An unknown id, a row whose file retention or a person removed, and a
-        row pointing outside the recordings directory all get the same
-        answer: telling them apart would tell a caller which ids exist and
+        An unknown id, a row whose file retention or a person removed, a
+        call outside the caller's reach (a team lead hears their team's
+        calls) and a row pointing outside the recordings directory all get
+        the same answer: telling them apart would tell a caller which ids exist and
         how the disk is laid out.
         """
         Params(request, ())
         recording_id = request.match_info["recording_id"]
         recording = await from_storage(self.storage.get_recording(recording_id))
+        principal = principal_of(request)
+        if recording is not None and principal.agents is not None:
+            call = await from_storage(self.storage.get_call(recording.call_id))
+            if call is None or not principal.reaches(call.agent):
+                recording = None
         path = self.recordings.resolve(recording.path) if recording is not None else None
         if path is None:
             error(web.HTTPNotFound, "not_found", "no such recording")

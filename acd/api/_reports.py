@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..storage import DEFAULT_SERVICE_LEVEL_S, CallFigures, Storage
 from ._params import Params, from_storage
+from ._principal import principal_of
 
 __all__ = ["LONGEST_HOURLY", "LONGEST_REPORT", "ReportsApi"]
 
@@ -79,8 +80,18 @@ class ReportsApi:
                 since, until, self.team_of, service_level=self._threshold(params)
             )
         )
-        agents = [r for r in report.agents if team is None or r.team == team]
-        teams = [t for t in report.teams if team is None or t.team == team]
+        principal = principal_of(request)
+        agents = [
+            r
+            for r in report.agents
+            if (team is None or r.team == team) and principal.reaches(r.agent)
+        ]
+        teams = [
+            t
+            for t in report.teams
+            if (team is None or t.team == team)
+            and (principal.agents is None or t.team == principal.team)
+        ]
         body: dict[str, Any] = {
             "since": since.isoformat(),
             "until": until.isoformat(),

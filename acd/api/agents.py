@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..queues import AcdError, AgentView
 from ._params import error
+from ._principal import principal_of
 
 if TYPE_CHECKING:
     from ..queues import AcdService
@@ -81,7 +82,9 @@ class AgentsApi:
         return self.service.agent(username)
 
     async def list_agents(self, request: web.Request) -> web.Response:
-        return web.json_response({"agents": [self._json(v) for v in self.service.agents()]})
+        principal = principal_of(request)
+        views = [v for v in self.service.agents() if principal.reaches(v.username)]
+        return web.json_response({"agents": [self._json(v) for v in views]})
 
     async def get_agent(self, request: web.Request) -> web.Response:
         return web.json_response(self._json(self._view(request.match_info["username"])))

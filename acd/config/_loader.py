@@ -54,6 +54,8 @@ ENVIRONMENT: dict[str, Loc] = {
     "ACD_DATA_DIR": ("data_dir",),
     "ACD_VARIABLES": ("variables",),
     "ACD_RTP_PORTS": ("media", "rtp_ports"),
+    "ACD_PASSWORD_HASH_COST": ("security", "password_hash_cost"),
+    "ACD_METRICS_TOKEN": ("http", "auth", "metrics_token"),
 }
 
 

@@ -306,10 +306,14 @@ class RequestLimitConfig(_Section):
 class SecurityConfig(_Section):
     """Defences against floods, password guessing and SIP scanners."""
 
-    # failed digest answers from one source address before it is blocked
+    # failed digest answers for one user from one source address before that pair is blocked
     auth_failures_per_minute: Annotated[int, Field(ge=1)] = 10
-    # seconds a source stays blocked after too many failures
+    # seconds a blocked (source, user) pair, or source, stays blocked
     auth_cooldown: Seconds = 300
+    # failed digest answers from one source address, over all users, before it is blocked
+    auth_failures_per_source: Annotated[int, Field(ge=1)] = 100
+    # scrypt cost of stored web passwords as log2(N): 17 is OWASP's figure; each step doubles it
+    password_hash_cost: Annotated[int, Field(ge=14, le=20)] = 17
     # requests whose User-Agent holds one of these (any case) are dropped unanswered: SIP scanners
     blocked_user_agents: tuple[Annotated[str, Field(min_length=1)], ...] = (
         "friendly-scanner",
@@ -335,6 +339,31 @@ class SecurityConfig(_Section):
         return any(blocked.casefold() in folded for blocked in self.blocked_user_agents)
 
 
+def _check_token(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < 16:
+        raise ValueError("a token must be at least 16 characters")
+    return value
+
+
+class HttpAuthConfig(_Section):
+    """Who may use the HTTP API: sessions, sign-in throttling, the /metrics token."""
+
+    # seconds a sign-in session lasts at most, however busy
+    session_lifetime: PositiveSeconds = 12 * 3600
+    # seconds without a request after which a session ends
+    session_idle: PositiveSeconds = 3600
+    # failed sign-ins for one user from one address before that pair must wait
+    sign_in_failures: Annotated[int, Field(ge=1)] = 5
+    # failed sign-ins from one address, over all users, before it must wait
+    sign_in_failures_per_source: Annotated[int, Field(ge=1)] = 50
+    # seconds over which failed sign-ins are counted
+    sign_in_window: PositiveSeconds = 300
+    # seconds a throttled user or address waits before trying again
+    sign_in_cooldown: PositiveSeconds = 300
+    # bearer token Prometheus must send for /metrics; without one /metrics is open
+    metrics_token: Annotated[SecretStr | None, AfterValidator(_check_token)] = None
+
+
 class HttpConfig(_Section):
     """The HTTP listener: API, /metrics, /healthz and web pages."""
 
@@ -342,6 +371,8 @@ class HttpConfig(_Section):
     listen: IPvAnyAddress = ipaddress.IPv4Address("127.0.0.1")
     # 0 asks the system for a free one
     port: Port = 8080
+    # sign-in, sessions and the /metrics credential
+    auth: HttpAuthConfig = Field(default_factory=lambda: HttpAuthConfig())
 
 
 def _check_storage_url(value: str, info: ValidationInfo) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -133,6 +133,7 @@ class Storage(abc.ABC):
         agent: str | None = None,
         disposition: Disposition | None = None,
         caller: str | None = None,
+        agents: Collection[str] | None = None,
         limit: int = 100,
         after: CallCursor | CallRecord | None = None,
     ) -> list[CallRecord]:
@@ -140,6 +141,8 @@ class Storage(abc.ABC):
 
         For the next page pass the last record (or its ``CallCursor``) as
         ``after``: keyset pagination, so pages stay stable as calls arrive.
+        ``agents`` keeps only calls answered by one of them (what a team lead
+        may see); an empty collection matches nothing.
         """
 
     @abc.abstractmethod
@@ -180,6 +183,23 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
         """Run one read-only query written for ``dialect``; the reports' only access."""
+
+    async def query(self, sql: str, params: Sequence[object] = ()) -> list[Sequence[Any]]:
+        """Rows of one read-only query written for ``dialect`` (placeholders included)."""
+        return await self._fetch_rows(sql, params)
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one write statement written for ``dialect``; the rows it changed."""
+        return await self._execute(sql, params)
+
+    @abc.abstractmethod
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        """Run one write statement written for ``dialect`` in its own transaction.
+
+        Returns the number of rows it changed. For small tables written
+        rarely (users, API keys, the audit log), which go straight to the
+        database rather than through the batching RecordWriter.
+        """
 
     async def report_by_queue(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -374,6 +374,7 @@ class PostgresStorage(Storage):
         agent: str | None = None,
         disposition: Disposition | None = None,
         caller: str | None = None,
+        agents: Collection[str] | None = None,
         limit: int = 100,
         after: CallCursor | CallRecord | None = None,
     ) -> list[CallRecord]:
@@ -384,6 +385,9 @@ class PostgresStorage(Storage):
         for column, value in list_calls_filters(queue, agent, disposition, caller):
             params.append(value)
             where.append(f"{column} = ${len(params)}")
+        if agents is not None:
+            params.append(list(agents))
+            where.append(f"agent = ANY(${len(params)}::text[])")
         if cursor is not None:
             params += [cursor.arrived_at, cursor.call_id]
             where.append(f"(arrived_at, call_id) > (${len(params) - 1}, ${len(params)})")
@@ -425,6 +429,12 @@ class PostgresStorage(Storage):
 
     async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
         return [tuple(row) for row in await self._ready().fetch(sql, *params)]
+
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        status = await self._ready().execute(sql, *params)
+        # asyncpg answers the command tag: "UPDATE 3", "INSERT 0 1", "DELETE 0".
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
 
     async def ping(self) -> bool:
         if self._pool is None:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -361,6 +361,20 @@ class SqliteStorage(Storage):
     def _fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
         return self._connection().execute(sql, params).fetchall()
 
+    def _change(self, sql: str, params: Sequence[object]) -> int:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            count = db.execute(sql, params).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        return count
+
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        return await self._run(self._change, sql, tuple(params))
+
     async def get_call(self, call_id: str) -> CallRecord | None:
         rows = await self._run(self._fetch, f"{_SELECT_CALLS} WHERE call_id = ?", (call_id,))
         return _call(rows[0]) if rows else None
@@ -380,6 +394,7 @@ class SqliteStorage(Storage):
         agent: str | None = None,
         disposition: Disposition | None = None,
         caller: str | None = None,
+        agents: Collection[str] | None = None,
         limit: int = 100,
         after: CallCursor | CallRecord | None = None,
     ) -> list[CallRecord]:
@@ -390,6 +405,9 @@ class SqliteStorage(Storage):
         for column, value in list_calls_filters(queue, agent, disposition, caller):
             where.append(f"{column} = ?")
             params.append(value)
+        if agents is not None:
+            where.append(f"agent IN ({', '.join('?' for _ in agents)})" if agents else "0 = 1")
+            params += list(agents)
         if cursor is not None:
             where.append("(arrived_at, call_id) > (?, ?)")
             params += [format_time(cursor.arrived_at), cursor.call_id]

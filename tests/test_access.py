@@ -1,0 +1,332 @@
+"""Access control on a running engine: every route for every kind of caller, sign-in
+throttling, cookie sessions with CSRF, API keys, expiry, the audit log, /metrics.
+
+The expected matrix below is written independently of ``acd.api._access.ROUTE_RULES``,
+and a test checks that the two name the same routes, so an endpoint added
+without a rule (the engine refuses to start) or without a row here fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from acd.api._access import ROUTE_RULES
+
+from .conftest import ADMIN_PASSWORD, ROOT, RunningEngine, agent_password, start_engine
+
+EngineFactory = Callable[[Path], RunningEngine]
+WINDOW = "since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z"
+LEAD_PASSWORD = "lead-Password-4455"
+SUP_PASSWORD = "sup-Password-7788"
+
+
+def config(tmp_path: Path, extra: str = "") -> Path:
+    """Agents 1001 and 1002 in team red, 1003 in team blue."""
+    lines = ["sip:", "  domain: acd.local", "  transports: [udp]", "agents:"]
+    for user, team in (("1001", "red"), ("1002", "red"), ("1003", "blue")):
+        lines += [
+            f'  - username: "{user}"',
+            f'    password: "{agent_password(user)}"',
+            f"    team: {team}",
+        ]
+    lines += ["queues:", "  sales: {skills: {}, join_empty: true}", extra]
+    path = tmp_path / "acd.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# Who asks: None is no credential at all.
+CALLERS = ("anonymous", "revoked", "agent", "team_lead", "supervisor", "admin", "api_key")
+SIGNED = CALLERS[2:]
+STAFF = ("team_lead", "supervisor", "admin")
+ALL_AGENTS = ("supervisor", "admin")
+OUT_OF_REACH = ("agent", "team_lead")  # agent 1003 is in team blue
+NEW_USER = {"username": "x1", "role": "agent", "password": "x1-Password-000"}
+NEW_KEY = {"name": "crm", "scopes": ["calls:read"]}
+A = "/api/v1/agents"
+
+# (method, route, concrete path, body, callers allowed, callers answered 404 for reach)
+MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
+    ("GET", "/healthz", "/healthz", None, CALLERS, ()),
+    ("GET", "/metrics", "/metrics", None, CALLERS, ()),
+    ("GET", "/api/v1/auth/me", "/api/v1/auth/me", None, SIGNED, ()),
+    ("GET", "/api/v1/agents", "/api/v1/agents", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/agents/{username}", "/api/v1/agents/1001", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/agents/{username}", f"{A}/1003", None, ALL_AGENTS, OUT_OF_REACH),
+    ("POST", "/api/v1/agents/{username}/login", f"{A}/1001/login", None, SIGNED[:-1], ()),
+    ("POST", "/api/v1/agents/{username}/logout", f"{A}/1002/logout", None, STAFF, ("agent",)),
+    ("POST", "/api/v1/agents/{username}/pause", f"{A}/1003/pause", None, ALL_AGENTS, OUT_OF_REACH),
+    ("POST", "/api/v1/agents/{username}/unpause", f"{A}/1001/unpause", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/queues", "/api/v1/queues", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/calls", f"/api/v1/calls?{WINDOW}", None, SIGNED, ()),
+    ("GET", "/api/v1/calls/{call_id}", "/api/v1/calls/nope", None, SIGNED, ()),
+    ("GET", "/api/v1/recordings/{recording_id}", "/api/v1/recordings/nope", None, STAFF, ()),
+    ("GET", "/api/v1/reports/queues", f"/api/v1/reports/queues?{WINDOW}", None, STAFF, ()),
+    ("GET", "/api/v1/reports/agents", f"/api/v1/reports/agents?{WINDOW}", None, STAFF, ()),
+    ("GET", "/api/v1/reports/hourly", f"/api/v1/reports/hourly?{WINDOW}", None, STAFF, ()),
+    ("GET", "/api/v1/registrations", "/api/v1/registrations", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/live/calls", "/api/v1/live/calls", None, SIGNED[:-1], ()),
+    ("GET", "/api/v1/live/resources", "/api/v1/live/resources", None, ("admin",), ()),
+    ("GET", "/api/v1/users", "/api/v1/users", None, ("admin",), ()),
+    ("POST", "/api/v1/users", "/api/v1/users", NEW_USER, ("admin",), ()),
+    ("GET", "/api/v1/users/{username}", "/api/v1/users/lead", None, ("admin",), ()),
+    ("PATCH", "/api/v1/users/{username}", "/api/v1/users/lead", {"team": "red"}, ("admin",), ()),
+    ("DELETE", "/api/v1/users/{username}", "/api/v1/users/doomed", None, ("admin",), ()),
+    ("GET", "/api/v1/api-keys", "/api/v1/api-keys", None, ("admin",), ()),
+    ("POST", "/api/v1/api-keys", "/api/v1/api-keys", NEW_KEY, ("admin",), ()),
+    ("DELETE", "/api/v1/api-keys/{key_id}", "/api/v1/api-keys/nokey", None, ("admin",), ()),
+    ("GET", "/api/v1/audit", "/api/v1/audit", None, ("admin",), ()),
+]  # fmt: skip
+# Sign-in and sign-out change who is asking, so they have tests of their own below.
+OWN_TESTS = {
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/logout"),
+}
+
+
+def test_the_matrix_names_every_route_with_an_access_rule() -> None:
+    assert {(m, r) for m, r, *_ in MATRIX} | OWN_TESTS == set(ROUTE_RULES)
+
+
+def credentials(engine: RunningEngine) -> dict[str, str | None]:
+    """A credential of each kind in CALLERS; sets up users lead, sup and doomed."""
+    for body in (
+        {"username": "lead", "role": "team_lead", "team": "red", "password": LEAD_PASSWORD},
+        {"username": "sup", "role": "supervisor", "password": SUP_PASSWORD},
+        {"username": "doomed", "role": "agent", "password": "doomed-Password-1"},
+    ):
+        status, answer = engine.request("POST", "/api/v1/users", body)
+        assert status == 201, answer
+    status, key = engine.request(
+        "POST", "/api/v1/api-keys", {"name": "crm", "username": "sup", "scopes": ["calls:read"]}
+    )
+    assert status == 201 and isinstance(key, dict), key
+    revoked = engine.sign_in("sup", SUP_PASSWORD)
+    assert engine.request("POST", "/api/v1/auth/logout", token=revoked)[0] == 200
+    return {
+        "anonymous": None,
+        "revoked": revoked,
+        "agent": engine.sign_in("1001", agent_password("1001")),  # the SIP password
+        "team_lead": engine.sign_in("lead", LEAD_PASSWORD),
+        "supervisor": engine.sign_in("sup", SUP_PASSWORD),
+        "admin": engine.token,
+        "api_key": str(key["key"]),
+    }
+
+
+def test_every_route_for_every_kind_of_caller(
+    tmp_path: Path, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(config(tmp_path))
+    tokens = credentials(engine)
+    wrong = []
+    for method, _, path, body, allowed, hidden in MATRIX:
+        for caller in CALLERS:
+            status, answer = engine.request(method, path, body, token=tokens[caller])
+            if caller in ("anonymous", "revoked") and caller not in allowed:
+                expected = "401"
+                ok = status == 401
+            elif caller in hidden:
+                expected = "404 (out of reach)"
+                ok = status == 404
+            elif caller not in allowed:
+                expected = "403"
+                ok = status == 403
+            else:
+                expected = "allowed"
+                ok = status not in (401, 403) and status < 500
+                if path.endswith(("/nope", "/nokey")):
+                    ok = status == 404
+            if not ok:
+                wrong.append(
+                    f"{caller:10} {method} {path}: {status}, expected {expected}: {answer}"
+                )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_lists_show_only_what_the_caller_reaches(
+    tmp_path: Path, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(config(tmp_path))
+    tokens = credentials(engine)
+
+    def agents(caller: str) -> list[object]:
+        status, body = engine.request("GET", "/api/v1/agents", token=tokens[caller])
+        assert status == 200 and isinstance(body, dict)
+        return [a["username"] for a in body["agents"]]
+
+    assert agents("agent") == ["1001"]
+    assert agents("team_lead") == ["1001", "1002"]
+    assert agents("supervisor") == ["1001", "1002", "1003"]
+    status, me = engine.request("GET", "/api/v1/auth/me", token=tokens["team_lead"])
+    assert status == 200 and isinstance(me, dict)
+    assert me["user"]["role"] == "team_lead" and me["user"]["agents"] == ["1001", "1002", "lead"]
+
+
+def test_sign_in_is_throttled_per_user_and_address(
+    tmp_path: Path, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(config(tmp_path, "http: {auth: {sign_in_failures: 3}}"))
+    attempts = []
+    for _ in range(3):
+        attempts.append(
+            engine.request(
+                "POST",
+                "/api/v1/auth/token",
+                {"username": "1001", "password": "wrong-guess"},
+                token=None,
+            )
+        )
+    unknown = engine.request(
+        "POST", "/api/v1/auth/token", {"username": "9999", "password": "wrong-guess"}, token=None
+    )
+    assert [s for s, _ in attempts] == [401, 401, 401]
+    assert unknown == attempts[0]  # an unknown user looks exactly like a wrong password
+    status, body, _ = engine.send(
+        "POST",
+        "/api/v1/auth/token",
+        {"username": "1001", "password": agent_password("1001")},
+        token=None,
+    )
+    assert status == 429, body  # even the right password waits now
+    # A colleague behind the same address is not locked out.
+    assert engine.sign_in("1002", agent_password("1002"))
+    status, audit = engine.request("GET", "/api/v1/audit?actor=1001")
+    assert status == 200 and isinstance(audit, dict)
+    assert [e["status"] for e in audit["entries"]] == [429, 401, 401, 401]
+    assert all(e["action"] == "sign-in" for e in audit["entries"])
+
+
+def test_a_cookie_session_needs_its_csrf_token_to_change_anything(
+    tmp_path: Path, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(config(tmp_path))
+    request = urllib.request.Request(
+        engine.url + "/api/v1/auth/login",
+        data=json.dumps({"username": "1001", "password": agent_password("1001")}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        cookie = response.headers["Set-Cookie"]
+        body = json.loads(response.read())
+    assert "token" not in body  # a browser's session lives only in the HttpOnly cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    csrf = body["csrf_token"]
+    session = cookie.split(";", 1)[0]
+
+    def call(method: str, path: str, **headers: str) -> int:
+        return engine.send(method, path, token=None, headers={"Cookie": session, **headers})[0]
+
+    assert call("GET", "/api/v1/agents/1001") == 200  # reading needs no CSRF token
+    assert call("POST", "/api/v1/agents/1001/login") == 403
+    assert call("POST", "/api/v1/agents/1001/login", **{"X-CSRF-Token": "forged"}) == 403
+    assert (
+        call(
+            "POST",
+            "/api/v1/agents/1001/login",
+            **{"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+        )
+        == 403
+    )
+    assert call("POST", "/api/v1/agents/1001/login", **{"X-CSRF-Token": csrf}) == 200
+    audit = engine.http_json("/api/v1/audit?actor=1001")["entries"]
+    assert isinstance(audit, list)
+    changes = [(e["action"], e["status"]) for e in audit if e["action"] != "sign-in"]
+    login = "POST /api/v1/agents/{username}/login"
+    assert changes == [(login, 200)]  # the refused ones changed nothing
+
+
+def test_sessions_expire_keys_are_revoked_and_the_last_admin_stays(
+    tmp_path: Path, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(config(tmp_path, "http: {auth: {session_lifetime: 1}}"))
+    short = engine.sign_in("1001", agent_password("1001"))
+    deadline = time.monotonic() + 10
+    while engine.request("GET", "/api/v1/auth/me", token=short)[0] == 200:
+        assert time.monotonic() < deadline, "the session never expired"
+        time.sleep(0.1)
+    assert engine.request("GET", "/api/v1/auth/me", token=short)[0] == 401
+    admin = engine.sign_in("admin", ADMIN_PASSWORD)
+    status, key = engine.request(
+        "POST", "/api/v1/api-keys", {"name": "wallboard", "scopes": ["queues:read"]}, token=admin
+    )
+    assert status == 201 and isinstance(key, dict)
+    assert engine.request("GET", "/api/v1/queues", token=str(key["key"]))[0] == 200
+    assert engine.request("GET", "/api/v1/calls?" + WINDOW, token=str(key["key"]))[0] == 403
+    status, refused = engine.request(
+        "POST", "/api/v1/api-keys", {"name": "x", "username": "1001", "scopes": ["users:admin"]},
+        token=admin,
+    )  # fmt: skip
+    assert status == 400 and isinstance(refused, dict) and refused["field"] == "scopes"
+    assert engine.request("DELETE", f"/api/v1/api-keys/{key['id']}", token=admin)[0] == 200
+    assert engine.request("GET", "/api/v1/queues", token=str(key["key"]))[0] == 401
+    status, last = engine.request("DELETE", "/api/v1/users/admin", token=admin)
+    assert status == 409 and isinstance(last, dict) and last["error"] == "last_admin"
+    status, weak = engine.request(
+        "POST", "/api/v1/users", {"username": "w", "role": "agent", "password": "short"},
+        token=admin,
+    )  # fmt: skip
+    assert status == 400 and isinstance(weak, dict) and weak["field"] == "password"
+
+
+def test_metrics_can_require_a_bearer_token(tmp_path: Path) -> None:
+    secret = "metrics-token-0123456789"
+    os.environ["ACD_METRICS_TOKEN"] = secret
+    try:
+        engine = start_engine(config(tmp_path), tmp_path)
+    finally:
+        del os.environ["ACD_METRICS_TOKEN"]
+    try:
+        assert engine.send("GET", "/metrics", token=None)[0] == 401
+        assert engine.send("GET", "/metrics", token="wrong-token-0000000")[0] == 401
+        status, body, _ = engine.send("GET", "/metrics", token=secret)
+        assert status == 200 and b"acd_calls_offered_total" in body
+    finally:
+        assert engine.stop() == 0
+
+
+def test_acd_users_add_makes_an_admin_who_signs_in(tmp_path: Path) -> None:
+    path = config(tmp_path)
+    data = tmp_path / "data"
+    added = subprocess.run(
+        [sys.executable, "-m", "acd.cli", "users", "add", "boss", "--role", "admin",
+         "--password-stdin", "--config", str(path)],
+        input="Boss-Password-2026\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "ACD_DATA_DIR": str(data), "ACD_PASSWORD_HASH_COST": "14"},
+        check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "Boss-Password-2026" not in added.stdout + added.stderr
+    engine = start_engine(path, tmp_path)
+    try:
+        token = engine.sign_in("boss", "Boss-Password-2026")
+        status, users = engine.request("GET", "/api/v1/users", token=token)
+        assert status == 200 and isinstance(users, dict)
+        names = [u["username"] for u in users["users"]]
+        # The table was not empty, so ACD_ADMIN_USER made no second admin.
+        assert "boss" in names and "admin" not in names
+        assert "Boss-Password-2026" not in engine.log()
+    finally:
+        assert engine.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"username": "1001"}', b'{"username": 1, "password": 2}']
+)
+def test_a_bad_sign_in_body_is_a_400(
+    tmp_path: Path, engine_factory: EngineFactory, body: bytes
+) -> None:
+    engine = engine_factory(config(tmp_path))
+    status, answer = engine.request("POST", "/api/v1/auth/token", body, token=None)
+    assert status == 400 and isinstance(answer, dict) and answer["error"] == "bad_request"
