@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AgentOffered",
     "AgentStateChanged",
     "CallArrived",
     "CallEnded",
@@ -114,6 +115,26 @@ class RingAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentOffered:
+    """An agent's phones start ringing for a queued call: what a screen pop shows.
+
+    Carries the caller's number, so it goes only to viewers who reach the
+    agent (the live event stream filters by role), never to logs.
+    """
+
+    call_id: str
+    queue: str
+    agent: str
+    caller: str | None
+    caller_name: str | None
+    did: str
+    ivr_path: tuple[str, ...]
+    digits: str
+    variables: tuple[tuple[str, str], ...]
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStateChanged:
     """An agent moved between logged_out, available, ringing, on_call, wrap_up, paused."""
 
@@ -139,6 +160,7 @@ EngineEvent = (
     | QueueJoined
     | QueueLeft
     | RingAttempt
+    | AgentOffered
     | AgentStateChanged
     | RecordingError
 )

@@ -38,6 +38,7 @@ from sip.ratelimit import FailureLimiter, RequestLimiter
 
 from .api import add_storage_routes
 from .api._access import install_access_control
+from .api._events import EventStream
 from .api._principal import principal_of
 from .api._users import UsersApi
 from .api.agents import add_agent_routes
@@ -157,6 +158,7 @@ class Engine:
             ),
         )
         self._upkeep: asyncio.Task[None] | None = None
+        self.event_stream: EventStream | None = None
         self.writer: RecordWriter | None = None
         self.media: MediaEngine | None = None
         self.calls: CallControl | None = None
@@ -351,6 +353,8 @@ class Engine:
             app, self.access, metrics_token=token.get_secret_value() if token else None
         )
         app.router.add_routes(UsersApi(self.access).routes())
+        self.event_stream = EventStream(self.events, lambda: self.access.team_of)
+        app.router.add_routes(self.event_stream.routes())
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/v1/registrations", self._registrations)
@@ -427,6 +431,8 @@ class Engine:
         # From the first calls.stop() on, a new INVITE gets 503 and no call
         # is made, so every call has ended and handed over its CDR by now.
         await self.endpoint.close()
+        if self.event_stream is not None:
+            await self.event_stream.close()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         if self._upkeep is not None:

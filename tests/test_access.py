@@ -86,11 +86,14 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("DELETE", "/api/v1/api-keys/{key_id}", "/api/v1/api-keys/nokey", None, ("admin",), ()),
     ("GET", "/api/v1/audit", "/api/v1/audit", None, ("admin",), ()),
 ]  # fmt: skip
-# Sign-in and sign-out change who is asking, so they have tests of their own below.
+# Sign-in and sign-out change who is asking, so they have tests of their own below;
+# the event streams stay open, and test_events_stream.py checks who sees what.
 OWN_TESTS = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/events/ws"),
 }
 
 

@@ -98,6 +98,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/api-keys"): Permission.USERS_ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): Permission.USERS_ADMIN,
     ("GET", "/api/v1/audit"): Permission.AUDIT_READ,
+    ("GET", "/api/v1/events"): Permission.LIVE_READ,
+    ("GET", "/api/v1/events/ws"): Permission.LIVE_READ,
 }
 """Every route of the engine's HTTP server and what it needs (HEAD as GET)."""
 
@@ -153,13 +155,15 @@ class _Access:
         if found is None:
             return None
         principal, row = found
+        # A browser sends Origin on cross-site requests and WebSocket upgrades
+        # (a GET, so no CSRF token): another site's page never rides the cookie.
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            error(web.HTTPForbidden, "csrf", "cross-origin request refused")
         if request.method in _UNSAFE:
             presented = request.headers.get("X-CSRF-Token", "")
             if not hmac.compare_digest(presented.encode(), row.csrf_token.encode()):
                 error(web.HTTPForbidden, "csrf", "a cookie session needs X-CSRF-Token to change")
-            origin = request.headers.get("Origin")
-            if origin is not None and urlsplit(origin).netloc != request.host:
-                error(web.HTTPForbidden, "csrf", "cross-origin request refused")
         return principal
 
     def check_metrics(self, request: web.Request) -> None:

@@ -33,6 +33,7 @@ from media import player as mp
 from sip import NameAddr, SipUri
 
 from ..events import (
+    AgentOffered,
     AgentStateChanged,
     EventBus,
     QueueJoined,
@@ -453,6 +454,20 @@ class AcdService:
             waiter.rings[agent] = ring
             call.ring_attempts += 1
             self.rings_started += 1
+            self.events.publish(
+                AgentOffered(
+                    call.id,
+                    waiter.queue,
+                    agent,
+                    call.caller,
+                    call.caller_name,
+                    call.did,
+                    tuple(call.ivr_path),
+                    "".join(call.digits),
+                    tuple(call.variables.items()),
+                    round(self.loop.time() - waiter.joined_at, 3),
+                )
+            )
             self.spawn(self._run_ring(waiter, ring), f"ring {agent} for {call.id}")
 
     def _decline(self, call_id: str, agent: str) -> None:
