@@ -12,10 +12,11 @@ monotonic clock) so that a subscriber never has to keep per-call state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AgentOffered",
@@ -32,6 +33,7 @@ __all__ = [
     "RecordingError",
     "RingAttempt",
     "RingOutcome",
+    "event_body",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,20 @@ EngineEvent = (
     | AgentStateChanged
     | RecordingError
 )
+
+
+def event_body(event: EngineEvent) -> dict[str, Any]:
+    """An event's fields as JSON values (tuples of pairs become objects)."""
+    body: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "variables":
+            value = dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        body[f.name] = value
+    return body
+
 
 Subscriber = Callable[[EngineEvent], None]
 

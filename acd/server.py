@@ -62,6 +62,7 @@ from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
 from .sipapp import ALLOW, SipApplication
 from .storage import CallRecord, RecordWriter, Storage, storage_for
+from .webhooks import Subscription, WebhookOutbox
 
 __all__ = ["Engine", "run"]
 
@@ -159,6 +160,20 @@ class Engine:
         )
         self._upkeep: asyncio.Task[None] | None = None
         self.event_stream: EventStream | None = None
+        self.webhooks = WebhookOutbox(
+            config.data_dir / "webhooks",
+            [
+                Subscription(
+                    w.name,
+                    w.url,
+                    frozenset(w.events),
+                    w.secret.get_secret_value(),
+                    w.retry_max,
+                    w.timeout,
+                )
+                for w in config.webhooks
+            ],
+        )
         self.writer: RecordWriter | None = None
         self.media: MediaEngine | None = None
         self.calls: CallControl | None = None
@@ -254,6 +269,8 @@ class Engine:
                 self.sip_addresses.append(bound)
                 log.info("SIP listening on %s", bound)
         await self._start_storage()
+        await self.webhooks.start()  # before the first event
+        self.events.subscribe(self.webhooks.on_event)
         await self._start_calls()
         self.app.start()
         self.loop_lag.start()
@@ -353,6 +370,7 @@ class Engine:
             app, self.access, metrics_token=token.get_secret_value() if token else None
         )
         app.router.add_routes(UsersApi(self.access).routes())
+        app.router.add_routes(self.webhooks.routes())
         self.event_stream = EventStream(self.events, lambda: self.access.team_of)
         app.router.add_routes(self.event_stream.routes())
         app.router.add_get("/healthz", self._healthz)
@@ -445,6 +463,7 @@ class Engine:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
+        await self.webhooks.stop()  # every event so far is in the outbox now
         if self.writer is not None:
             await self.writer.stop()
         await self.storage.close()

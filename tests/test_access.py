@@ -85,6 +85,8 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("POST", "/api/v1/api-keys", "/api/v1/api-keys", NEW_KEY, ("admin",), ()),
     ("DELETE", "/api/v1/api-keys/{key_id}", "/api/v1/api-keys/nokey", None, ("admin",), ()),
     ("GET", "/api/v1/audit", "/api/v1/audit", None, ("admin",), ()),
+    ("GET", "/api/v1/webhooks", "/api/v1/webhooks", None, ("admin",), ()),
+    ("GET", "/api/v1/webhooks/deliveries", "/api/v1/webhooks/deliveries", None, ("admin",), ()),
 ]  # fmt: skip
 # Sign-in and sign-out change who is asking, so they have tests of their own below;
 # the event streams stay open, and test_events_stream.py checks who sees what.

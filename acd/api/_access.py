@@ -98,6 +98,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/api-keys"): Permission.USERS_ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): Permission.USERS_ADMIN,
     ("GET", "/api/v1/audit"): Permission.AUDIT_READ,
+    ("GET", "/api/v1/webhooks"): Permission.WEBHOOKS_READ,
+    ("GET", "/api/v1/webhooks/deliveries"): Permission.WEBHOOKS_READ,
     ("GET", "/api/v1/events"): Permission.LIVE_READ,
     ("GET", "/api/v1/events/ws"): Permission.LIVE_READ,
 }

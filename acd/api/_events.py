@@ -36,16 +36,15 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..events import EngineEvent, EventBus
+from ..events import EngineEvent, EventBus, event_body
 from ..identity import Principal
 from ._params import Params
 from ._principal import principal_of
 
-__all__ = ["BUFFER", "CLIENT_QUEUE", "EventStream", "event_body"]
+__all__ = ["BUFFER", "CLIENT_QUEUE", "EventStream"]
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +56,6 @@ KEEPALIVE_S = 15.0
 """An SSE comment (or a WebSocket ping) this often, so proxies keep the line open."""
 
 _ALL_TYPES = frozenset(t.__name__ for t in EngineEvent.__args__)
-
-
-def event_body(event: EngineEvent) -> dict[str, Any]:
-    """An event's fields as JSON values (tuples of pairs become objects)."""
-    body: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if f.name == "variables":
-            value = dict(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        body[f.name] = value
-    return body
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -683,6 +683,55 @@ class RecordingsConfig(_Section):
     min_free_mb: Annotated[int, Field(ge=0)] = 500
 
 
+_EVENT_TYPES = (
+    "CallArrived",
+    "CallSetup",
+    "CallEnded",
+    "IvrResponse",
+    "QueueJoined",
+    "QueueLeft",
+    "RingAttempt",
+    "AgentOffered",
+    "AgentStateChanged",
+    "RecordingError",
+)
+
+
+def _check_webhook_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("use http://host[:port]/path or https://host[:port]/path")
+    return value
+
+
+def _check_webhook_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 16:
+        raise ValueError("a webhook secret must be at least 16 characters")
+    return value
+
+
+def _unique_names(webhooks: tuple[Webhook, ...]) -> tuple[Webhook, ...]:
+    _unique(tuple(w.name for w in webhooks))
+    return webhooks
+
+
+class Webhook(_Section):
+    """A receiver of engine events: POSTed in order, signed, retried until taken."""
+
+    # the subscription's name, in logs and the delivery log
+    name: Name
+    # where to POST each event
+    url: Annotated[str, AfterValidator(_check_webhook_url)]
+    # event types to send (docs/events.md); empty sends every type
+    events: tuple[Literal[_EVENT_TYPES], ...] = ()  # type: ignore[valid-type]
+    # HMAC-SHA256 key for the Webhook-Signature header; never logged
+    secret: Annotated[SecretStr, AfterValidator(_check_webhook_secret)]
+    # longest wait in seconds between retries of a failed delivery
+    retry_max: Annotated[float, Field(ge=0.5, le=3600)] = 60
+    # seconds to wait for the receiver's answer
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10
+
+
 class LoggingConfig(_Section):
     """Log level for the whole process, and what the log may say about callers."""
 
@@ -742,6 +791,8 @@ class Config(_Section):
     # IVR flow files, one flow per *.yaml; relative to the config file like every path.
     ivr_dir: ConfigPath = Field(default=Path("ivr"), validate_default=True)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # receivers of engine events (docs/events.md)
+    webhooks: Annotated[tuple[Webhook, ...], AfterValidator(_unique_names)] = ()
     _exact_routes: dict[str, Route] = PrivateAttr(default_factory=dict)
     _agents: dict[str, Agent] = PrivateAttr(default_factory=dict)
 

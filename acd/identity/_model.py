@@ -51,6 +51,7 @@ class Permission(enum.StrEnum):
     DIAGNOSTICS_READ = "diagnostics:read"
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_READ = "webhooks:read"
 
 
 PERMISSIONS = frozenset(Permission)
