@@ -58,15 +58,34 @@ KEEPALIVE_S = 15.0
 _ALL_TYPES = frozenset(t.__name__ for t in EngineEvent.__args__)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Item:
-    """One event as sent: its number, type, agent and queue for filtering, and JSON."""
+    """One numbered event: its type, agent and queue for filtering, and its JSON.
 
-    seq: int
-    type: str
-    agent: str | None
-    queue: str | None
-    text: str
+    The JSON is made when a client first needs it, not when the event
+    happens: with nobody watching, numbering an event costs a few attribute
+    reads on the call path, not an encoding.
+    """
+
+    __slots__ = ("_text", "agent", "at", "epoch", "event", "queue", "seq", "type")
+
+    def __init__(self, seq: int, epoch: str, at: float, event: EngineEvent) -> None:
+        self.seq = seq
+        self.epoch = epoch
+        self.at = at
+        self.event = event
+        self.type = type(event).__name__
+        agent = getattr(event, "agent", None)
+        queue = getattr(event, "queue", None)
+        self.agent: str | None = agent if isinstance(agent, str) else None
+        self.queue: str | None = queue if isinstance(queue, str) else None
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            head = {"seq": self.seq, "epoch": self.epoch, "type": self.type, "at": self.at}
+            self._text = json.dumps({**head, **event_body(self.event)})
+        return self._text
 
 
 @dataclasses.dataclass(slots=True)
@@ -125,15 +144,7 @@ class EventStream:
 
     def _on_event(self, event: EngineEvent) -> None:
         self.seq += 1
-        kind = type(event).__name__
-        body = event_body(event)
-        text = json.dumps(
-            {"seq": self.seq, "epoch": self.epoch, "type": kind, "at": self.clock(), **body}
-        )
-        agent = body.get("agent")
-        queue = body.get("queue")
-        item = _Item(self.seq, kind, agent if isinstance(agent, str) else None,
-                     queue if isinstance(queue, str) else None, text)  # fmt: skip
+        item = _Item(self.seq, self.epoch, self.clock(), event)
         self.buffer.append(item)
         for client in self.clients:
             client.offer(item)
