@@ -157,6 +157,13 @@ def test_every_route_for_every_kind_of_caller(
                     f"{caller:10} {method} {path}: {status}, expected {expected}: {answer}"
                 )
     assert not wrong, "\n".join(wrong)
+    # Changes an agent tried and may not make are in the audit log too.
+    entries = engine.http_json("/api/v1/audit?actor=1001")["entries"]
+    assert isinstance(entries, list)
+    tried = {(e["action"], e["status"]) for e in entries}
+    assert ("POST /api/v1/users", 403) in tried
+    assert ("POST /api/v1/agents/{username}/logout", 404) in tried  # 1002's: out of reach
+    assert ("POST /api/v1/agents/{username}/login", 200) in tried
 
 
 def test_lists_show_only_what_the_caller_reaches(

@@ -217,12 +217,17 @@ class _Access:
         principal = await self.authenticate(request)
         if principal is None:
             raise _unauthenticated()
-        if isinstance(rule, Permission) and not principal.may(rule):
-            error(web.HTTPForbidden, "forbidden", f"this needs the {rule.value} permission")
-        agent = request.match_info.get("username")
-        under_agents = resource.canonical.startswith("/api/v1/agents/")
-        if agent is not None and under_agents and not principal.reaches(agent):
-            error(web.HTTPNotFound, "not_found", f"no agent {agent!r}")
+        try:
+            if isinstance(rule, Permission) and not principal.may(rule):
+                error(web.HTTPForbidden, "forbidden", f"this needs the {rule.value} permission")
+            agent = request.match_info.get("username")
+            under_agents = resource.canonical.startswith("/api/v1/agents/")
+            if agent is not None and under_agents and not principal.reaches(agent):
+                error(web.HTTPNotFound, "not_found", f"no agent {agent!r}")
+        except web.HTTPException as refused:
+            if request.method in _UNSAFE:  # a change someone tried and may not make
+                await self.audit(request, principal, refused.status)
+            raise
         request[PRINCIPAL] = principal
         if request.method not in _UNSAFE:
             return await handler(request)
