@@ -9,6 +9,8 @@ and its parameter checks (the figures themselves are test_reports.py's).
 
 from __future__ import annotations
 
+import csv
+import io
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -372,3 +374,43 @@ async def test_a_team_lead_hears_only_the_team_s_recordings(api: Api) -> None:
     unknown = await api.client.get("/api/v1/recordings/rec-unknown")
     assert refused.status == unknown.status == 404
     assert await refused.read() == await unknown.read()
+
+
+# ---- CSV downloads ---------------------------------------------------------------------
+
+
+async def test_calls_download_as_csv_every_page_and_no_formula(api: Api) -> None:
+    calls = [make_call(n) for n in range(1203)]  # more than one storage page
+    calls[7] = make_call(7, caller_name='=HYPERLINK("http://evil")')
+    await api.storage.write_batch(calls=calls)
+    response = await api.client.get(
+        "/api/v1/calls", params={"since": SINCE, "until": DAY, "format": "csv"}
+    )
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert [r["call_id"] for r in rows] == [c.call_id for c in calls]
+    assert rows[7]["caller_name"].startswith("'=")  # a spreadsheet shows it, never runs it
+    assert rows[3]["ring_attempts"] == "0" and rows[3]["queue"] == calls[3].queue
+
+    api.act_as(principal(Role.AGENT, "1001"))
+    mine = await api.client.get(
+        "/api/v1/calls", params={"since": SINCE, "until": DAY, "format": "csv"}
+    )
+    agent_rows = list(csv.DictReader(io.StringIO(await mine.text())))
+    assert {r["agent"] for r in agent_rows} == {"1001"}  # the reach holds in CSV too
+
+
+async def test_reports_download_as_csv(api: Api) -> None:
+    calls = [make_call(n) for n in range(6)]
+    await api.storage.write_batch(calls=calls)
+    window = {"since": SINCE, "until": (T0 + timedelta(hours=2)).isoformat(), "format": "csv"}
+    for path, key in (("queues", "queue"), ("agents", "agent"), ("hourly", "hour")):
+        response = await api.client.get(f"/api/v1/reports/{path}", params=window)
+        assert response.status == 200, await response.text()
+        rows = list(csv.DictReader(io.StringIO(await response.text())))
+        assert rows and all(row[key] for row in rows), (path, rows)
+        assert "offered" in rows[0] and "service_level" in rows[0]
+    status, body = await api.get("/api/v1/reports/queues", since=SINCE, format="xml")
+    assert status == 400 and body["parameter"] == "format"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from ..storage import CallCursor, CallEvent, CallRecord, Disposition, Storage
+from ..storage._base import CALL_COLUMNS
 from ..storage._model import to_json
+from ._csv import csv_stream
 from ._params import Params, error, from_storage
 from ._principal import principal_of
 
@@ -16,7 +19,18 @@ __all__ = ["MAX_PAGE", "CallsApi", "call_json", "event_json"]
 MAX_PAGE = 1000
 """The largest ``limit`` a client may ask for; the default is 100."""
 
-_LIST_PARAMETERS = ("since", "until", "queue", "agent", "disposition", "caller", "limit", "after")
+_LIST_PARAMETERS = (
+    "since",
+    "until",
+    "queue",
+    "agent",
+    "disposition",
+    "caller",
+    "limit",
+    "after",
+    "format",
+)
+CSV_COLUMNS = (*CALL_COLUMNS, "recording_url")
 
 
 def call_json(call: CallRecord) -> dict[str, Any]:
@@ -47,7 +61,7 @@ class CallsApi:
             web.get("/api/v1/calls/{call_id}", self.get_call),
         ]
 
-    async def list_calls(self, request: web.Request) -> web.Response:
+    async def list_calls(self, request: web.Request) -> web.StreamResponse:
         """Calls that arrived in [since, until), oldest first.
 
         ``next`` is an opaque cursor: pass it back as ``after`` with the same
@@ -66,20 +80,22 @@ class CallsApi:
                 cursor = CallCursor.decode(after)
             except ValueError:
                 params.bad("after", "not a cursor from a previous page's next")
+        filters: dict[str, Any] = {
+            "queue": params.text("queue"),
+            "agent": params.text("agent"),
+            "disposition": Disposition(disposition) if disposition else None,
+            "caller": params.text("caller"),
+            "agents": principal_of(request).agents,
+        }
+        if params.choice("format", ("json", "csv")) == "csv":
+            # Every call of the range, page after page: a spreadsheet wants them all.
+            name = f"calls-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}.csv"
+            pages = self._pages(since, until, filters, cursor)
+            return await csv_stream(request, name, CSV_COLUMNS, pages)
         # One more than asked tells whether another page exists, so the last
         # page says next: null instead of sending the client to an empty one.
         calls = await from_storage(
-            self.storage.list_calls(
-                since,
-                until,
-                queue=params.text("queue"),
-                agent=params.text("agent"),
-                disposition=Disposition(disposition) if disposition else None,
-                caller=params.text("caller"),
-                agents=principal_of(request).agents,
-                limit=limit + 1,
-                after=cursor,
-            )
+            self.storage.list_calls(since, until, **filters, limit=limit + 1, after=cursor)
         )
         page = calls[:limit]
         more = len(calls) > limit
@@ -91,6 +107,24 @@ class CallsApi:
                 "next": CallCursor.after(page[-1]).encode() if more else None,
             }
         )
+
+    async def _pages(
+        self,
+        since: Any,
+        until: Any,
+        filters: dict[str, Any],
+        after: CallCursor | None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        while True:
+            page = await from_storage(
+                self.storage.list_calls(since, until, **filters, limit=MAX_PAGE, after=after)
+            )
+            if not page:
+                return
+            yield [call_json(call) for call in page]
+            if len(page) < MAX_PAGE:
+                return
+            after = CallCursor.after(page[-1])
 
     async def get_call(self, request: web.Request) -> web.Response:
         """One CDR with its queue events in order; 404 when there is no such call."""

@@ -8,12 +8,13 @@ the queues, which is exact because figures are sums.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from ..storage import DEFAULT_SERVICE_LEVEL_S, CallFigures, Storage
+from ._csv import csv_response
 from ._params import Params, from_storage
 from ._principal import principal_of
 
@@ -53,26 +54,30 @@ class ReportsApi:
         return self.service_level if override is None else override
 
     async def queues(self, request: web.Request) -> web.Response:
-        params = Params(request, ("since", "until", "service_level"))
+        params = Params(request, ("since", "until", "service_level", "format"))
         since, until = params.window(LONGEST_REPORT)
         rows = await from_storage(
             self.storage.report_by_queue(since, until, self._threshold(params))
         )
         total = sum((row.figures for row in rows), CallFigures())
+        queues = [
+            {"queue": r.queue, "service_level_s": r.threshold_s, **r.figures.to_json()}
+            for r in rows
+        ]
+        if _csv_wanted(params):
+            table = [*queues, {"queue": "total", **total.to_json()}]
+            return _csv("queues", since, until, ("queue", "service_level_s"), table)
         return web.json_response(
             {
                 "since": since.isoformat(),
                 "until": until.isoformat(),
-                "queues": [
-                    {"queue": r.queue, "service_level_s": r.threshold_s, **r.figures.to_json()}
-                    for r in rows
-                ],
+                "queues": queues,
                 "total": total.to_json(),
             }
         )
 
     async def agents(self, request: web.Request) -> web.Response:
-        params = Params(request, ("since", "until", "service_level", "team"))
+        params = Params(request, ("since", "until", "service_level", "team", "format"))
         since, until = params.window(LONGEST_REPORT)
         team = params.text("team")
         report = await from_storage(
@@ -92,18 +97,21 @@ class ReportsApi:
             if (team is None or t.team == team)
             and (principal.agents is None or t.team == principal.team)
         ]
+        agent_rows = [
+            {
+                "agent": r.agent,
+                "team": r.team,
+                "ring_no_answer": r.ring_no_answer,
+                **r.figures.to_json(),
+            }
+            for r in agents
+        ]
+        if _csv_wanted(params):
+            return _csv("agents", since, until, ("agent", "team", "ring_no_answer"), agent_rows)
         body: dict[str, Any] = {
             "since": since.isoformat(),
             "until": until.isoformat(),
-            "agents": [
-                {
-                    "agent": r.agent,
-                    "team": r.team,
-                    "ring_no_answer": r.ring_no_answer,
-                    **r.figures.to_json(),
-                }
-                for r in agents
-            ],
+            "agents": agent_rows,
             "teams": [
                 {
                     "team": t.team,
@@ -117,20 +125,32 @@ class ReportsApi:
         return web.json_response(body)
 
     async def hourly(self, request: web.Request) -> web.Response:
-        params = Params(request, ("since", "until", "service_level", "queue"))
+        params = Params(request, ("since", "until", "service_level", "queue", "format"))
         since, until = params.window(LONGEST_HOURLY)
         rows = await from_storage(
             self.storage.report_by_hour(
                 since, until, params.text("queue"), service_level=self._threshold(params)
             )
         )
+        hours = [
+            {"hour": r.hour.isoformat(), "arrivals": r.arrivals, **r.figures.to_json()}
+            for r in rows
+        ]
+        if _csv_wanted(params):
+            return _csv("hourly", since, until, ("hour", "arrivals"), hours)
         return web.json_response(
-            {
-                "since": since.isoformat(),
-                "until": until.isoformat(),
-                "hours": [
-                    {"hour": r.hour.isoformat(), "arrivals": r.arrivals, **r.figures.to_json()}
-                    for r in rows
-                ],
-            }
+            {"since": since.isoformat(), "until": until.isoformat(), "hours": hours}
         )
+
+
+def _csv_wanted(params: Params) -> bool:
+    return params.choice("format", ("json", "csv")) == "csv"
+
+
+def _csv(
+    name: str, since: datetime, until: datetime, keys: tuple[str, ...], rows: list[dict[str, Any]]
+) -> web.Response:
+    """A report as CSV: its key columns, then the figures in CallFigures' order."""
+    columns = (*keys, *CallFigures().to_json())
+    filename = f"report-{name}-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}.csv"
+    return csv_response(filename, columns, rows)
