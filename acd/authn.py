@@ -85,6 +85,11 @@ class Authenticator:
             # Phones answer a 407 with Proxy-Authorization, but some send Authorization.
             header = request.headers.get("authorization")
         if header is None:
+            # A phone in its cool-down is refused before it is challenged, or it
+            # would answer every fresh challenge with the same wrong password.
+            user = request.from_.uri.user if isinstance(request.from_.uri, SipUri) else None
+            if user and self.limiter.is_blocked(self._pair(source, user), now):
+                return AuthDecision(None, make_response(request, 403))
             return AuthDecision(None, self._challenge(request, status, now, stale=False))
         try:
             credentials = parse_credentials(header)

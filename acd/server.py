@@ -159,6 +159,7 @@ class Engine:
             ),
         )
         self._upkeep: asyncio.Task[None] | None = None
+        self._admin_pending: tuple[str, str] | None = None
         self.event_stream: EventStream | None = None
         self.webhooks = WebhookOutbox(
             config.data_dir / "webhooks",
@@ -415,11 +416,18 @@ class Engine:
         except PasswordTooWeak as exc:
             log.error("ACD_ADMIN_PASSWORD refused: %s; no admin was created", exc)
         except Exception as exc:
-            log.error("could not create the first admin (%s): is the database up?", exc)
+            log.error("could not create the first admin (%s): trying again every 10 s", exc)
+            self._admin_pending = (username, password)
 
     async def _access_upkeep(self) -> None:
-        """Forget expired sessions and old sign-in failures every ten minutes."""
+        """Make the first admin once the database answers, if it did not at start; then
+        forget expired sessions and old sign-in failures every ten minutes."""
         policy = self.access.policy
+        while self._admin_pending is not None:
+            await asyncio.sleep(10)
+            with contextlib.suppress(Exception):  # still down: the next round
+                await self.access.bootstrap_admin(*self._admin_pending)
+                self._admin_pending = None
         while True:
             await asyncio.sleep(600)
             now = self.access.clock()

@@ -165,6 +165,10 @@ class RunningEngine:
         sent = dict(headers or {})
         if data is not None:
             sent["Content-Type"] = "application/json"
+        # Only the API needs a credential: /healthz and /metrics never make the
+        # harness sign in (they must answer while the database is down).
+        if token is True and not path.startswith("/api/"):
+            token = None
         bearer = self.token if token is True else token
         if isinstance(bearer, str):
             sent["Authorization"] = f"Bearer {bearer}"

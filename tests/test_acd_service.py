@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from acd.config import Config
-from acd.events import AgentStateChanged, EventBus, QueueJoined, QueueLeft, RingAttempt
+from acd.events import (
+    AgentOffered,
+    AgentStateChanged,
+    EventBus,
+    QueueJoined,
+    QueueLeft,
+    RingAttempt,
+)
 from acd.queues import AcdService
 from acd.queues._features import feature_for
 from acd.queues._ringing import AgentRing
@@ -149,8 +156,11 @@ class FakeCall:
         self.caller_name = None
         self.caller_leg = FakeLeg()
         self.other_legs: list[FakeLeg] = []
+        self.did = "200"
         self.ring_attempts = 0
         self.ivr_path: list[str] = []
+        self.digits: list[str] = []
+        self.variables: dict[str, str] = {}
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def event(self, name: str, **data: Any) -> None:
@@ -232,6 +242,10 @@ async def test_ring_all_rings_every_phone_and_cancels_the_rest_on_answer(harness
     outcomes = {(e.agent, e.outcome) for e in harness.published if isinstance(e, RingAttempt)}
     assert outcomes == {("1002", "answered"), ("1001", "cancelled")}
     assert any(isinstance(e, QueueJoined) for e in harness.published)
+    # One screen pop per agent rung, with the caller and the DID, before the answer.
+    offers = [e for e in harness.published if isinstance(e, AgentOffered)]
+    assert sorted(e.agent for e in offers) == ["1001", "1002"]
+    assert {(e.caller, e.did, e.queue) for e in offers} == {("0123456789", "200", "q")}
 
 
 async def test_declined_everywhere_is_rejected_and_the_agent_rests(harness: Harness) -> None:

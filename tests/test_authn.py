@@ -146,10 +146,12 @@ def test_a_guesser_does_not_lock_out_another_user_behind_the_same_address() -> N
         limiter=FailureLimiter(max_failures=10, window=60, cooldown=300),
         source_limiter=FailureLimiter(max_failures=30, window=60, cooldown=300),
     )
-    for i in range(12):
+    for i in range(10):
         auth.authenticate(answer(auth, "1001", f"guess {i}", now=float(i)), SOURCE, float(i))
     blocked = auth.authenticate(answer_locked(auth), SOURCE, 13.0).response
     assert blocked is not None and blocked.status == 403  # 1001 from this address waits
+    unasked = auth.authenticate(request("1001"), SOURCE, 13.0).response
+    assert unasked is not None and unasked.status == 403  # not even challenged again
     colleague = answer(auth, "1002", "staple battery horse", now=14.0)
     assert auth.authenticate(colleague, SOURCE, 14.0).user == "1002"
 

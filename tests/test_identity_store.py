@@ -123,3 +123,23 @@ def test_hashes_verify_and_carry_their_cost() -> None:
     assert not FAST.verify("Correct-Horse-9", "scrypt$ln=99,r=8,p=1$AAAA$AAAA")
     assert PasswordHasher(log_n=11).verify("Correct-Horse-9", stored)  # old cost still verifies
     assert PasswordHasher(log_n=11).needs_rehash(stored)
+
+
+async def test_those_signed_in_carry_on_while_the_database_is_down(
+    storage: Storage,  # noqa: F811
+) -> None:
+    clock = Clock()
+    access = service(storage, clock)
+    signed = await access.sign_in("1001", "sip-secret-1001", "10.0.0.1")
+    assert await access.session(signed.token) is not None  # checked once: cached
+    other = await access.sign_in("1003", "x" * 12, "10.0.0.1")
+    await storage.close()  # the database goes away
+    clock.now += 100  # past the cache's trust: the check is deferred, not failed
+    found = await access.session(signed.token)
+    assert found is not None and found[0].username == "1001"
+    with pytest.raises(Exception):  # never checked before: nothing to go on  # noqa: B017
+        await access.session(other.token)
+    await storage.open()
+    access.forget("1001")
+    clock.now += 10
+    assert await access.session(signed.token) is not None  # read from the database again

@@ -121,6 +121,11 @@ class FlakyStorage(Storage):
     async def _fetch_rows(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
         return await self.inner._fetch_rows(sql, params)
 
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        if not self.up:
+            raise ConnectionRefusedError("database is down")
+        return await self.inner._execute(sql, params)
+
     async def ping(self) -> bool:
         return self.up and await self.inner.ping()
 

@@ -170,12 +170,14 @@ class UsersApi:
         await from_storage(self.store.update_user(updated))
         if "password" in body or disabled or role is not user.role:
             await from_storage(self.store.revoke_sessions_of(user.username))
+        self.access.forget(user.username)
         return web.json_response(self._public(await self._stored(user.username)))
 
     async def delete_user(self, request: web.Request) -> web.Response:
         user = await self._stored(request.match_info["username"])
         await self._keep_an_admin(user)
         await from_storage(self.store.delete_user(user.username))
+        self.access.forget(user.username)
         return web.json_response({"deleted": user.username})
 
     # ---- API keys ------------------------------------------------------------

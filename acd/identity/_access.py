@@ -18,6 +18,8 @@ a known name, so the answers and their timing do not tell which exist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hmac
 import logging
 import time
@@ -29,7 +31,7 @@ from sip.ratelimit import FailureLimiter
 
 from ._model import ROLE_PERMISSIONS, Permission, Principal, Role, User, reach_of
 from ._passwords import PasswordHasher, check_password_strength
-from ._store import ApiKey, IdentityStore, SessionRow
+from ._store import ApiKey, IdentityStore, SessionRow, token_hash
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -44,6 +46,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CACHE_S = 30.0
+"""How long a checked session is trusted before the database is asked again (so a
+revocation made on another node takes effect here within this time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,10 @@ class AccessService:
         self._hashing = asyncio.Semaphore(1)
         self.sign_in_failures = 0
         self.throttled = 0
+        # Sessions checked lately, by token hash: the API keeps working for those
+        # signed in while the database is down, and a request costs no query.
+        # An entry is checked against the database again after CACHE_S.
+        self._sessions: dict[str, tuple[SessionRow, User, float]] = {}
 
     @property
     def team_of(self) -> dict[str, str | None]:
@@ -220,21 +230,51 @@ class AccessService:
 
     async def session(self, token: str) -> tuple[Principal, SessionRow] | None:
         """The principal of a live session token; an expired or idle one is removed."""
-        row = await self.store.session(token)
-        if row is None:
-            return None
+        hashed = token_hash(token)
         now = self.clock()
+        cached = self._sessions.get(hashed)
+        if cached is not None and now - cached[2] < CACHE_S:
+            row, user, checked = cached
+        else:
+            try:
+                found = await self.store.session(token)
+                user_found = await self.user(found.username) if found is not None else None
+            except Exception:
+                if cached is None:
+                    raise
+                # The database is down: those signed in carry on, as checked last.
+                log.debug("session check deferred: the database did not answer")
+                row, user, checked = cached
+            else:
+                if found is None or user_found is None or user_found.disabled:
+                    self._sessions.pop(hashed, None)
+                    if found is not None:
+                        await self.store.revoke_session(found.token_hash)
+                    return None
+                row, user, checked = found, user_found, now
+                self._sessions[hashed] = (row, user, checked)
         if now >= row.expires_at or now - row.seen_at >= self.policy.session_idle:
-            await self.store.revoke_session(row.token_hash)
-            return None
-        user = await self.user(row.username)
-        if user is None or user.disabled:
-            await self.store.revoke_session(row.token_hash)
+            self._sessions.pop(hashed, None)
+            with contextlib.suppress(Exception):
+                await self.store.revoke_session(hashed)
             return None
         # Sliding idle expiry, written at most once a minute (sooner for short idles).
         if now - row.seen_at >= min(60.0, self.policy.session_idle / 4):
-            await self.store.touch_session(row.token_hash, now)
-        return self.principal_for(user, "session", row.token_hash[:8]), row
+            row = dataclasses.replace(row, seen_at=now)
+            self._sessions[hashed] = (row, user, checked)
+            with contextlib.suppress(Exception):  # a lost touch only shortens the idle time
+                await self.store.touch_session(hashed, now)
+        return self.principal_for(user, "session", hashed[:8]), row
+
+    def forget(self, username: str | None = None) -> None:
+        """Drop cached sessions (of ``username``, or all): they are read again next time.
+
+        Called after a user's role, team, password or state changed, so the change
+        applies to their next request on this node.
+        """
+        for hashed, (row, _, _) in list(self._sessions.items()):
+            if username is None or row.username == username:
+                del self._sessions[hashed]
 
     async def api_key(self, presented: str) -> tuple[Principal, ApiKey] | None:
         """The principal of a valid, unexpired, unrevoked API key, within its scope."""
@@ -252,9 +292,8 @@ class AccessService:
         return self.principal_for(user, "api_key", key.key_id, key.scopes), key
 
     async def sign_out(self, token: str) -> None:
-        row = await self.store.session(token)
-        if row is not None:
-            await self.store.revoke_session(row.token_hash)
+        self._sessions.pop(token_hash(token), None)
+        await self.store.revoke_session(token_hash(token))
 
     async def bootstrap_admin(self, username: str, password: str) -> bool:
         """Create the first admin from the environment when the database has no user."""
