@@ -1,4 +1,4 @@
-"""``acd users``: manage the web users in the engine's database from a shell.
+"""``acd users``: add, re-password and list the web users in the engine's database.
 
 ``acd users add NAME --role admin`` is how the first admin is made (the other
 way is ``ACD_ADMIN_USER`` and ``ACD_ADMIN_PASSWORD`` at start). The password
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import sys
 
@@ -67,6 +68,26 @@ async def _add(config: Config, args: argparse.Namespace, password: str) -> int:
     return 0
 
 
+async def _passwd(config: Config, username: str, password: str) -> int:
+    """A new password for ``username`` (and an end to their sessions): how an admin who
+    forgot theirs gets back in, from a shell on the machine."""
+    service = _service(config)
+    async with service.store.storage:
+        user = await service.store.get_user(username)
+        if user is None:
+            print(f"no user {username!r} in the database", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            hashed = await service.hash_password(password, username)
+        except PasswordTooWeak as exc:
+            print(f"password: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        await service.store.update_user(dataclasses.replace(user, password_hash=hashed))
+        ended = await service.store.revoke_sessions_of(username)
+    print(f"new password for {username}; {ended} sessions ended")
+    return 0
+
+
 async def _list(config: Config) -> int:
     service = _service(config)
     async with service.store.storage:
@@ -81,7 +102,7 @@ def add_users_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     config_for: object,
 ) -> None:
-    """Add ``acd users add|list``; ``config_for(command, path)`` loads the configuration."""
+    """Add ``acd users add|passwd|list``; ``config_for(command, path)`` loads the configuration."""
     users = commands.add_parser("users", help="add and list the web users (roles, sign-in)")
     sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
     add = sub.add_parser("add", help="add a user; the password is asked for, never an argument")
@@ -91,8 +112,13 @@ def add_users_parser(
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password as one line of stdin"
     )
+    passwd = sub.add_parser("passwd", help="set a user's password and end their sessions")
+    passwd.add_argument("username")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password as one line of stdin"
+    )
     listing = sub.add_parser("list", help="list the users in the database")
-    for parser in (add, listing):
+    for parser in (add, passwd, listing):
         parser.add_argument("--config", metavar="FILE", help="configuration (storage, agents)")
 
     def run(args: argparse.Namespace) -> int:
@@ -106,6 +132,8 @@ def add_users_parser(
         if password is None:
             print("no password given", file=sys.stderr)
             return EXIT_FAILED
+        if args.users_command == "passwd":
+            return asyncio.run(_passwd(config, args.username, password))
         return asyncio.run(_add(config, args, password))
 
     users.set_defaults(handler=run)

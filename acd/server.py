@@ -156,6 +156,7 @@ class Engine:
                 sign_in_failures_per_source=auth.sign_in_failures_per_source,
                 sign_in_window=auth.sign_in_window,
                 sign_in_cooldown=auth.sign_in_cooldown,
+                session_recheck=auth.session_recheck,
             ),
         )
         self._upkeep: asyncio.Task[None] | None = None

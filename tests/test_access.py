@@ -309,7 +309,7 @@ def test_metrics_can_require_a_bearer_token(tmp_path: Path) -> None:
 
 
 def test_acd_users_add_makes_an_admin_who_signs_in(tmp_path: Path) -> None:
-    path = config(tmp_path)
+    path = config(tmp_path, "http: {auth: {session_recheck: 0.5}}")
     data = tmp_path / "data"
     added = subprocess.run(
         [sys.executable, "-m", "acd.cli", "users", "add", "boss", "--role", "admin",
@@ -329,6 +329,21 @@ def test_acd_users_add_makes_an_admin_who_signs_in(tmp_path: Path) -> None:
         # The table was not empty, so ACD_ADMIN_USER made no second admin.
         assert "boss" in names and "admin" not in names
         assert "Boss-Password-2026" not in engine.log()
+        # A forgotten password is reset from a shell, and the old sessions end.
+        reset = subprocess.run(
+            [sys.executable, "-m", "acd.cli", "users", "passwd", "boss", "--password-stdin",
+             "--config", str(path)],
+            input="Boss-Password-2027\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+            env={**os.environ, "ACD_DATA_DIR": str(data), "ACD_PASSWORD_HASH_COST": "14"},
+            check=False,
+        )  # fmt: skip
+        assert reset.returncode == 0, reset.stderr
+        assert "1 sessions ended" in reset.stdout
+        deadline = time.monotonic() + 30  # a checked session is trusted for session_recheck
+        while engine.request("GET", "/api/v1/auth/me", token=token)[0] == 200:
+            assert time.monotonic() < deadline, "the old session outlived the reset"
+            time.sleep(0.1)
+        assert engine.sign_in("boss", "Boss-Password-2027")
     finally:
         assert engine.stop() == 0
 

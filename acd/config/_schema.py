@@ -360,6 +360,8 @@ class HttpAuthConfig(_Section):
     sign_in_window: PositiveSeconds = 300
     # seconds a throttled user or address waits before trying again
     sign_in_cooldown: PositiveSeconds = 300
+    # seconds a checked session is trusted before the database is asked again
+    session_recheck: Annotated[float, Field(ge=0, le=300)] = 30
     # bearer token Prometheus must send for /metrics; without one /metrics is open
     metrics_token: Annotated[SecretStr | None, AfterValidator(_check_token)] = None
 

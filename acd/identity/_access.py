@@ -47,10 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_S = 30.0
-"""How long a checked session is trusted before the database is asked again (so a
-revocation made on another node takes effect here within this time)."""
-
 
 @dataclass(frozen=True, slots=True)
 class AgentAccount:
@@ -70,6 +66,9 @@ class AccessPolicy:
     sign_in_failures_per_source: int = 50
     sign_in_window: float = 300.0
     sign_in_cooldown: float = 300.0
+    session_recheck: float = 30.0
+    """Seconds a checked session is trusted before the database is asked again: a
+    revocation made elsewhere (another node, ``acd users passwd``) applies within it."""
 
 
 class SignInRefused(Exception):
@@ -121,7 +120,7 @@ class AccessService:
         self.throttled = 0
         # Sessions checked lately, by token hash: the API keeps working for those
         # signed in while the database is down, and a request costs no query.
-        # An entry is checked against the database again after CACHE_S.
+        # An entry is checked against the database again after policy.session_recheck.
         self._sessions: dict[str, tuple[SessionRow, User, float]] = {}
 
     @property
@@ -233,7 +232,7 @@ class AccessService:
         hashed = token_hash(token)
         now = self.clock()
         cached = self._sessions.get(hashed)
-        if cached is not None and now - cached[2] < CACHE_S:
+        if cached is not None and now - cached[2] < self.policy.session_recheck:
             row, user, checked = cached
         else:
             try:
