@@ -314,8 +314,8 @@ async def test_outage_journals_then_replays_in_order(storage: FlakyStorage, tmp_
     assert writer.pending == 150
 
     attempts = storage.attempts
-    # wait-ok: a window to count retries in (a rate, not an event to wait for).
-    await asyncio.sleep(0.3)
+    # A window to count retries in: a rate, not an event to wait for.
+    await asyncio.sleep(0.3)  # wait-ok
     # Backoff: far fewer attempts than one per 20 ms flush interval.
     assert storage.attempts - attempts < 10
 
