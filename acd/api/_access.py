@@ -24,6 +24,7 @@ log with who, what, from where and the status.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hmac
 import json
@@ -283,7 +284,7 @@ class AuthApi:
                 status, code = web.HTTPTooManyRequests, "throttled"
                 message = "too many failed sign-ins; try again later"
                 headers = {"Retry-After": str(int(refused.retry_after))}
-            await self.state.write_audit(_with_status(entry, status.status_code))
+            await self.state.write_audit(dataclasses.replace(entry, status=status.status_code))
             raise status(
                 text=json.dumps({"error": code, "message": message}),
                 content_type="application/json",
@@ -292,7 +293,8 @@ class AuthApi:
         except Exception:
             log.exception("sign-in: the user store did not answer")
             error(web.HTTPServiceUnavailable, "storage_unavailable", "the database did not answer")
-        await self.state.write_audit(_with_status(entry, 200, signed.principal.role.value))
+        role = signed.principal.role.value
+        await self.state.write_audit(dataclasses.replace(entry, role=role))
         return signed
 
     async def login(self, request: web.Request) -> web.Response:
@@ -334,12 +336,6 @@ class AuthApi:
 
     async def me(self, request: web.Request) -> web.Response:
         return web.json_response({"user": _me(principal_of(request))})
-
-
-def _with_status(entry: AuditEntry, status: int, role: str = "") -> AuditEntry:
-    return AuditEntry(
-        entry.at, entry.actor, role, entry.source, entry.action, entry.target, status, {}
-    )
 
 
 def _me(principal: Principal) -> dict[str, object]:

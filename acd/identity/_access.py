@@ -159,15 +159,7 @@ class AccessService:
         account = self.agents.get(username)
         if stored is not None:
             if stored.team is None and account is not None:
-                return User(
-                    stored.username,
-                    stored.role,
-                    account.team,
-                    stored.password_hash,
-                    stored.disabled,
-                    stored.created_at,
-                    stored.updated_at,
-                )
+                return dataclasses.replace(stored, team=account.team)
             return stored
         if account is not None:
             return User(username, Role.AGENT, account.team)
