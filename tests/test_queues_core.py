@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -450,3 +451,94 @@ def test_bad_input_is_a_clear_error(call: object, message: str) -> None:
 def test_bad_queue_specs_are_refused(options: Mapping[str, Any], message: str) -> None:
     with pytest.raises(AcdError, match=message):
         make(1, **options)
+
+
+# Reconfiguration ----------------------------------------------------------------------
+
+
+def ring_of(actions: Iterable[Action]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(a.call_id, a.agents) for a in actions if isinstance(a, Ring)]
+
+
+def test_reconfigure_a_queue_skill_takes_effect_at_once_for_calls_waiting() -> None:
+    agents = [AgentSpec("a0", "A0", {"s": 1}), AgentSpec("a1", "A1", {"t": 5})]
+    acd, clock = make(agents, queues=[QueueSpec("q", {"s": 1}, "linear", max_wait=60)])
+    acd.enqueue("c1", "q")
+    assert ring_of(acd.poll()) == [("c1", ("a0",))]
+    acd.enqueue("c2", "q")
+    assert ring_of(acd.poll()) == []  # a1 lacks skill s
+    clock.now += 30
+    actions = acd.reconfigure(agents, {"q": QueueSpec("q", {"t": 1}, "linear", max_wait=600)})
+    # c2 now needs t: a1 takes it in the same step; c1's ring to a0 goes on.
+    assert ring_of(actions) == [("c2", ("a1",))]
+    assert acd.agent("a0").ringing == ("c1",)
+    assert [view.call_id for view in acd.waiting("q")] == ["c1", "c2"]
+    # The max-wait deadline is the one each call joined with.
+    clock.now += 31
+    expired = [a.call_id for a in acd.poll() if isinstance(a, MaxWaitReached)]
+    assert expired == ["c1", "c2"]
+
+
+def test_reconfigure_removes_an_agent_on_a_call_who_still_ends_it() -> None:
+    acd, _ = make(2, queues=[QueueSpec("q", {"s": 1}, "linear", wrap_up=30)])
+    acd.enqueue("c1", "q")
+    acd.enqueue("c2", "q")
+    acd.poll()
+    acd.ring_result("c1", "a0", "answered")
+    assert acd.agent("a1").ringing == ("c2",)
+    keep = [AgentSpec("a1", "A1", {"s": 1})]
+    actions = acd.reconfigure([], {"q": QueueSpec("q", {"s": 1}, "linear", join_empty=True)})
+    stops = [a for a in actions if isinstance(a, StopRinging)]
+    assert [(s.call_id, s.agents, s.reason) for s in stops] == [("c2", ("a1",), "agent-logged-out")]
+    changes = {(a.agent, a.new) for a in actions if isinstance(a, AgentChanged)}
+    assert changes == {("a0", "logged_out"), ("a1", "logged_out")}
+    assert acd.agents() == []
+    assert [view.call_id for view in acd.waiting("q")] == ["c2"]  # still waiting, not put out
+    with pytest.raises(AcdError, match="unknown agent"):
+        acd.login("a0")
+    acd.call_ended("c1", "a0", 12.0)  # the call goes on to its end: no error, no wrap-up
+    # Added back, a1 takes calls again, its phone still registered.
+    acd.reconfigure(keep, {"q": QueueSpec("q", {"s": 1}, "linear")})
+    assert ring_of(acd.login("a1")) == [("c2", ("a1",))]  # still reachable: its phone stayed
+    assert [view.username for view in acd.agents()] == ["a1"]
+
+
+def test_reconfigure_disables_an_agent() -> None:
+    acd, _ = make(1)
+    spec = AgentSpec("a0", "A0", {"s": 1}, enabled=False)
+    actions = acd.reconfigure([spec], {"q": QueueSpec("q", {"s": 1}, "linear")})
+    assert [(a.agent, a.new) for a in actions if isinstance(a, AgentChanged)] == [
+        ("a0", "logged_out")
+    ]
+    with pytest.raises(AcdError, match="disabled"):
+        acd.login("a0")
+    assert acd.agent("a0").state == "logged_out"
+
+
+def test_reconfigure_refuses_to_remove_a_queue_with_calls_and_changes_nothing() -> None:
+    queues = [QueueSpec("q", {"s": 1}, "linear"), QueueSpec("r", {"s": 1}, "linear")]
+    acd, _ = make(0, queues=[dataclasses.replace(q, join_empty=True) for q in queues])
+    acd.enqueue("c1", "r")
+    with pytest.raises(AcdError, match="queue r has 1 calls waiting"):
+        acd.reconfigure([], {"q": queues[0]})
+    assert [view.call_id for view in acd.waiting("r")] == ["c1"]
+    acd.leave("c1", "abandoned")
+    acd.reconfigure([], {"q": queues[0]})
+    with pytest.raises(AcdError, match="unknown queue"):
+        acd.waiting("r")
+
+
+def test_reconfigure_new_agent_and_new_strategy_route_the_next_offer() -> None:
+    acd, _ = make(1, queues=[QueueSpec("q", {"s": 1}, "linear")])
+    acd.enqueue("c1", "q")
+    acd.poll()
+    acd.ring_result("c1", "a0", "answered")
+    acd.enqueue("c2", "q")
+    assert ring_of(acd.poll()) == []
+    agents = [AgentSpec("a0", "A0", {"s": 1}, max_calls=2), AgentSpec("b", "B", {"s": 1})]
+    actions = acd.reconfigure(agents, {"q": QueueSpec("q", {"s": 1}, "ring-all")})
+    # a0 may now hold two calls; b is new but logged out, so only a0 rings.
+    assert ring_of(actions) == [("c2", ("a0",))]
+    acd.login("b")
+    acd.set_reachable("b", True)
+    assert acd.agent("b").ringing == ("c2",)  # ring-all adds the agent who came free

@@ -11,13 +11,20 @@ each step checks, from the public views only:
 - after any decision, no free agent is able to take a call waiting for one;
 - every call that joined is waiting, or left with exactly one disposition;
 - the AgentChanged actions, replayed, give every agent's current state.
+
+Between them the machine reconfigures the core (agents added, removed,
+disabled or given other skills; queues given another strategy, skills or
+escalation, a third queue added and removed) and the same invariants must
+hold, with nobody waiting losing their place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Mapping
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -32,6 +39,7 @@ from acd.queues import (
     RING_OUTCOMES,
     STRATEGIES,
     Acd,
+    AcdError,
     Action,
     AgentChanged,
     AgentSpec,
@@ -49,8 +57,9 @@ AGENTS = [
     AgentSpec("a3", "A3", {"s": 2, "t": 3}),
     AgentSpec("a4", "A4", {}),
 ]
-NAMES = [agent.username for agent in AGENTS]
+NAMES = [agent.username for agent in AGENTS] + ["a5"]  # a5 exists only once reconfigured
 SPECS = {agent.username: agent for agent in AGENTS}
+SKILL_SETS = [{}, {"s": 1}, {"s": 3}, {"t": 2}, {"s": 2, "t": 2}, {"t": 3}]
 REASONS = ["break", "lunch", "no-answer"]
 
 
@@ -76,6 +85,9 @@ class AcdMachine(RuleBasedStateMachine):
         self.joined: set[str] = set()
         self.calls = 0
         self.states: dict[str, str] = dict.fromkeys(NAMES, "logged_out")
+        self.specs: dict[str, AgentSpec] = dict(SPECS)  # the agents configured now
+        self.limit: dict[str, int] = {name: spec.max_calls for name, spec in SPECS.items()}
+        self.queue_names = ["s", "t"]
         self.last: list[Action] = []
         self.decided = False  # the last step routed (every method but enqueue does)
 
@@ -132,7 +144,7 @@ class AcdMachine(RuleBasedStateMachine):
                 self.states[action.agent] = action.new
 
     def waiting(self) -> list[WaitingView]:
-        return [view for queue in ("s", "t") for view in self.core.waiting(queue)]
+        return [view for queue in self.queue_names for view in self.core.waiting(queue)]
 
     def views(self) -> dict[str, AgentView]:
         return {view.username: view for view in self.core.agents()}
@@ -141,33 +153,106 @@ class AcdMachine(RuleBasedStateMachine):
 
     @rule(agent=st.sampled_from(NAMES))
     def login(self, agent: str) -> None:
+        spec = self.specs.get(agent)
+        if spec is None or not spec.enabled:
+            with pytest.raises(AcdError):
+                self.core.login(agent)
+            return
         self.record(self.core.login(agent))
 
     @rule(agent=st.sampled_from(NAMES))
     def logout(self, agent: str) -> None:
-        self.record(self.core.logout(agent))
+        if agent in self.specs:
+            self.record(self.core.logout(agent))
 
     @rule(agent=st.sampled_from(NAMES), reason=st.sampled_from(REASONS))
     def pause(self, agent: str, reason: str) -> None:
-        if self.core.agent(agent).logged_in:
+        if agent in self.specs and self.core.agent(agent).logged_in:
             self.record(self.core.pause(agent, reason))
 
     @rule(agent=st.sampled_from(NAMES))
     def unpause(self, agent: str) -> None:
-        self.record(self.core.unpause(agent))
+        if agent in self.specs:
+            self.record(self.core.unpause(agent))
 
     @rule(agent=st.sampled_from(NAMES), reachable=st.booleans())
     def set_reachable(self, agent: str, reachable: bool) -> None:
-        self.record(self.core.set_reachable(agent, reachable))
+        if agent in self.specs:
+            self.record(self.core.set_reachable(agent, reachable))
 
     @rule(
-        queue=st.sampled_from(["s", "t"]),
+        present=st.lists(st.booleans(), min_size=6, max_size=6),
+        enabled=st.lists(st.booleans(), min_size=6, max_size=6),
+        skills=st.lists(st.sampled_from(range(len(SKILL_SETS))), min_size=6, max_size=6),
+        max_calls=st.lists(st.integers(1, 2), min_size=6, max_size=6),
+        strategies=st.tuples(st.sampled_from(STRATEGIES), st.sampled_from(STRATEGIES)),
+        queue_skills=st.tuples(
+            st.sampled_from([{"s": 2}, {"s": 1}, {}]), st.sampled_from([{"t": 2}, {"t": 3}])
+        ),
+        escalate=st.booleans(),
+        third_queue=st.booleans(),
+    )
+    def reconfigure(
+        self,
+        present: list[bool],
+        enabled: list[bool],
+        skills: list[int],
+        max_calls: list[int],
+        strategies: tuple[str, str],
+        queue_skills: tuple[dict[str, int], dict[str, int]],
+        escalate: bool,
+        third_queue: bool,
+    ) -> None:
+        specs = [
+            AgentSpec(
+                name,
+                name.upper(),
+                SKILL_SETS[skills[i]],
+                max_calls=max_calls[i],
+                enabled=enabled[i] or i % 2 == 0,
+            )
+            for i, name in enumerate(NAMES)
+            if present[i] or i < 2  # a0 and a1 always stay
+        ]
+        old = self.core._queues
+        queues = {
+            "s": dataclasses.replace(
+                old["s"],
+                strategy=strategies[0],
+                skills=queue_skills[0],
+                escalation=(Escalation(10, {"s": 1}),) if escalate else (),
+            ),
+            "t": dataclasses.replace(old["t"], strategy=strategies[1], skills=queue_skills[1]),
+        }
+        if third_queue:
+            queues["u"] = QueueSpec("u", {"s": 1, "t": 1}, "ring-all", join_empty=True)
+        elif "u" in old and self.core.waiting("u"):
+            with pytest.raises(AcdError, match="calls waiting"):
+                self.core.reconfigure(specs, queues)
+            return
+        before = [(v.call_id, v.queue, v.priority, v.joined_at) for v in self.waiting()]
+        self.record(self.core.reconfigure(specs, queues))
+        self.specs = {spec.username: spec for spec in specs}
+        for spec in specs:
+            self.limit[spec.username] = max(self.limit.get(spec.username, 1), spec.max_calls)
+        self.queue_names = list(queues)
+        # Nobody waiting lost a place: the same calls, in the same order (a ring may
+        # have started, nothing else changed).
+        after = [(v.call_id, v.queue, v.priority, v.joined_at) for v in self.waiting()]
+        assert after == before
+
+    @rule(
+        queue=st.sampled_from(["s", "t", "u"]),
         priority=st.integers(0, 2),
         skills=st.none() | st.dictionaries(st.sampled_from(["s", "t"]), st.integers(1, 3)),
     )
     def enqueue(self, queue: str, priority: int, skills: dict[str, int] | None) -> None:
         self.calls += 1
         call_id = f"c{self.calls}"
+        if queue not in self.queue_names:
+            with pytest.raises(AcdError, match="unknown queue"):
+                self.core.enqueue(call_id, queue, priority=priority, skills=skills)
+            return
         result = self.core.enqueue(call_id, queue, priority=priority, skills=skills)
         if result.joined:
             self.joined.add(call_id)
@@ -219,7 +304,8 @@ class AcdMachine(RuleBasedStateMachine):
         if self.acd is None:
             return
         for view in self.core.agents():
-            assert view.offered + view.active <= SPECS[view.username].max_calls, view
+            # A lower max_calls leaves the rings and calls already under way alone.
+            assert view.offered + view.active <= self.limit[view.username], view
 
     @invariant()
     def rung_only_when_able(self) -> None:
@@ -229,6 +315,8 @@ class AcdMachine(RuleBasedStateMachine):
         for ring in rings(self.last):
             for name in ring.agents:
                 view = views[name]
+                assert self.specs[name].enabled, view
+                assert view.offered + view.active <= self.specs[name].max_calls, view
                 assert view.logged_in and not view.paused and view.reachable, view
                 assert not view.wrapping_up and view.held_until is None, view
 
@@ -242,7 +330,7 @@ class AcdMachine(RuleBasedStateMachine):
             rung = next(w for w in waiting if w.call_id == ring.call_id)
             priority, joined = rung.priority, rung.joined_at
             for name in ring.agents:
-                skills = SPECS[name].skills
+                skills = self.specs[name].skills
                 for other in waiting:
                     if other.call_id == ring.call_id or not self._open(other, name):
                         continue
@@ -269,7 +357,7 @@ class AcdMachine(RuleBasedStateMachine):
             return
         waiting = self.waiting()
         for view in self.core.agents():
-            spec = SPECS[view.username]
+            spec = self.specs[view.username]
             free = (
                 view.logged_in
                 and not view.paused
@@ -301,7 +389,10 @@ class AcdMachine(RuleBasedStateMachine):
     def agent_changes_replay_to_the_current_state(self) -> None:
         if self.acd is None:
             return
-        assert {v.username: v.state for v in self.core.agents()} == self.states
+        views = {v.username: v.state for v in self.core.agents()}
+        assert views == {name: self.states[name] for name in self.specs}
+        # An agent removed was logged out on the way.
+        assert all(self.states[name] == "logged_out" for name in set(NAMES) - set(self.specs))
 
 
 def rings(actions: Iterable[Action]) -> list[Ring]:

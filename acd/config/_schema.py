@@ -427,6 +427,8 @@ class Agent(_Section):
     team: str | None = None
     # Share of this agent per queue when several queues wait for it (default 1 each).
     weights: dict[Name, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    # false: the account stays but cannot register, sign in or log in (its records remain)
+    enabled: bool = True
 
     @model_validator(mode="before")
     @classmethod

@@ -48,6 +48,25 @@ __all__ = ["Acd"]
 _OrderKey = tuple[int, float, int, str]  # CallRecord.order_key
 
 
+def _check(agents: list[AgentSpec], queues: Mapping[str, QueueSpec]) -> None:
+    """Refuse agents and queues that do not fit together (names, targets, weights)."""
+    seen: set[str] = set()
+    for spec in agents:
+        if spec.username in seen:
+            raise AcdError(f"agent {spec.username} is listed twice")
+        seen.add(spec.username)
+    for name, queue in queues.items():
+        if queue.name != name:
+            raise AcdError(f"queue {name!r} is configured under the name {queue.name!r}")
+        target = queue.on_max_wait.removeprefix("queue:")
+        if queue.on_max_wait.startswith("queue:") and target not in queues:
+            raise AcdError(f"queue {name}: on_max_wait names unknown queue {target!r}")
+    for spec in agents:
+        unknown = set(spec.weights) - set(queues)
+        if unknown:
+            raise AcdError(f"agent {spec.username}: weights for unknown queues {sorted(unknown)}")
+
+
 class Acd(ViewsMixin):
     """Agents, queues and routing strategies for one engine (see the module docstring)."""
 
@@ -64,38 +83,12 @@ class Acd(ViewsMixin):
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._pause_reasons = frozenset(pause_reasons)
-        self._agents: dict[str, AgentRecord] = {}
-        for index, spec in enumerate(agents):
-            if spec.username in self._agents:
-                raise AcdError(f"agent {spec.username} is listed twice")
-            self._agents[spec.username] = AgentRecord(spec, index)
-        self._queues: dict[str, QueueSpec] = dict(queues)
-        for name, queue in self._queues.items():
-            if queue.name != name:
-                raise AcdError(f"queue {name!r} is configured under the name {queue.name!r}")
-            target = queue.on_max_wait.removeprefix("queue:")
-            if queue.on_max_wait.startswith("queue:") and target not in self._queues:
-                raise AcdError(f"queue {name}: on_max_wait names unknown queue {target!r}")
-        for agent in self._agents.values():
-            unknown = set(agent.spec.weights) - set(self._queues)
-            if unknown:
-                raise AcdError(f"agent {agent.name}: weights for unknown queues {sorted(unknown)}")
-        self._free = FreeAgents(self._agents)
-        self._version = 0  # bumped by every ring: cached agent heads go stale
-        self._heads: dict[str, tuple[int, dict[str, CallRecord]]] = {}
-        self._by_skill: dict[str, list[AgentRecord]] = {}
-        for agent in self._agents.values():
-            for skill in agent.spec.skills:
-                self._by_skill.setdefault(skill, []).append(agent)
-        self._members: dict[str, set[str]] = {name: set() for name in self._queues}
-        self._skill_sets: dict[str, set[frozenset[tuple[str, int]]]] = {
-            name: set() for name in self._queues
+        agents = list(agents)
+        _check(agents, queues)
+        self._agents: dict[str, AgentRecord] = {
+            spec.username: AgentRecord(spec, index) for index, spec in enumerate(agents)
         }
-        self._staffed = dict.fromkeys(self._queues, 0)  # logged-in members
-        self._unpaused = dict.fromkeys(self._queues, 0)  # logged-in, not paused members
-        for name, queue in self._queues.items():
-            for skills in (queue.skills, *(step.skills for step in queue.escalation)):
-                self._add_members(name, skills)
+        self._queues: dict[str, QueueSpec] = dict(queues)
         self._calls: dict[str, CallRecord] = {}
         self._order: dict[str, list[_OrderKey]] = {name: [] for name in self._queues}
         self._rr_last = dict.fromkeys(self._queues, -1)
@@ -105,6 +98,8 @@ class Acd(ViewsMixin):
         self._dirty_calls: set[str] = set()
         self._before: dict[str, tuple[AgentState, str | None]] = {}
         self._handle_times: dict[str, deque[float]] = {q: deque(maxlen=20) for q in self._queues}
+        self._version = 0  # bumped by every ring: cached agent heads go stale
+        self._index()
         self.dispositions: deque[Disposition] = deque(maxlen=history)
         """Every call that left a queue (or was refused), oldest first; bounded by ``history``."""
 
@@ -112,6 +107,8 @@ class Acd(ViewsMixin):
 
     def login(self, agent: str) -> list[Action]:
         record = self._agent(agent)
+        if not record.spec.enabled:
+            raise AcdError(f"agent {agent} is disabled")
         if record.logged_in:
             return self._finish()
         self._touch(record)
@@ -121,22 +118,24 @@ class Acd(ViewsMixin):
 
     def logout(self, agent: str) -> list[Action]:
         """Log out: stop the agent's rings (their calls go to the next agent) and wrap-up."""
-        record = self._agent(agent)
-        if not record.logged_in:
-            return self._finish()
         out: list[Action] = []
+        self._log_out(self._agent(agent), out)
+        return self._finish(out)
+
+    def _log_out(self, record: AgentRecord, out: list[Action], *, leave_empty: bool = True) -> None:
+        if not record.logged_in:
+            return
         self._touch(record)
         self._set_presence(record, logged_in=False, paused=None)
         record.wrap_until = record.blocked_until = None
         for call_id in sorted(record.offered):
             out.append(StopRinging(call_id, (record.name,), "agent-logged-out"))
             self._end_offer(record, self._calls[call_id])
-        for queue in record.queues:
+        for queue in record.queues if leave_empty else ():
             if self._queues[queue].leave_empty and self._staffed[queue] == 0:
                 for call in self._waiting_calls(queue):
                     if not call.callback:
                         self._expire(call, "leave-empty", out)
-        return self._finish(out)
 
     def pause(self, agent: str, reason: str = "break") -> list[Action]:
         """Stop offering calls (a ring already under way goes on); ``reason`` from pause_reasons."""
@@ -176,6 +175,110 @@ class Acd(ViewsMixin):
             record.answered_today = 0
             record.talk_time = 0.0
         self._free.new_day()
+
+    # Configuration -------------------------------------------------------------
+
+    def reconfigure(
+        self,
+        agents: Iterable[AgentSpec],
+        queues: Mapping[str, QueueSpec],
+        *,
+        pause_reasons: Iterable[str] | None = None,
+    ) -> list[Action]:
+        """Take new agents and queues without losing live state; route by them at once.
+
+        What is live stays: callers keep their place and priority, logged-in
+        agents stay logged in, paused or wrapping up, rings under way finish,
+        today's counters go on. An agent no longer listed, or disabled, is
+        logged out (its rings stop and go to the next agent; ``leave_empty``
+        does not apply) but the call it is on goes on to its end. A waiting
+        call takes a changed queue's skills and escalation steps from its
+        next step on (unless it came with skills of its own), and keeps the
+        max-wait deadline it joined with. A queue that still holds calls
+        cannot be removed. Everything else (strategy, ring and wrap-up
+        times, join rules) applies from the next decision, which this call
+        makes.
+        """
+        specs = list(agents)
+        queues = dict(queues)
+        _check(specs, queues)
+        for name in self._queues.keys() - queues.keys():
+            if self._order[name]:
+                raise AcdError(
+                    f"queue {name} has {len(self._order[name])} calls waiting; "
+                    "it can be removed once they have left"
+                )
+        out: list[Action] = []
+        wanted = {spec.username: spec for spec in specs}
+        for record in self._agents.values():
+            spec = wanted.get(record.name)
+            if spec is None or not spec.enabled:
+                # Not leave_empty: a change of configuration never puts callers out.
+                self._log_out(record, out, leave_empty=False)
+        for record in self._agents.values():
+            self._touch(record)
+            record.removed = record.name not in wanted
+        for spec in specs:
+            known = self._agents.get(spec.username)
+            if known is None:
+                known = self._agents[spec.username] = AgentRecord(spec, len(self._agents))
+                self._touch(known)
+            known.spec = spec
+        old, self._queues = self._queues, queues
+        for name in queues:
+            self._order.setdefault(name, [])
+            self._rr_last.setdefault(name, -1)
+            self._handle_times.setdefault(name, deque(maxlen=20))
+        for name in old.keys() - queues.keys():
+            del self._order[name], self._rr_last[name], self._handle_times[name]
+        for call in self._calls.values():
+            self._requeue(call, old[call.queue], queues[call.queue])
+        if pause_reasons is not None:
+            self._pause_reasons = frozenset(pause_reasons)
+        self._index()
+        self._dirty_calls.update(self._calls)
+        return self._finish(out)
+
+    def _requeue(self, call: CallRecord, old: QueueSpec, new: QueueSpec) -> None:
+        """A waiting call under its queue's new settings (see ``reconfigure``)."""
+        if old.skills == new.skills and old.escalation == new.escalation:
+            return
+        if call.base_skills == old.skills:  # the queue's own skills, not the caller's
+            call.base_skills = new.skills
+            if call.step == 0:
+                call.skills = new.skills
+        call.step = min(call.step, len(new.escalation))
+        self._schedule_escalation(call)
+
+    def _index(self) -> None:
+        """Build every index derived from agents and queues: memberships, rankings, counts.
+
+        From the records as they are, so ``reconfigure`` keeps live state
+        and indexes the skill sets of calls already waiting too.
+        """
+        records = self._agents.values()
+        self._free = FreeAgents(self._agents)
+        self._heads: dict[str, tuple[int, dict[str, CallRecord]]] = {}
+        self._by_skill: dict[str, list[AgentRecord]] = {}
+        for record in records:
+            record.queues = []
+            if not record.removed:
+                for skill in record.spec.skills:
+                    self._by_skill.setdefault(skill, []).append(record)
+        self._members: dict[str, set[str]] = {name: set() for name in self._queues}
+        self._skill_sets: dict[str, set[frozenset[tuple[str, int]]]] = {
+            name: set() for name in self._queues
+        }
+        self._staffed = dict.fromkeys(self._queues, 0)  # logged-in members
+        self._unpaused = dict.fromkeys(self._queues, 0)  # logged-in, not paused members
+        for name, queue in self._queues.items():
+            for skills in (queue.skills, *(step.skills for step in queue.escalation)):
+                self._add_members(name, skills)
+        for call in self._calls.values():
+            self._add_members(call.queue, call.skills)
+        self._version += 1
+        for record in records:
+            self._refresh(record)
 
     # Calls ---------------------------------------------------------------------
 
@@ -242,7 +345,7 @@ class Acd(ViewsMixin):
         """
         if outcome not in RING_OUTCOMES:
             raise AcdError(f"unknown ring outcome {outcome!r} (one of {', '.join(RING_OUTCOMES)})")
-        record = self._agent(agent)
+        record = self._agent(agent, removed=True)
         call = self._calls.get(call_id)
         if call is None or record.name not in call.ringing:
             if outcome == "answered":
@@ -271,8 +374,12 @@ class Acd(ViewsMixin):
         return self._finish(out)
 
     def call_ended(self, call_id: str, agent: str, talk_time: float) -> list[Action]:
-        """The agent's call ended after ``talk_time`` seconds: wrap-up for the queue's time."""
-        record = self._agent(agent)
+        """The agent's call ended after ``talk_time`` seconds: wrap-up for the queue's time.
+
+        The agent and the queue may both have been removed since the call was
+        answered (``reconfigure``); the call still ends, without wrap-up.
+        """
+        record = self._agent(agent, removed=True)
         queue = record.active.get(call_id)
         if queue is None:
             raise AcdError(f"agent {agent} has no call {call_id}")
@@ -281,8 +388,10 @@ class Acd(ViewsMixin):
         self._touch(record)
         del record.active[call_id]
         record.talk_time += talk_time
-        wrap = self._queues[queue].wrap_up
-        self._handle_times[queue].append(talk_time + wrap)
+        spec = self._queues.get(queue)
+        wrap = spec.wrap_up if spec is not None else 0.0
+        if spec is not None:
+            self._handle_times[queue].append(talk_time + wrap)
         now = self._clock()
         if record.logged_in and wrap > 0:
             until = now + wrap
@@ -573,7 +682,7 @@ class Acd(ViewsMixin):
         if needed:
             pool = min((self._by_skill.get(skill, []) for skill in needed), key=len)
         else:
-            pool = list(self._agents.values())
+            pool = [record for record in self._agents.values() if not record.removed]
         self._free.register(self._queues[queue], skills, pool)
         members = self._members[queue]
         for record in pool:
@@ -584,9 +693,9 @@ class Acd(ViewsMixin):
                 self._unpaused[queue] += int(record.logged_in and record.paused is None)
                 self._heads.pop(record.name, None)
 
-    def _agent(self, username: str) -> AgentRecord:
+    def _agent(self, username: str, *, removed: bool = False) -> AgentRecord:
         record = self._agents.get(username)
-        if record is None:
+        if record is None or (record.removed and not removed):
             raise AcdError(f"unknown agent {username!r}")
         return record
 

@@ -69,6 +69,7 @@ class AgentSpec:
     max_calls: int = 1
     team: str | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
+    enabled: bool = True  # a disabled agent cannot log in
 
     def __post_init__(self) -> None:
         if self.max_calls < 1:
@@ -87,6 +88,7 @@ class AgentSpec:
             max_calls=agent.max_calls,
             team=agent.team,
             weights=agent.weights,
+            enabled=agent.enabled,
         )
 
 

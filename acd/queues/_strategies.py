@@ -45,6 +45,7 @@ class AgentRecord:
     queues: list[str] = field(default_factory=list)  # queues this agent can serve
     served: dict[str, int] = field(default_factory=dict)  # answered per queue, for weights
     offerable: bool = False  # cached: in the free-agent indexes
+    removed: bool = False  # no longer configured; kept so indexes stay stable and calls end
 
     @property
     def name(self) -> str:

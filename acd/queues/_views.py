@@ -39,8 +39,8 @@ class ViewsMixin:
         return self._view(self._agent(username))
 
     def agents(self) -> list[AgentView]:
-        """Every agent, in configuration order."""
-        return [self._view(record) for record in self._agents.values()]
+        """Every configured agent, in configuration order (agents added later come last)."""
+        return [self._view(record) for record in self._agents.values() if not record.removed]
 
     def _view(self, record: AgentRecord) -> AgentView:
         return AgentView(
