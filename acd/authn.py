@@ -62,12 +62,17 @@ class Authenticator:
         """Failures per source host, over every user name."""
         self.nonces = NonceManager(secrets.token_bytes(32), nonce_lifetime)
         self.digest = DigestAuthenticator(realm, self.nonces, algorithms)
+        self._ha1: dict[tuple[str, str], str] = {}
+        self.set_accounts(accounts)
+        self.failures = 0
+
+    def set_accounts(self, accounts: dict[str, str]) -> None:
+        """Take new accounts (user to password): the next challenge answered is checked by them."""
         self._ha1 = {
-            (user, algorithm): ha1(user, realm, password, algorithm)
+            (user, algorithm): ha1(user, self.realm, password, algorithm)
             for user, password in accounts.items()
             for algorithm in ("MD5", "SHA-256")
         }
-        self.failures = 0
 
     def _lookup(self, username: str, realm: str, algorithm: str) -> str | None:
         if realm != self.realm:

@@ -9,11 +9,13 @@ loaded flow. Unreachable nodes are warnings: worth a look, not a refusal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import ivr
 
 from .config import Config, ConfigError
 
-__all__ = ["FlowCheck", "load_flows_for"]
+__all__ = ["FlowCheck", "flow_problems", "load_flows_for"]
 
 
 class FlowCheck:
@@ -37,13 +39,19 @@ def load_flows_for(config: Config) -> FlowCheck:
         survey = flow.post_call_survey
         if survey is not None and survey not in flows:
             problems.append(f"{flow.where(('post_call_survey',))}: no flow named {survey!r}")
-    problems += ivr.check_queues(flows, config.queues)
+    problems += flow_problems(config, flows)
+    if problems:
+        raise ConfigError(problems)
+    return FlowCheck(flows, warnings)
+
+
+def flow_problems(config: Config, flows: Mapping[str, ivr.Flow]) -> list[str]:
+    """What in ``config`` does not fit ``flows``: a queue a flow names, a route's flow."""
+    problems = list(ivr.check_queues(flows, config.queues))
     for route in config.routes:
         if route.ivr is not None and route.ivr not in flows:
             known = ", ".join(sorted(flows)) or f"none in {config.ivr_dir}"
             problems.append(
                 f"route {route.match!r}: unknown IVR flow {route.ivr!r} (flows: {known})"
             )
-    if problems:
-        raise ConfigError(problems)
-    return FlowCheck(flows, warnings)
+    return problems

@@ -302,6 +302,13 @@ class LocationService:
                 del self._bindings[user]
         return removed
 
+    def remove_user(self, user: str, reason: str) -> list[BindingRemoved]:
+        """Drop every binding of ``user`` (an account removed or disabled)."""
+        bindings = self._bindings.pop(user, [])
+        if bindings:
+            self._hosts = None
+        return [BindingRemoved(user, str(b.uri), reason) for b in bindings]
+
     def next_expiry(self) -> float | None:
         """The earliest binding expiry, for the caller's timer."""
         return min((b.expires_at for b in self), default=None)

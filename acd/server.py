@@ -36,6 +36,8 @@ from sip.events import Address
 from sip.facing import is_wildcard
 from sip.ratelimit import FailureLimiter, RequestLimiter
 
+from .admin import AdminService, ConfigInvalid, ConfigStore
+from .admin._api import ConfigApi
 from .api import add_storage_routes
 from .api._access import install_access_control
 from .api._events import EventStream
@@ -120,7 +122,7 @@ class Engine:
         )
         self.authenticator = Authenticator(
             sip.domain,
-            {a.username: a.password.get_secret_value() for a in config.agents},
+            _sip_accounts(config),
             algorithms=tuple(security.digest_algorithms),
             nonce_lifetime=security.nonce_lifetime,
             limiter=FailureLimiter(
@@ -159,6 +161,16 @@ class Engine:
                 session_recheck=auth.session_recheck,
             ),
         )
+        self.admin = AdminService(
+            ConfigStore(self.storage),
+            config,
+            self.flows,
+            self._apply_config,
+            check_live=self._check_live,
+        )
+        # Read by the report endpoints; kept in step with the live configuration.
+        self._service_level = {name: q.service_level for name, q in config.queues.items()}
+        self._team_of = {a.username: a.team for a in config.agents if a.team}
         self._upkeep: asyncio.Task[None] | None = None
         self._admin_pending: tuple[str, str] | None = None
         self.event_stream: EventStream | None = None
@@ -271,6 +283,7 @@ class Engine:
                 self.sip_addresses.append(bound)
                 log.info("SIP listening on %s", bound)
         await self._start_storage()
+        await self.admin.start()  # the runtime sections, before anything reads them
         await self.webhooks.start()  # before the first event
         self.events.subscribe(self.webhooks.on_event)
         await self._start_calls()
@@ -372,6 +385,7 @@ class Engine:
             app, self.access, metrics_token=token.get_secret_value() if token else None
         )
         app.router.add_routes(UsersApi(self.access).routes())
+        app.router.add_routes(ConfigApi(self.admin).routes())
         app.router.add_routes(self.webhooks.routes())
         self.event_stream = EventStream(self.events, lambda: self.access.team_of)
         app.router.add_routes(self.event_stream.routes())
@@ -386,8 +400,8 @@ class Engine:
             app,
             self.storage,
             self.recordings,
-            service_level={name: q.service_level for name, q in self.config.queues.items()},
-            team_of={a.username: a.team for a in self.config.agents if a.team},
+            service_level=self._service_level,
+            team_of=self._team_of,
         )
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
@@ -438,6 +452,45 @@ class Engine:
             except Exception as exc:
                 log.warning("could not prune expired sessions: %s", exc)
 
+    # -- runtime configuration ---------------------------------------------------------
+
+    def _apply_config(self, config: Config) -> None:
+        """Make the running engine follow ``config``'s agents, queues, routes and pause reasons.
+
+        Called by ``AdminService`` after each change and once at start with the
+        database's sections. Nothing live is dropped: see ``Acd.reconfigure``.
+        """
+        old = self.config
+        self.config = config
+        self.authenticator.set_accounts(_sip_accounts(config))
+        self.access.set_agents(agent_accounts(config))
+        kept = {a.username for a in config.agents if a.enabled}
+        for agent in old.agents:
+            if agent.username not in kept:
+                self.app.drop_user(agent.username, "account removed")
+        self._service_level.clear()
+        self._service_level.update({n: q.service_level for n, q in config.queues.items()})
+        self._team_of.clear()
+        self._team_of.update({a.username: a.team for a in config.agents if a.team})
+        for holder in (self.calls, self.script):
+            if holder is not None:
+                holder.config = config
+        if self.acd is not None:
+            self.acd.reconfigure(config)
+
+    def _check_live(self, config: Config) -> None:
+        """Refuse a change the live calls cannot take: a queue removed with callers in it."""
+        if self.acd is None:
+            return
+        for name in self.config.queues:
+            waiting = self.acd.waiting_in(name)
+            if name not in config.queues and waiting:
+                raise ConfigInvalid(
+                    f"queues.{name}",
+                    f"{waiting} callers are waiting in it; remove it once they have left "
+                    "(send new callers elsewhere first by changing the routes)",
+                )
+
     async def drain(self, timeout: float, abort: asyncio.Event | None = None) -> None:
         """Refuse new calls and OPTIONS (503) and answer /healthz 503, while the calls in
         progress end by themselves, for at most ``timeout`` seconds or until ``abort``."""
@@ -449,6 +502,7 @@ class Engine:
         """Refuse new calls (503), hang up calls, close listeners and HTTP, settle every record."""
         self.loop_lag.stop()
         self.app.stop()
+        await self.admin.stop()
         if self.calls is not None:
             await self.calls.stop()
         if self.acd is not None:
@@ -550,6 +604,11 @@ class Engine:
             if principal.reaches(call.agent)
         ]
         return web.json_response({"calls": rows})
+
+
+def _sip_accounts(config: Config) -> dict[str, str]:
+    """User name to SIP password of every agent who may register (enabled ones)."""
+    return {a.username: a.password.get_secret_value() for a in config.agents if a.enabled}
 
 
 def _log_addresses(config: Config) -> None:

@@ -105,6 +105,10 @@ class SipApplication:
             log.exception("housekeeping failed")
         self._schedule()
 
+    def drop_user(self, user: str, reason: str) -> None:
+        """Forget ``user``'s registrations now, telling the listeners (account removed)."""
+        self._emit(self.location.remove_user(user, reason))
+
     def _emit(self, events: Sequence[BindingAdded | BindingRemoved]) -> None:
         for event in events:
             # One line per change (a refresh is none): an operator asking "is 1001's

@@ -53,6 +53,10 @@ OUT_OF_REACH = ("agent", "team_lead")  # agent 1003 is in team blue
 NEW_USER = {"username": "x1", "role": "agent", "password": "x1-Password-000"}
 NEW_KEY = {"name": "crm", "scopes": ["calls:read"]}
 A = "/api/v1/agents"
+C = "/api/v1/config"
+NEW_AGENT = {"username": "2001", "password": "sip-Password-2001", "name": "New"}
+PUT_AGENT = {"password": "sip-Password-2002", "skills": {"fr": 3}}
+PAUSES = {"pause_reasons": ["break", "lunch", "training"]}
 
 # (method, route, concrete path, body, callers allowed, callers answered 404 for reach)
 MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
@@ -87,6 +91,27 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/api/v1/audit", "/api/v1/audit", None, ("admin",), ()),
     ("GET", "/api/v1/webhooks", "/api/v1/webhooks", None, ("admin",), ()),
     ("GET", "/api/v1/webhooks/deliveries", "/api/v1/webhooks/deliveries", None, ("admin",), ()),
+    ("GET", C, C, None, ALL_AGENTS, ()),
+    ("GET", f"{C}/agents", f"{C}/agents", None, ALL_AGENTS, ()),
+    ("POST", f"{C}/agents", f"{C}/agents", NEW_AGENT, ("admin",), ()),
+    ("GET", f"{C}/agents/{{name}}", f"{C}/agents/1003", None, ALL_AGENTS, ()),
+    ("PUT", f"{C}/agents/{{name}}", f"{C}/agents/2002", PUT_AGENT, ("admin",), ()),
+    ("PATCH", f"{C}/agents/{{name}}", f"{C}/agents/1002", {"skills": {"de": 2}}, ("admin",), ()),
+    ("DELETE", f"{C}/agents/{{name}}", f"{C}/agents/2001", None, ("admin",), ()),
+    ("GET", f"{C}/queues", f"{C}/queues", None, ALL_AGENTS, ()),
+    ("POST", f"{C}/queues", f"{C}/queues", {"name": "support"}, ("admin",), ()),
+    ("GET", f"{C}/queues/{{name}}", f"{C}/queues/sales", None, ALL_AGENTS, ()),
+    ("PUT", f"{C}/queues/{{name}}", f"{C}/queues/sales", {"join_empty": True}, ("admin",), ()),
+    ("PATCH", f"{C}/queues/{{name}}", f"{C}/queues/sales", {"wrap_up": 3}, ("admin",), ()),
+    ("DELETE", f"{C}/queues/{{name}}", f"{C}/queues/support", None, ("admin",), ()),
+    ("GET", f"{C}/routes", f"{C}/routes", None, ALL_AGENTS, ()),
+    ("POST", f"{C}/routes", f"{C}/routes", {"match": "900", "queue": "sales"}, ("admin",), ()),
+    ("GET", f"{C}/routes/{{name}}", f"{C}/routes/900", None, ALL_AGENTS, ()),
+    ("PUT", f"{C}/routes/{{name}}", f"{C}/routes/901", {"hangup": 486}, ("admin",), ()),
+    ("PATCH", f"{C}/routes/{{name}}", f"{C}/routes/901", {"hangup": 480}, ("admin",), ()),
+    ("DELETE", f"{C}/routes/{{name}}", f"{C}/routes/900", None, ("admin",), ()),
+    ("GET", f"{C}/pause-reasons", f"{C}/pause-reasons", None, ALL_AGENTS, ()),
+    ("PUT", f"{C}/pause-reasons", f"{C}/pause-reasons", PAUSES, ("admin",), ()),
 ]  # fmt: skip
 # Sign-in and sign-out change who is asking, so they have tests of their own below;
 # the event streams stay open, and test_events_stream.py checks who sees what.

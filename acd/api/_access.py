@@ -66,6 +66,7 @@ class AccessRule(enum.Enum):
 Rule = AccessRule | Permission
 
 _AGENT_ACTIONS = ("login", "logout", "pause", "unpause")
+_CONFIG_SECTIONS = ("agents", "queues", "routes")
 
 ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): AccessRule.OPEN,
@@ -103,6 +104,21 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/webhooks/deliveries"): Permission.WEBHOOKS_READ,
     ("GET", "/api/v1/events"): Permission.LIVE_READ,
     ("GET", "/api/v1/events/ws"): Permission.LIVE_READ,
+    ("GET", "/api/v1/config"): Permission.CONFIG_READ,
+    ("GET", "/api/v1/config/pause-reasons"): Permission.CONFIG_READ,
+    ("PUT", "/api/v1/config/pause-reasons"): Permission.CONFIG_ADMIN,
+    **{
+        rule: permission
+        for section in _CONFIG_SECTIONS
+        for rule, permission in (
+            (("GET", f"/api/v1/config/{section}"), Permission.CONFIG_READ),
+            (("POST", f"/api/v1/config/{section}"), Permission.CONFIG_ADMIN),
+            (("GET", f"/api/v1/config/{section}/{{name}}"), Permission.CONFIG_READ),
+            (("PUT", f"/api/v1/config/{section}/{{name}}"), Permission.CONFIG_ADMIN),
+            (("PATCH", f"/api/v1/config/{section}/{{name}}"), Permission.CONFIG_ADMIN),
+            (("DELETE", f"/api/v1/config/{section}/{{name}}"), Permission.CONFIG_ADMIN),
+        )
+    },
 }
 """Every route of the engine's HTTP server and what it needs (HEAD as GET)."""
 

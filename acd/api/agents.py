@@ -60,7 +60,6 @@ class AgentsApi:
 
     def __init__(self, service: AcdService) -> None:
         self.service = service
-        self.names = {agent.username: agent.name for agent in service.config.agents}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -74,7 +73,8 @@ class AgentsApi:
         ]
 
     def _json(self, view: AgentView) -> dict[str, Any]:
-        return agent_json(view, self.service.loop.time(), self.names.get(view.username))
+        agent = self.service.config.agent(view.username)  # the live configuration's
+        return agent_json(view, self.service.loop.time(), agent.name if agent else None)
 
     def _view(self, username: str) -> AgentView:
         if not self.service.is_agent(username):

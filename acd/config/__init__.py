@@ -30,6 +30,8 @@ from ._schema import (
     Strategy,
     TlsConfig,
     Trunk,
+    cross_check,
+    pause_reasons_adapter,
 )
 
 __all__ = [
@@ -58,5 +60,7 @@ __all__ = [
     "Strategy",
     "TlsConfig",
     "Trunk",
+    "cross_check",
     "load_config",
+    "pause_reasons_adapter",
 ]

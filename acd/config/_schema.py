@@ -24,6 +24,7 @@ from pydantic import (
     IPvAnyNetwork,
     PrivateAttr,
     SecretStr,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -754,6 +755,11 @@ def _default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+PauseReasons = Annotated[tuple[Name, ...], Field(min_length=1), AfterValidator(_unique)]
+pause_reasons_adapter: TypeAdapter[tuple[str, ...]] = TypeAdapter(PauseReasons)
+"""Checks a list of pause reasons as ``Config.pause_reasons`` does."""
+
+
 class Config(_Section):
     """The whole configuration of one engine, loaded by ``load_config``.
 
@@ -784,9 +790,7 @@ class Config(_Section):
     # nodes); ACD_VARIABLES="name=value,..." adds to them
     variables: dict[VarName, VarValue] = Field(default_factory=dict)
     # the reasons an agent may give for a pause
-    pause_reasons: Annotated[tuple[Name, ...], Field(min_length=1), AfterValidator(_unique)] = (
-        DEFAULT_PAUSE_REASONS
-    )
+    pause_reasons: PauseReasons = DEFAULT_PAUSE_REASONS
     media: MediaConfig = Field(default_factory=MediaConfig)
     calls: CallsConfig = Field(default_factory=CallsConfig)
     # Validated from {} so that its default dir, too, is resolved against the file.
@@ -807,6 +811,14 @@ class Config(_Section):
                 self._exact_routes.setdefault(route.match, route)
         for agent in self.agents:
             self._agents.setdefault(agent.username, agent)
+
+    def replaced(self, **sections: Any) -> Config:
+        """A copy with whole sections replaced by values already validated (``acd.admin``)."""
+        new = self.model_copy(update=sections)
+        new._exact_routes = {}
+        new._agents = {}
+        new.model_post_init(None)
+        return new
 
     def route_for(self, number: str) -> Route | None:
         """The route for a dialled number: an exact match, else the first matching pattern."""

@@ -91,7 +91,11 @@ class SignedIn:
 
 def agent_accounts(config: Config) -> dict[str, AgentAccount]:
     """The configured agents as sign-in accounts."""
-    return {a.username: AgentAccount(a.password.get_secret_value(), a.team) for a in config.agents}
+    return {
+        a.username: AgentAccount(a.password.get_secret_value(), a.team)
+        for a in config.agents
+        if a.enabled
+    }
 
 
 class AccessService:
@@ -122,6 +126,21 @@ class AccessService:
         # signed in while the database is down, and a request costs no query.
         # An entry is checked against the database again after policy.session_recheck.
         self._sessions: dict[str, tuple[SessionRow, User, float]] = {}
+
+    def set_agents(self, agents: Mapping[str, AgentAccount]) -> None:
+        """Take the agents' accounts anew; those removed, disabled or changed are checked again.
+
+        A removed or disabled agent's sessions end at their next request (no
+        user behind them any more); a new password or team applies at once.
+        """
+        changed = {
+            name
+            for name in self.agents.keys() | agents.keys()
+            if self.agents.get(name) != agents.get(name)
+        }
+        self.agents = dict(agents)
+        for name in changed:
+            self.forget(name)
 
     @property
     def team_of(self) -> dict[str, str | None]:

@@ -52,6 +52,8 @@ class Permission(enum.StrEnum):
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
     WEBHOOKS_READ = "webhooks:read"
+    CONFIG_READ = "config:read"
+    CONFIG_ADMIN = "config:admin"
 
 
 PERMISSIONS = frozenset(Permission)
@@ -70,7 +72,8 @@ _OPERATIONAL = frozenset(
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.AGENT: _OPERATIONAL,
     Role.TEAM_LEAD: _OPERATIONAL | {Permission.RECORDINGS_READ, Permission.REPORTS_READ},
-    Role.SUPERVISOR: _OPERATIONAL | {Permission.RECORDINGS_READ, Permission.REPORTS_READ},
+    Role.SUPERVISOR: _OPERATIONAL
+    | {Permission.RECORDINGS_READ, Permission.REPORTS_READ, Permission.CONFIG_READ},
     Role.ADMIN: PERMISSIONS,
 }
 """What each role may do; where over agents is ``reach_of``'s answer."""

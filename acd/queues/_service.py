@@ -130,6 +130,7 @@ class AcdService:
             clock=self.loop.time,
             pause_reasons=self.pause_reasons,
         )
+        self._agent_names = frozenset(agent.username for agent in config.agents)
         self.music: tuple[mp.PlayItem, ...] = hold_music(config.prompts.dir)
         self._waiting: dict[str, _Waiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -193,7 +194,40 @@ class AcdService:
         self._do(self.core.set_reachable(user, registered))
 
     def is_agent(self, user: str) -> bool:
-        return any(agent.username == user for agent in self.config.agents)
+        return user in self._agent_names
+
+    def reconfigure(self, config: Config) -> None:
+        """Take the new agents, queues and pause reasons, keeping every live call and state.
+
+        See ``Acd.reconfigure``. A queue removed while callers still wait in
+        it (the admin API refuses that, but a revision from another node may
+        not know) stays in the core until they have left.
+        """
+        queues = {name: QueueSpec.from_config(name, q) for name, q in config.queues.items()}
+        for name in self.core.queue_names():
+            if name not in queues and self.core.waiting(name):
+                log.warning(
+                    "queue %s was removed with callers waiting: kept until they leave", name
+                )
+                queues[name] = self.spec(name)
+        added = {a.username for a in config.agents} - self._agent_names
+        self.config = config
+        self._specs = dict(queues)
+        self._agent_names = frozenset(agent.username for agent in config.agents)
+        self.pause_reasons = tuple(config.pause_reasons or DEFAULT_PAUSE_REASONS)
+        self._do(
+            self.core.reconfigure(
+                (AgentSpec.from_config(agent) for agent in config.agents),
+                queues,
+                pause_reasons=self.pause_reasons,
+            )
+        )
+        for user in sorted(added):
+            self._do(self.core.set_reachable(user, self.location.is_registered(user)))
+
+    def waiting_in(self, queue: str) -> int:
+        """Callers waiting in ``queue`` now (0 for a queue the core does not know)."""
+        return len(self.core.waiting(queue)) if queue in self.core.queue_names() else 0
 
     # -- driving the core ------------------------------------------------------------------
 

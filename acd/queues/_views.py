@@ -62,6 +62,10 @@ class ViewsMixin:
             ringing=tuple(sorted(record.offered)),
         )
 
+    def queue_names(self) -> list[str]:
+        """Every queue, in configuration order."""
+        return list(self._queues)
+
     def waiting(self, queue: str) -> list[WaitingView]:
         """The calls waiting in ``queue``, in the order they will be served."""
         self._queue(queue)

@@ -192,6 +192,24 @@ class Storage(abc.ABC):
         """Run one write statement written for ``dialect``; the rows it changed."""
         return await self._execute(sql, params)
 
+    async def execute_all(
+        self, statements: Sequence[tuple[str, Sequence[object]]], *, guarded: bool = False
+    ) -> list[int]:
+        """Run write statements in one transaction: all take effect or none; rows each changed.
+
+        ``guarded``: the first statement is a guard (``UPDATE ... WHERE
+        revision = ?``) that must change exactly one row; when it changes
+        none, the transaction is rolled back and the answer is ``[0]``.
+        """
+        return await self._execute_all(
+            [(sql, tuple(params)) for sql, params in statements], guarded
+        )
+
+    async def _execute_all(
+        self, statements: Sequence[tuple[str, Sequence[object]]], guarded: bool
+    ) -> list[int]:
+        raise StorageError(f"{type(self).__name__} cannot run statements in one transaction")
+
     @abc.abstractmethod
     async def _execute(self, sql: str, params: Sequence[object]) -> int:
         """Run one write statement written for ``dialect`` in its own transaction.

@@ -431,10 +431,21 @@ class PostgresStorage(Storage):
         return [tuple(row) for row in await self._ready().fetch(sql, *params)]
 
     async def _execute(self, sql: str, params: Sequence[object]) -> int:
-        status = await self._ready().execute(sql, *params)
-        # asyncpg answers the command tag: "UPDATE 3", "INSERT 0 1", "DELETE 0".
-        tail = str(status).rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
+        return _changed(await self._ready().execute(sql, *params))
+
+    async def _execute_all(
+        self, statements: Sequence[tuple[str, Sequence[object]]], guarded: bool
+    ) -> list[int]:
+        counts: list[int] = []
+        try:
+            async with self._ready().acquire() as connection, connection.transaction():
+                for sql, params in statements:
+                    counts.append(_changed(await connection.execute(sql, *params)))
+                    if guarded and counts == [0]:
+                        raise _GuardFailed  # leaving the block rolls the transaction back
+        except _GuardFailed:
+            return [0]
+        return counts
 
     async def ping(self) -> bool:
         if self._pool is None:
@@ -448,3 +459,13 @@ class PostgresStorage(Storage):
     async def schema_version(self) -> int:
         value = await self._ready().fetchval("SELECT max(version) FROM schema_migrations")
         return int(value or 0)
+
+
+class _GuardFailed(Exception):
+    """A guarded transaction's first statement changed no row."""
+
+
+def _changed(status: object) -> int:
+    """The rows a statement changed, from asyncpg's command tag ("UPDATE 3", "INSERT 0 1")."""
+    tail = str(status).rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

@@ -361,19 +361,31 @@ class SqliteStorage(Storage):
     def _fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
         return self._connection().execute(sql, params).fetchall()
 
-    def _change(self, sql: str, params: Sequence[object]) -> int:
+    def _change(
+        self, statements: Sequence[tuple[str, Sequence[object]]], guarded: bool = False
+    ) -> list[int]:
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
-            count = db.execute(sql, params).rowcount
+            counts: list[int] = []
+            for sql, params in statements:
+                counts.append(db.execute(sql, params).rowcount)
+                if guarded and counts == [0]:
+                    _rollback(db)
+                    return counts
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
             raise
-        return count
+        return counts
 
     async def _execute(self, sql: str, params: Sequence[object]) -> int:
-        return await self._run(self._change, sql, tuple(params))
+        return (await self._run(self._change, [(sql, tuple(params))]))[0]
+
+    async def _execute_all(
+        self, statements: Sequence[tuple[str, Sequence[object]]], guarded: bool
+    ) -> list[int]:
+        return await self._run(self._change, list(statements), guarded)
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         rows = await self._run(self._fetch, f"{_SELECT_CALLS} WHERE call_id = ?", (call_id,))
