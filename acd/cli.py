@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from acd._cli_config import add_config_parser
 from acd._cli_users import add_users_parser
 from acd.config import Config, ConfigError, load_config
 
@@ -333,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate_agents)
     add_users_parser(commands, lambda command, path: _command_config(command, _path(path)))
+    add_config_parser(commands, lambda command, path: _command_config(command, _path(path)))
     return parser
 
 

@@ -256,7 +256,7 @@ def test_every_error_is_reported_one_per_line_in_file_order(tmp_path: Path) -> N
         f"{path}:2: sip.port: Input should be greater than or equal to 0",
         f"{path}:4: agents[0].password: Field required",
         f"{path}:7: agents[1].colour: unknown key "
-        "(known keys: username, password, name, skills, max_calls, team, weights)",
+        "(known keys: username, password, name, skills, max_calls, team, weights, enabled)",
         f"{path}:9: logging.level: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
         "'CRITICAL'",
     ]
