@@ -88,6 +88,7 @@ class AcdMachine(RuleBasedStateMachine):
         self.specs: dict[str, AgentSpec] = dict(SPECS)  # the agents configured now
         self.limit: dict[str, int] = {name: spec.max_calls for name, spec in SPECS.items()}
         self.queue_names = ["s", "t"]
+        self.steps = 0
         self.last: list[Action] = []
         self.decided = False  # the last step routed (every method but enqueue does)
 
@@ -96,9 +97,15 @@ class AcdMachine(RuleBasedStateMachine):
         on_max_wait=st.sampled_from(["hangup", "callback", "queue:t"]),
         leave_empty=st.booleans(),
         seed=st.integers(0, 2**16),
+        ready=st.lists(st.booleans(), min_size=len(AGENTS), max_size=len(AGENTS)),
     )
     def setup(
-        self, strategies: tuple[str, str], on_max_wait: str, leave_empty: bool, seed: int
+        self,
+        strategies: tuple[str, str],
+        on_max_wait: str,
+        leave_empty: bool,
+        seed: int,
+        ready: list[bool],
     ) -> None:
         common: dict[str, float] = {"wrap_up": 5, "retry_delay": 3, "reject_delay": 4}
         queues = [
@@ -121,12 +128,19 @@ class AcdMachine(RuleBasedStateMachine):
                 max_wait=60,
                 join_empty=not leave_empty,
                 join_paused=False,
+                wrap_up_codes=("sale", "no-sale"),
+                wrap_up_code_required=True,
                 **common,  # type: ignore[arg-type]
             ),
         ]
         self.acd = Acd(
             AGENTS, {q.name: q for q in queues}, clock=self.clock, rng=random.Random(seed)
         )
+        # Most runs start with agents at work, so rings, answers and wrap-ups are common.
+        for agent, at_work in zip(NAMES, ready, strict=False):
+            if at_work:
+                self.record(self.core.login(agent))
+                self.record(self.core.set_reachable(agent, True))
 
     # Helpers -----------------------------------------------------------------------
 
@@ -136,6 +150,7 @@ class AcdMachine(RuleBasedStateMachine):
         return self.acd
 
     def record(self, actions: list[Action], decided: bool = True) -> None:
+        self.steps += 1
         self.last = actions
         self.decided = decided
         for action in actions:
@@ -180,6 +195,7 @@ class AcdMachine(RuleBasedStateMachine):
         if agent in self.specs:
             self.record(self.core.set_reachable(agent, reachable))
 
+    @precondition(lambda self: self.steps % 4 == 3)  # not so often that calls never end
     @rule(
         present=st.lists(st.booleans(), min_size=6, max_size=6),
         enabled=st.lists(st.booleans(), min_size=6, max_size=6),
@@ -278,6 +294,17 @@ class AcdMachine(RuleBasedStateMachine):
         call_id, agent = data.draw(st.sampled_from(offers))
         self.record(self.core.ring_result(call_id, agent, outcome))
 
+    @precondition(
+        lambda self: self.acd is not None and any(v.ringing for v in self.views().values())
+    )
+    @rule(data=st.data(), talk=st.floats(0, 30))
+    def answer_and_end(self, data: st.DataObject, talk: float) -> None:
+        """A short call: answered, and over before anything else happens."""
+        offers = [(c, v.username) for v in self.views().values() for c in v.ringing]
+        call_id, agent = data.draw(st.sampled_from(offers))
+        actions = self.core.ring_result(call_id, agent, "answered")
+        self.record(actions + self.core.call_ended(call_id, agent, talk))
+
     @precondition(lambda self: self.acd is not None and any(v.calls for v in self.views().values()))
     @rule(data=st.data(), talk=st.floats(0, 300))
     def call_ended(self, data: st.DataObject, talk: float) -> None:
@@ -289,6 +316,36 @@ class AcdMachine(RuleBasedStateMachine):
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds
         self.record(self.core.poll())
+
+    @precondition(
+        lambda self: self.acd is not None and any(v.code_due for v in self.views().values())
+    )
+    @rule(data=st.data())
+    def give_wrap_up_code(self, data: st.DataObject) -> None:
+        owing = [v for v in self.views().values() if v.code_due]
+        view = data.draw(st.sampled_from(owing))
+        assert view.code_due is not None and view.wrapping_up, view
+        self.record(self.core.wrap_up_code_given(view.username, view.code_due))
+        assert self.core.agent(view.username).code_due is None
+
+    @rule(agent=st.sampled_from(NAMES), extend=st.sampled_from([None, 1.0, 30.0]))
+    def end_or_extend_wrap_up(self, agent: str, extend: float | None) -> None:
+        if agent not in self.specs:
+            return
+        view = self.core.agent(agent)
+        if extend is None and view.code_due is not None:
+            with pytest.raises(AcdError, match="wrap-up code first"):
+                self.core.end_wrap_up(agent)
+        elif extend is None:
+            self.record(self.core.end_wrap_up(agent))
+            assert self.core.agent(agent).wrap_up_until is None
+        elif not view.wrapping_up:
+            with pytest.raises(AcdError, match="not in wrap-up"):
+                self.core.extend_wrap_up(agent, extend)
+        else:
+            self.record(self.core.extend_wrap_up(agent, extend))
+            # wrapping up, though an agent taking two calls may be ringing for another
+            assert self.core.agent(agent).wrapping_up
 
     @precondition(lambda self: self.acd is not None and any(self.waiting()))
     @rule(data=st.data())
@@ -401,7 +458,7 @@ def rings(actions: Iterable[Action]) -> list[Ring]:
 
 AcdMachine.TestCase.settings = settings(
     max_examples=200,
-    stateful_step_count=50,
+    stateful_step_count=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -593,6 +593,16 @@ class Queue(_Section):
     announce_every: Seconds = 30  # position and expected wait announcements; 0 turns them off
     # the key a waiting caller presses to be called back instead
     callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None
+    # Dispositions an agent gives a call of this queue after it (API, or *25N from the phone
+    # for the Nth); with wrap_up_code_required, wrap-up lasts until one is given.
+    wrap_up_codes: Annotated[tuple[Name, ...], AfterValidator(_unique)] = ()
+    wrap_up_code_required: bool = False
+
+    @model_validator(mode="after")
+    def _codes_when_required(self) -> Queue:
+        if self.wrap_up_code_required and not self.wrap_up_codes:
+            raise ValueError("wrap_up_code_required is true but wrap_up_codes lists none")
+        return self
 
 
 RtpPort = Annotated[int, Field(ge=1024, le=65535)]

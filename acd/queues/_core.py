@@ -128,6 +128,7 @@ class Acd(ViewsMixin):
         self._touch(record)
         self._set_presence(record, logged_in=False, paused=None)
         record.wrap_until = record.blocked_until = None
+        record.code_due = None
         for call_id in sorted(record.offered):
             out.append(StopRinging(call_id, (record.name,), "agent-logged-out"))
             self._end_offer(record, self._calls[call_id])
@@ -393,13 +394,53 @@ class Acd(ViewsMixin):
         if spec is not None:
             self._handle_times[queue].append(talk_time + wrap)
         now = self._clock()
+        if record.logged_in and spec is not None and spec.wrap_up_code_required:
+            record.code_due = call_id
         if record.logged_in and wrap > 0:
             until = now + wrap
             if record.wrap_until is None or until > record.wrap_until:
                 record.wrap_until = until
                 self._timer(until, "wrap-up", record.name)
-        elif record.wrap_until is None:
+        elif record.wrap_until is None and record.code_due is None:
             record.idle_since = now
+        return self._finish()
+
+    # Wrap-up -----------------------------------------------------------------
+
+    def wrap_up_code_given(self, agent: str, call_id: str) -> list[Action]:
+        """The agent gave ``call_id`` its wrap-up code: a required one no longer holds it."""
+        record = self._agent(agent, removed=True)
+        if record.code_due != call_id:
+            return self._finish()
+        self._touch(record)
+        record.code_due = None
+        if record.wrap_until is None:
+            record.idle_since = self._clock()
+        return self._finish()
+
+    def end_wrap_up(self, agent: str) -> list[Action]:
+        """The agent is ready before the wrap-up time is over (not while a code is owed)."""
+        record = self._agent(agent)
+        if record.code_due is not None:
+            raise AcdError(f"agent {agent} must give call {record.code_due} a wrap-up code first")
+        if record.wrap_until is None:
+            return self._finish()
+        self._touch(record)
+        record.wrap_until = None
+        record.idle_since = self._clock()
+        return self._finish()
+
+    def extend_wrap_up(self, agent: str, seconds: float) -> list[Action]:
+        """More wrap-up time: ``seconds`` from the end of the current one (or from now)."""
+        if not 0 < seconds <= 3600:
+            raise AcdError(f"a wrap-up extension of {seconds} s is not between 0 and 3600")
+        record = self._agent(agent)
+        if record.wrap_until is None and record.code_due is None:
+            raise AcdError(f"agent {agent} is not in wrap-up")
+        now = self._clock()
+        self._touch(record)
+        record.wrap_until = max(record.wrap_until or now, now) + seconds
+        self._timer(record.wrap_until, "wrap-up", record.name)
         return self._finish()
 
     def keep_place(self, call_id: str) -> None:
@@ -451,7 +492,8 @@ class Acd(ViewsMixin):
             self._touch(record)
             if kind == "wrap-up":
                 record.wrap_until = None
-                record.idle_since = when
+                if record.code_due is None:
+                    record.idle_since = when
             else:
                 record.blocked_until = None
         elif kind == "max-wait":

@@ -126,6 +126,8 @@ class QueueSpec:
     max_misses: int = 3
     announce_every: float = 30
     callback_key: str | None = None
+    wrap_up_codes: tuple[str, ...] = ()
+    wrap_up_code_required: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -142,6 +144,8 @@ class QueueSpec:
             )
         if self.max_misses < 0:
             raise AcdError(f"queue {self.name}: max_misses must not be negative")
+        if self.wrap_up_code_required and not self.wrap_up_codes:
+            raise AcdError(f"queue {self.name}: a wrap-up code is required but none is listed")
         object.__setattr__(self, "skills", _frozen(self.skills))
         # Steps in time order, so the core can walk them one timer at a time.
         object.__setattr__(
@@ -168,6 +172,8 @@ class QueueSpec:
             max_misses=queue.max_misses,
             announce_every=queue.announce_every,
             callback_key=queue.callback_key,
+            wrap_up_codes=tuple(queue.wrap_up_codes),
+            wrap_up_code_required=queue.wrap_up_code_required,
         )
 
 
@@ -196,6 +202,8 @@ class AgentView:
     paused: bool = False
     reachable: bool = False
     wrapping_up: bool = False
+    wrap_up_until: float | None = None  # when wrap-up time ends (clock of the core)
+    code_due: str | None = None  # the call whose wrap-up code is still required
     held_until: float | None = None  # not offered calls until then (reject / retry delay)
     calls: tuple[str, ...] = ()
     ringing: tuple[str, ...] = ()

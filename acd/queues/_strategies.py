@@ -35,6 +35,7 @@ class AgentRecord:
     paused: str | None = None  # the pause reason, or None
     reachable: bool = False
     wrap_until: float | None = None
+    code_due: str | None = None  # the call whose wrap-up code the queue requires first
     blocked_until: float | None = None  # reject / retry delay
     offered: set[str] = field(default_factory=set)  # call ids ringing this agent
     active: dict[str, str] = field(default_factory=dict)  # call id -> queue
@@ -55,12 +56,14 @@ class AgentRecord:
         return len(self.offered) + len(self.active)
 
     def can_take_calls(self) -> bool:
-        """Logged in, not paused, reachable, not wrapping up or held off, with capacity."""
+        """Logged in, not paused, reachable, not wrapping up (nor owing a wrap-up code) or
+        held off, with capacity."""
         return (
             self.logged_in
             and self.paused is None
             and self.reachable
             and self.wrap_until is None
+            and self.code_due is None
             and self.blocked_until is None
             and self.load() < self.spec.max_calls
         )
@@ -73,7 +76,7 @@ class AgentRecord:
             return "on_call"
         if self.offered:
             return "ringing"
-        if self.wrap_until is not None:
+        if self.wrap_until is not None or self.code_due is not None:
             return "wrap_up"
         if self.paused is not None:
             return "paused"
