@@ -102,6 +102,7 @@ _SENTENCES: dict[str, str] = {
     "agent_paused": "You are now paused.",
     "agent_unpaused": "You are now available for calls.",
     "agent_login_failed": "Login failed.",
+    "wrap_up_code_saved": "Wrap-up code saved.",
     "survey_question": (
         "Please rate the service you received today, from 1 for poor to 5 for excellent."
     ),

@@ -81,6 +81,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
         ("POST", f"/api/v1/agents/{{username}}/{action}"): Permission.AGENTS_CONTROL
         for action in _AGENT_ACTIONS
     },
+    ("POST", "/api/v1/agents/{username}/wrap-up"): Permission.AGENTS_CONTROL,
     ("GET", "/api/v1/queues"): Permission.QUEUES_READ,
     ("GET", "/api/v1/calls"): Permission.CALLS_READ,
     ("GET", "/api/v1/calls/{call_id}"): Permission.CALLS_READ,
@@ -88,6 +89,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/reports/queues"): Permission.REPORTS_READ,
     ("GET", "/api/v1/reports/agents"): Permission.REPORTS_READ,
     ("GET", "/api/v1/reports/hourly"): Permission.REPORTS_READ,
+    ("GET", "/api/v1/reports/wrap-up-codes"): Permission.REPORTS_READ,
     ("GET", "/api/v1/registrations"): Permission.REGISTRATIONS_READ,
     ("GET", "/api/v1/live/calls"): Permission.LIVE_READ,
     ("GET", "/api/v1/live/resources"): Permission.DIAGNOSTICS_READ,

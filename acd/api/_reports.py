@@ -46,6 +46,7 @@ class ReportsApi:
             web.get("/api/v1/reports/queues", self.queues),
             web.get("/api/v1/reports/agents", self.agents),
             web.get("/api/v1/reports/hourly", self.hourly),
+            web.get("/api/v1/reports/wrap-up-codes", self.wrap_up_codes),
         ]
 
     def _threshold(self, params: Params) -> ServiceLevel:
@@ -140,6 +141,41 @@ class ReportsApi:
             return _csv("hourly", since, until, ("hour", "arrivals"), hours)
         return web.json_response(
             {"since": since.isoformat(), "until": until.isoformat(), "hours": hours}
+        )
+
+    async def wrap_up_codes(self, request: web.Request) -> web.Response:
+        """Answered calls per queue and wrap-up code (``code`` null: none given), and per agent."""
+        params = Params(request, ("since", "until", "queue", "format"))
+        since, until = params.window(LONGEST_REPORT)
+        rows = await from_storage(
+            self.storage.report_by_wrap_up_code(since, until, params.text("queue"))
+        )
+        principal = principal_of(request)
+        totals: dict[tuple[str, str | None], int] = {}
+        agent_rows = []
+        for row in rows:
+            if principal.reaches(row.agent):
+                key = (row.queue, row.code)
+                totals[key] = totals.get(key, 0) + row.calls
+                agent_rows.append(
+                    {"queue": row.queue, "agent": row.agent, "code": row.code, "calls": row.calls}
+                )
+        code_rows = [
+            {"queue": queue, "code": code, "calls": calls}
+            for (queue, code), calls in sorted(
+                totals.items(), key=lambda i: (i[0][0], i[0][1] or "")
+            )
+        ]
+        if _csv_wanted(params):
+            filename = f"report-wrap-up-codes-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}.csv"
+            return csv_response(filename, ("queue", "agent", "code", "calls"), agent_rows)
+        return web.json_response(
+            {
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "codes": code_rows,
+                "agents": agent_rows,
+            }
         )
 
 

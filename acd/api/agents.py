@@ -52,6 +52,10 @@ def agent_json(view: AgentView, now: float, name: str | None = None) -> dict[str
         "talk_time_s": round(view.talk_time, 3),
         "idle_s": round(now - view.idle_since, 3) if view.idle_since is not None else None,
         "misses": view.misses,
+        "wrap_up_left_s": (
+            round(max(0.0, view.wrap_up_until - now), 3) if view.wrap_up_until is not None else None
+        ),
+        "wrap_up_code_due": view.code_due,
     }
 
 
@@ -69,6 +73,7 @@ class AgentsApi:
                 web.post(f"/api/v1/agents/{{username}}/{action}", self.change)
                 for action in _ACTIONS
             ),
+            web.post("/api/v1/agents/{username}/wrap-up", self.wrap_up),
             web.get("/api/v1/queues", self.list_queues),
         ]
 
@@ -106,6 +111,44 @@ class AgentsApi:
         except AcdError as exc:
             error(web.HTTPConflict, "conflict", str(exc))
         return web.json_response(self._json(service.agent(username)))
+
+    async def wrap_up(self, request: web.Request) -> web.Response:
+        """``{"code": "sale"}`` for the last call, ``{"extend": 30}``, ``{"end": true}``."""
+        username = request.match_info["username"]
+        self._view(username)
+        try:
+            body = await request.json()
+        except ValueError:
+            error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+        if not isinstance(body, dict) or not body or set(body) - {"code", "extend", "end"}:
+            error(
+                web.HTTPBadRequest,
+                "bad_request",
+                'the body must name "code", "extend" (seconds) or "end" (true)',
+            )
+        code, extend, end = body.get("code"), body.get("extend"), body.get("end", False)
+        if code is not None and not isinstance(code, str):
+            error(web.HTTPBadRequest, "bad_field", "code: must be a string", field="code")
+        if extend is not None and (
+            isinstance(extend, bool)
+            or not isinstance(extend, int | float)
+            or not 0 < extend <= 3600
+        ):
+            error(
+                web.HTTPBadRequest,
+                "bad_field",
+                "extend: seconds, above 0, at most 3600",
+                field="extend",
+            )
+        if not isinstance(end, bool):
+            error(web.HTTPBadRequest, "bad_field", "end: must be true or false", field="end")
+        try:
+            self.service.wrap_up(
+                username, code=code, end=end, extend=None if extend is None else float(extend)
+            )
+        except AcdError as exc:
+            error(web.HTTPConflict, "conflict", str(exc))
+        return web.json_response(self._json(self.service.agent(username)))
 
     async def _reason(self, request: web.Request) -> str:
         """The pause reason from the body: one of the configured ones (400 otherwise)."""

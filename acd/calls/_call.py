@@ -78,6 +78,7 @@ class Call:
         self.recording = False
         self.recording_id: str | None = None
         self.survey_score: int | None = None
+        self.wrap_up_code: str | None = None  # the agent's disposition, given in wrap-up
         self.post_call_survey: str | None = None  # the survey flow, from the flow that runs
         self.survey_pending = False  # the agent hung up on a caller who gets the survey
         self.disposition: str | None = None

@@ -10,6 +10,7 @@ database cannot take.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..storage import (
@@ -74,6 +75,29 @@ class CallRecords:
         self.writer.submit_call(record)
         self.written += 1
 
+    def wrap_up_code(self, call: Call, agent: str, code: str) -> None:
+        """The agent gave ``call`` its disposition: on its CDR, and a WRAPUPCODE event.
+
+        Usually after the call ended (in wrap-up), so the CDR is written again;
+        before that, the event waits with the call's others and the CDR takes
+        the code when it is written at the end.
+        """
+        call.wrap_up_code = code
+        at = datetime.now(UTC)
+        if call.ended_at is None:
+            call.events.append((at, EventType.WRAPUPCODE.value, {"agent": agent, "code": code}))
+            return
+        event = CallEvent(
+            call_id=call.id,
+            at=at,
+            event=EventType.WRAPUPCODE,
+            queue=call.queue,
+            agent=agent,
+            data={"code": code},
+        )
+        self.writer.submit_event(event)
+        self.writer.submit_call(self.record_of(call))
+
     @staticmethod
     def record_of(call: Call) -> CallRecord:
         return CallRecord(
@@ -101,4 +125,5 @@ class CallRecords:
             sip_cause=call.sip_cause,
             survey_score=call.survey_score,
             recording_id=call.recording_id,
+            wrap_up_code=call.wrap_up_code,
         )

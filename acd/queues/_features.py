@@ -2,7 +2,9 @@
 
 ``*21`` logs in, ``*22`` logs out, ``*23`` pauses (``*23`` followed by a
 digit picks the configured pause reason by position: ``*232`` is the
-second; plain ``*23`` is the first), ``*24`` unpauses. The call arrives
+second; plain ``*23`` is the first), ``*24`` unpauses, ``*25`` followed by
+a digit gives the agent's last call the queue's wrap-up code of that
+position (``*251`` the first) and plain ``*25`` ends wrap-up. The call arrives
 authenticated (``call.user`` is the account that dialled), so nobody can
 change another agent's state this way. Each code is answered, confirmed by
 a prompt, and hung up; a code that cannot be carried out (not an agent, not
@@ -28,7 +30,13 @@ __all__ = ["FEATURE_CODES", "feature_for", "run_feature"]
 
 log = logging.getLogger(__name__)
 
-FEATURE_CODES: Final = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "unpause"}
+FEATURE_CODES: Final = {
+    "*21": "login",
+    "*22": "logout",
+    "*23": "pause",
+    "*24": "unpause",
+    "*25": "wrap-up",
+}
 _CONFIRM: Final = {
     "login": "agent_logged_in",
     "logout": "agent_logged_out",
@@ -44,6 +52,8 @@ def feature_for(number: str) -> tuple[str, str | None] | None:
         return FEATURE_CODES[number], None
     if number.startswith("*23") and number[3:].isdigit() and len(number) <= 5:
         return "pause", number[3:]
+    if number.startswith("*25") and number[3:].isdigit() and len(number) <= 5:
+        return "wrap-up", number[3:]
     return None
 
 
@@ -84,6 +94,17 @@ def _apply(service: AcdService, agent: str, name: str, argument: str | None) -> 
         if not 0 <= index < len(reasons):
             raise AcdError(f"no pause reason number {argument}")
         service.pause(agent, reasons[index])
+    elif name == "wrap-up":
+        if argument is None:
+            service.wrap_up(agent, end=True)
+        else:
+            codes = service.last_wrap_up_codes(agent)
+            index = int(argument) - 1
+            if not 0 <= index < len(codes):
+                raise AcdError(f"no wrap-up code number {argument}")
+            service.wrap_up(agent, code=codes[index])
+            return "wrap_up_code_saved"
+        return "agent_unpaused"
     else:
         service.unpause(agent)
     return _CONFIRM[name]

@@ -140,6 +140,7 @@ class AcdService:
         self._applying = False
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
+        self._last_calls: dict[str, tuple[Call, str]] = {}  # agent -> its last call, queue
         self.rings_started = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -457,10 +458,60 @@ class AcdService:
 
     def call_ended(self, call: Call, agent: str, talk_time: float) -> None:
         """The agent's part of the call is over: wrap-up starts."""
+        if call.queue is not None:
+            self._last_calls[agent] = (call, call.queue)
         try:
             self._do(self.core.call_ended(call.id, agent, talk_time))
         except AcdError as exc:
             log.error("call %s: agent %s: %s", call.id, agent, exc)
+
+    def last_wrap_up_codes(self, agent: str) -> tuple[str, ...]:
+        """The wrap-up codes of the queue of the agent's last call (none if no such call)."""
+        last = self._last_calls.get(agent)
+        if last is None or last[1] not in self.config.queues:
+            return ()
+        return self.spec(last[1]).wrap_up_codes
+
+    def wrap_up(
+        self,
+        agent: str,
+        *,
+        code: str | None = None,
+        end: bool = False,
+        extend: float | None = None,
+    ) -> None:
+        """Give the agent's last call its wrap-up code, extend wrap-up, or end it (in that order).
+
+        The code must be one of the queue's ``wrap_up_codes``; giving another
+        replaces it. AcdError, with nothing changed, when any part cannot be
+        done.
+        """
+        last = self._last_calls.get(agent)
+        if code is not None:
+            if last is None:
+                raise AcdError(f"agent {agent} has no call to give a wrap-up code")
+            codes = self.last_wrap_up_codes(agent)
+            if code not in codes:
+                known = ", ".join(codes) or "none"
+                raise AcdError(f"unknown wrap-up code {code!r} for queue {last[1]} ({known})")
+        if end and extend is not None:
+            raise AcdError("end and extend wrap-up at once: choose one")
+        view = self.core.agent(agent)
+        if end and view.code_due is not None and code is None:
+            raise AcdError(f"agent {agent} must give call {view.code_due} a wrap-up code first")
+        if extend is not None and not view.wrapping_up:
+            raise AcdError(f"agent {agent} is not in wrap-up")
+        if code is not None and last is not None:
+            call = last[0]
+            if self.records is not None:
+                self.records.wrap_up_code(call, agent, code)
+            else:
+                call.wrap_up_code = code
+            self._do(self.core.wrap_up_code_given(agent, call.id))
+        if extend is not None:
+            self._do(self.core.extend_wrap_up(agent, extend))
+        if end:
+            self._do(self.core.end_wrap_up(agent))
 
     # -- ringing ---------------------------------------------------------------------------
 

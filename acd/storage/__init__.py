@@ -31,6 +31,7 @@ from ._reports import (
     HourReport,
     QueueReport,
     TeamReport,
+    WrapUpCodeCount,
 )
 from ._sqlite import SqliteStorage
 from ._writer import RecordWriter
@@ -60,6 +61,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "TeamReport",
+    "WrapUpCodeCount",
     "open_storage",
     "storage_for",
 ]

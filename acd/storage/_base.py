@@ -25,9 +25,11 @@ from ._reports import (
     Dialect,
     HourReport,
     QueueReport,
+    WrapUpCodeCount,
     report_by_agent,
     report_by_hour,
     report_by_queue,
+    report_by_wrap_up_code,
 )
 
 __all__ = [
@@ -261,6 +263,13 @@ class Storage(abc.ABC):
             self._fetch_rows, self.dialect, since, until, queue, service_level
         )
 
+    async def report_by_wrap_up_code(
+        self, since: datetime, until: datetime, queue: str | None = None
+    ) -> list[WrapUpCodeCount]:
+        """Answered queue calls in [since, until) by queue, agent and wrap-up code."""
+        require_aware(since=since, until=until)
+        return await report_by_wrap_up_code(self._fetch_rows, self.dialect, since, until, queue)
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the database answers a trivial query; never raises."""
@@ -406,6 +415,7 @@ CALL_COLUMNS = (
     "sip_cause",
     "survey_score",
     "recording_id",
+    "wrap_up_code",
 )
 EVENT_COLUMNS = ("call_id", "at", "event", "seq", "queue", "agent", "data")
 RECORDING_COLUMNS = (

@@ -72,6 +72,7 @@ class EventType(StrEnum):
     UNPAUSE = "UNPAUSE"
     LOGIN = "LOGIN"
     LOGOFF = "LOGOFF"
+    WRAPUPCODE = "WRAPUPCODE"  # not Asterisk's: the agent's disposition of a call, {"code"}
 
 
 def _require_aware(owner: object, **stamps: datetime | None) -> None:
@@ -113,6 +114,7 @@ class CallRecord:
     sip_cause: int | None = None
     survey_score: int | None = None
     recording_id: str | None = None
+    wrap_up_code: str | None = None  # the agent's disposition, given in wrap-up
 
     def __post_init__(self) -> None:
         _require_aware(
@@ -244,6 +246,7 @@ def to_json(record: Record) -> dict[str, Any]:
             "sip_cause": record.sip_cause,
             "survey_score": record.survey_score,
             "recording_id": record.recording_id,
+            "wrap_up_code": record.wrap_up_code,
         }
     if isinstance(record, CallEvent):
         return {
@@ -306,6 +309,7 @@ def from_json(data: dict[str, Any]) -> Record:
                 sip_cause=data["sip_cause"],
                 survey_score=data["survey_score"],
                 recording_id=data["recording_id"],
+                wrap_up_code=data.get("wrap_up_code"),  # journals from before 0004 lack it
             )
         if kind == "event":
             return CallEvent(

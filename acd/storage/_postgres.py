@@ -151,6 +151,7 @@ def _call_row(call: CallRecord) -> tuple[Any, ...]:
         call.sip_cause,
         call.survey_score,
         call.recording_id,
+        call.wrap_up_code,
     )
 
 
@@ -178,6 +179,7 @@ def _call(row: Any) -> CallRecord:
         sip_cause=row["sip_cause"],
         survey_score=row["survey_score"],
         recording_id=row["recording_id"],
+        wrap_up_code=row["wrap_up_code"],
     )
 
 

@@ -31,9 +31,11 @@ __all__ = [
     "HourReport",
     "QueueReport",
     "TeamReport",
+    "WrapUpCodeCount",
     "report_by_agent",
     "report_by_hour",
     "report_by_queue",
+    "report_by_wrap_up_code",
 ]
 
 DEFAULT_SERVICE_LEVEL_S = 20.0
@@ -189,6 +191,16 @@ class HourReport:
     hour: datetime
     arrivals: int
     figures: CallFigures
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpCodeCount:
+    """Answered calls of one queue, by one agent, given one wrap-up code (None: none given)."""
+
+    queue: str
+    agent: str
+    code: str | None
+    calls: int
 
 
 class _Query:
@@ -399,3 +411,26 @@ def _hours(since: datetime, until: datetime) -> list[datetime]:
         hours.append(step)
         step = datetime.fromtimestamp(step.timestamp() + 3600, UTC)
     return hours
+
+
+async def report_by_wrap_up_code(
+    fetch: Fetch,
+    dialect: Dialect,
+    since: datetime,
+    until: datetime,
+    queue: str | None = None,
+) -> list[WrapUpCodeCount]:
+    """Answered queue calls that arrived in [since, until) by queue, agent and wrap-up code."""
+    query = _Query(dialect)
+    window = query.window("arrived_at", since, until)
+    answered = query.param(Disposition.ANSWERED.value)
+    only = f" AND queue = {query.param(queue)}" if queue is not None else ""
+    sql = (
+        f"SELECT queue, agent, wrap_up_code, count(*) FROM calls WHERE {window} "
+        f"AND disposition = {answered} AND queue IS NOT NULL AND agent IS NOT NULL{only} "
+        "GROUP BY queue, agent, wrap_up_code ORDER BY queue, agent, wrap_up_code"
+    )
+    return [
+        WrapUpCodeCount(str(q), str(a), None if c is None else str(c), int(n))
+        for q, a, c, n in await fetch(sql, query.params)
+    ]

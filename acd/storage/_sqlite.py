@@ -112,6 +112,7 @@ def _call_row(call: CallRecord) -> Row:
         call.sip_cause,
         call.survey_score,
         call.recording_id,
+        call.wrap_up_code,
     )
 
 
@@ -141,6 +142,7 @@ def _call(row: Row) -> CallRecord:
         sip_cause=row[19],
         survey_score=row[20],
         recording_id=row[21],
+        wrap_up_code=row[22],
     )
 
 
