@@ -54,6 +54,7 @@ NEW_USER = {"username": "x1", "role": "agent", "password": "x1-Password-000"}
 NEW_KEY = {"name": "crm", "scopes": ["calls:read"]}
 A = "/api/v1/agents"
 C = "/api/v1/config"
+R = "/api/v1/reports"
 NEW_AGENT = {"username": "2001", "password": "sip-Password-2001", "name": "New"}
 PUT_AGENT = {"password": "sip-Password-2002", "skills": {"fr": 3}}
 PAUSES = {"pause_reasons": ["break", "lunch", "training"]}
@@ -78,7 +79,7 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/api/v1/reports/queues", f"/api/v1/reports/queues?{WINDOW}", None, STAFF, ()),
     ("GET", "/api/v1/reports/agents", f"/api/v1/reports/agents?{WINDOW}", None, STAFF, ()),
     ("GET", "/api/v1/reports/hourly", f"/api/v1/reports/hourly?{WINDOW}", None, STAFF, ()),
-    ("GET", "/api/v1/reports/wrap-up-codes", f"/api/v1/reports/wrap-up-codes?{WINDOW}", None, STAFF, ()),
+    ("GET", f"{R}/wrap-up-codes", f"{R}/wrap-up-codes?{WINDOW}", None, STAFF, ()),
     ("GET", "/api/v1/registrations", "/api/v1/registrations", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/live/calls", "/api/v1/live/calls", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/live/resources", "/api/v1/live/resources", None, ("admin",), ()),

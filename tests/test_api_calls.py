@@ -316,6 +316,10 @@ async def test_report_endpoints(api: Api) -> None:
         ("2024-05-01T09:00:00+00:00", 3),
         ("2024-05-01T10:00:00+00:00", 0),
     ]
+    status, body = await api.get("/api/v1/reports/hourly", **window, queue="sales", interval="30")
+    assert status == 200
+    assert [h["hour"][11:16] for h in body["hours"]] == ["09:00", "09:30", "10:00", "10:30"]
+    assert sum(h["arrivals"] for h in body["hours"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -325,6 +329,7 @@ async def test_report_endpoints(api: Api) -> None:
         ("/api/v1/reports/queues", {"service_level": "-1"}, "service_level"),
         ("/api/v1/reports/queues", {"service_level": "fast"}, "service_level"),
         ("/api/v1/reports/agents", {"queue": "sales"}, "queue"),
+        ("/api/v1/reports/hourly", {"interval": "20"}, "interval"),
     ],
 )
 async def test_report_parameters_are_checked(

@@ -44,6 +44,7 @@ def call(
     queued: str | None = None,
     answered: str | None = None,
     ended: str | None = None,
+    survey: int | None = None,
 ) -> CallRecord:
     return CallRecord(
         call_id=f"c{n}",
@@ -56,6 +57,7 @@ def call(
         queued_at=at(queued) if queued else None,
         answered_at=at(answered) if answered else None,
         ended_at=at(ended) if ended else None,
+        survey_score=survey,
     )
 
 
@@ -69,8 +71,10 @@ A, AB, TO, CB, TR, F = (
 )
 CALLS = [
     # sales: waits 10.5 s (borrowing across a second), 29.5 s, and exactly 20 s.
-    call(1, "sales", "a1", A, "09:00:00", "09:00:04.75", "09:00:15.25", "09:02:15.25"),
-    call(2, "sales", "a2", A, "09:10:00", "09:10:00.5", "09:10:30", "09:11:30"),
+    # Surveys: call 1 scored 5, call 2 scored 3 (CSAT counts 4 and 5: one of two).
+    call(1, "sales", "a1", A, "09:00:00", "09:00:04.75", "09:00:15.25", "09:02:15.25", 5),
+    call(2, "sales", "a2", A, "09:10:00", "09:10:00.5", "09:10:30", "09:11:30", 3),
+    # The caller gave up after 38 s in the queue: the 30-60 s band.
     call(3, "sales", None, AB, "09:20:00", "09:20:02", None, "09:20:40"),
     call(4, "sales", "a1", TR, "10:05:00", "10:05:00.5", "10:05:20.5", "10:06:20.5"),
     # support: waits 25 s and 10 s; call 9 is still talking (no ended_at).
@@ -114,6 +118,10 @@ SALES = CallFigures(
     wait_s=60.0,  # 10.5 + 29.5 + 20
     talk_s=240.0,  # 120 + 60 + 60
     talked=3,
+    abandoned_30_60s=1,
+    surveyed=2,
+    survey_sum=8,
+    satisfied=1,
 )
 SUPPORT = CallFigures(
     offered=4,
@@ -165,9 +173,13 @@ async def test_report_by_agent_with_teams(loaded: Storage) -> None:
         SINCE, UNTIL, {"a1": "blue", "a2": "blue", "a3": "red"}, service_level=THRESHOLDS
     )
     a1 = CallFigures(
-        offered=2, answered=2, transferred=1, answered_within=2, wait_s=30.5, talk_s=180.0, talked=2
-    )
-    a2 = CallFigures(offered=2, answered=2, answered_within=1, wait_s=54.5, talk_s=360.0, talked=2)
+        offered=2, answered=2, transferred=1, answered_within=2, wait_s=30.5, talk_s=180.0,
+        talked=2, surveyed=1, survey_sum=5, satisfied=1,
+    )  # fmt: skip
+    a2 = CallFigures(
+        offered=2, answered=2, answered_within=1, wait_s=54.5, talk_s=360.0, talked=2,
+        surveyed=1, survey_sum=3,
+    )  # fmt: skip
     a3 = CallFigures(offered=1, answered=1, answered_within=1, wait_s=10.0)
     assert [(r.agent, r.team, r.figures, r.ring_no_answer) for r in report.agents] == [
         ("a1", "blue", a1, 1),
@@ -196,8 +208,9 @@ async def test_report_by_hour(loaded: Storage) -> None:
     assert [r.arrivals for r in rows] == [4, 4, 1]  # 09:00 includes the never-queued call 8
     nine, ten, eleven = (r.figures for r in rows)
     assert nine == CallFigures(
-        offered=3, answered=2, abandoned=1, answered_within=1, wait_s=40.0, talk_s=180.0, talked=2
-    )
+        offered=3, answered=2, abandoned=1, answered_within=1, wait_s=40.0, talk_s=180.0,
+        talked=2, abandoned_30_60s=1, surveyed=2, survey_sum=8, satisfied=1,
+    )  # fmt: skip
     assert ten == CallFigures(
         offered=4,
         answered=2,
@@ -229,8 +242,24 @@ async def test_reports_refuse_naive_times(loaded: Storage) -> None:
         await loaded.report_by_queue(datetime(2024, 5, 1), UNTIL)
 
 
+async def test_report_by_interval_of_15_and_30_minutes(loaded: Storage) -> None:
+    rows = await loaded.report_by_hour(SINCE, SINCE + timedelta(hours=1), minutes=15)
+    assert [r.hour for r in rows] == [
+        at(t) for t in ("09:00:00", "09:15:00", "09:30:00", "09:45:00")
+    ]
+    # 09:00 call 1; 09:10 call 2; 09:20 call 3; 09:30 call 8 (never queued).
+    assert [(r.arrivals, r.figures.offered) for r in rows] == [(2, 2), (1, 1), (1, 0), (0, 0)]
+    half = await loaded.report_by_hour(SINCE + timedelta(minutes=40), UNTIL, "sales", minutes=30)
+    assert half[0].hour == at("09:30:00")  # the interval holding since
+    assert sum(r.figures.offered for r in half) == 1  # call 4 at 10:05
+    with pytest.raises(ValueError, match="interval"):
+        await loaded.report_by_hour(SINCE, UNTIL, minutes=20)
+
+
 def test_figures_json_has_the_rates() -> None:
     data = SALES.to_json()
+    assert data["csat"] == 0.5 and data["survey_avg"] == 4.0
+    assert data["abandoned_30_60s"] == 1
     assert data["asa_s"] == 20.0
     assert data["service_level"] == 0.6667
     assert data["service_level_with_abandons"] == 0.5

@@ -126,11 +126,17 @@ class ReportsApi:
         return web.json_response(body)
 
     async def hourly(self, request: web.Request) -> web.Response:
-        params = Params(request, ("since", "until", "service_level", "queue", "format"))
+        """Volume and figures per hour, or per ``interval=15`` or ``30`` minutes."""
+        params = Params(request, ("since", "until", "service_level", "queue", "format", "interval"))
         since, until = params.window(LONGEST_HOURLY)
+        minutes = int(params.choice("interval", ("60", "30", "15")) or 60)
         rows = await from_storage(
             self.storage.report_by_hour(
-                since, until, params.text("queue"), service_level=self._threshold(params)
+                since,
+                until,
+                params.text("queue"),
+                service_level=self._threshold(params),
+                minutes=minutes,
             )
         )
         hours = [

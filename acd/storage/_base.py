@@ -256,11 +256,12 @@ class Storage(abc.ABC):
         queue: str | None = None,
         *,
         service_level: Mapping[str, float] | float = DEFAULT_SERVICE_LEVEL_S,
+        minutes: int = 60,
     ) -> list[HourReport]:
-        """One row per UTC hour in [since, until), empty hours included."""
+        """One row per UTC interval of ``minutes`` (15/30/60) in [since, until), empty ones too."""
         require_aware(since=since, until=until)
         return await report_by_hour(
-            self._fetch_rows, self.dialect, since, until, queue, service_level
+            self._fetch_rows, self.dialect, since, until, queue, service_level, minutes
         )
 
     async def report_by_wrap_up_code(

@@ -22,6 +22,7 @@ from ._model import Disposition, EventType, format_time
 
 __all__ = [
     "DEFAULT_SERVICE_LEVEL_S",
+    "INTERVALS",
     "POSTGRES",
     "SQLITE",
     "AgentReport",
@@ -37,6 +38,9 @@ __all__ = [
     "report_by_queue",
     "report_by_wrap_up_code",
 ]
+
+INTERVALS = (15, 30, 60)
+"""The report intervals in minutes (``report_by_hour``'s ``minutes``)."""
 
 DEFAULT_SERVICE_LEVEL_S = 20.0
 """The service-level threshold for a queue the mapping does not name (the 80/20 rule's 20)."""
@@ -69,11 +73,19 @@ class Dialect:
             )
         return f"extract(epoch FROM ({end} - {start}))::float8"
 
-    def hour(self, column: str) -> str:
-        """The UTC hour of ``column`` as text ``YYYY-MM-DDTHH``."""
+    def interval(self, column: str, minutes: int) -> str:
+        """The UTC interval of ``minutes`` (15, 30, 60) holding ``column``: ``YYYY-MM-DDTHH:MM``."""
+        if minutes not in INTERVALS:
+            raise ValueError(f"an interval is one of {INTERVALS} minutes, not {minutes}")
         if self.name == "sqlite":
-            return f"substr({column}, 1, 13)"
-        return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24')"""
+            minute = f"(CAST(substr({column}, 15, 2) AS INTEGER) / {minutes}) * {minutes}"
+            return f"substr({column}, 1, 14) || printf('%02d', {minute})"
+        utc = f"({column} AT TIME ZONE 'UTC')"
+        start = (
+            f"date_trunc('hour', {utc}) "
+            f"+ floor(extract(minute FROM {utc}) / {minutes}) * {minutes} * interval '1 minute'"
+        )
+        return f"""to_char({start}, 'YYYY-MM-DD"T"HH24:MI')"""
 
 
 SQLITE = Dialect("sqlite")
@@ -88,7 +100,11 @@ class CallFigures:
     (``answered_at`` set, whatever the disposition afterwards), and the other
     counts their disposition. ``wait_s`` sums queue-to-answer seconds over
     answered calls, ``talk_s`` answer-to-end seconds over answered calls that
-    have ended (``talked``). Figures add up (``+``), so rollups are exact.
+    have ended (``talked``). Abandoned calls are also counted by how long the
+    caller waited (queue entry to hang-up) in the bands ``ABANDON_BANDS``
+    ends; ``surveyed`` counts calls with a post-call survey score, ``survey_sum``
+    adds the scores and ``satisfied`` counts scores of 4 or 5 (CSAT is its
+    share). Figures add up (``+``), so rollups are exact.
     """
 
     offered: int = 0
@@ -102,6 +118,14 @@ class CallFigures:
     wait_s: float = 0.0
     talk_s: float = 0.0
     talked: int = 0
+    abandoned_0_10s: int = 0
+    abandoned_10_30s: int = 0
+    abandoned_30_60s: int = 0
+    abandoned_60_120s: int = 0
+    abandoned_over_120s: int = 0
+    surveyed: int = 0
+    survey_sum: int = 0
+    satisfied: int = 0
 
     def __add__(self, other: CallFigures) -> CallFigures:
         return CallFigures(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -127,6 +151,15 @@ class CallFigures:
         handled = self.answered + self.abandoned
         return self.answered_within / handled if handled else None
 
+    @property
+    def csat(self) -> float | None:
+        """Customer satisfaction: the share of survey answers that were 4 or 5 (of 5)."""
+        return self.satisfied / self.surveyed if self.surveyed else None
+
+    @property
+    def survey_avg(self) -> float | None:
+        return self.survey_sum / self.surveyed if self.surveyed else None
+
     def to_json(self) -> dict[str, Any]:
         def rounded(value: float | None, digits: int) -> float | None:
             return None if value is None else round(value, digits)
@@ -144,6 +177,14 @@ class CallFigures:
             "aht_s": rounded(self.aht_s, 3),
             "service_level": rounded(self.service_level, 4),
             "service_level_with_abandons": rounded(self.service_level_with_abandons, 4),
+            "abandoned_0_10s": self.abandoned_0_10s,
+            "abandoned_10_30s": self.abandoned_10_30s,
+            "abandoned_30_60s": self.abandoned_30_60s,
+            "abandoned_60_120s": self.abandoned_60_120s,
+            "abandoned_over_120s": self.abandoned_over_120s,
+            "surveyed": self.surveyed,
+            "survey_avg": rounded(self.survey_avg, 3),
+            "csat": rounded(self.csat, 4),
         }
 
 
@@ -247,6 +288,15 @@ def _figures_sql(query: _Query, service_level: ServiceLevel) -> str:
 
     answered = "answered_at IS NOT NULL"
     talked = f"{answered} AND ended_at IS NOT NULL"
+    gave_up = query.dialect.seconds("coalesce(queued_at, arrived_at)", "ended_at")
+    abandoned = f"disposition = '{Disposition.ABANDONED.value}' AND ended_at IS NOT NULL"
+    bands = [
+        count(f"{abandoned} AND {gave_up} < 10"),
+        count(f"{abandoned} AND {gave_up} >= 10 AND {gave_up} < 30"),
+        count(f"{abandoned} AND {gave_up} >= 30 AND {gave_up} < 60"),
+        count(f"{abandoned} AND {gave_up} >= 60 AND {gave_up} < 120"),
+        count(f"{abandoned} AND {gave_up} >= 120"),
+    ]
     return ", ".join(
         [
             "count(*)",
@@ -260,6 +310,10 @@ def _figures_sql(query: _Query, service_level: ServiceLevel) -> str:
             f"sum(CASE WHEN {answered} THEN {wait} ELSE 0 END)",
             f"sum(CASE WHEN {talked} THEN {talk} ELSE 0 END)",
             count(talked),
+            *bands,
+            "count(survey_score)",
+            "sum(coalesce(survey_score, 0))",
+            count("survey_score >= 4"),
         ]
     )
 
@@ -280,6 +334,14 @@ def _figures(row: Sequence[Any]) -> CallFigures:
         wait_s=round(float(row[8] or 0), 6),
         talk_s=round(float(row[9] or 0), 6),
         talked=count(10),
+        abandoned_0_10s=count(11),
+        abandoned_10_30s=count(12),
+        abandoned_30_60s=count(13),
+        abandoned_60_120s=count(14),
+        abandoned_over_120s=count(15),
+        surveyed=count(16),
+        survey_sum=count(17),
+        satisfied=count(18),
     )
 
 
@@ -370,14 +432,16 @@ async def report_by_hour(
     until: datetime,
     queue: str | None = None,
     service_level: ServiceLevel = DEFAULT_SERVICE_LEVEL_S,
+    minutes: int = 60,
 ) -> list[HourReport]:
-    """One row per UTC hour from the hour of ``since`` to the one before ``until``.
+    """One row per UTC interval of ``minutes`` (15, 30 or 60) from the one holding
+    ``since`` to the one before ``until``.
 
-    Hours without calls are included with zeros, so a chart has no gaps.
+    Intervals without calls are included with zeros, so a chart has no gaps.
     ``arrivals`` counts every call (or, with ``queue``, that queue's calls);
     the figures count calls that entered a queue (or that queue).
     """
-    hour = dialect.hour("arrived_at")
+    hour = dialect.interval("arrived_at", minutes)
     query = _Query(dialect)
     figures = _figures_sql(query, service_level)
     window = query.window("arrived_at", since, until)
@@ -396,21 +460,22 @@ async def report_by_hour(
     else:
         arrivals = {key: value.offered for key, value in by_hour.items()}
     rows = []
-    for start in _hours(since, until):
-        key = start.strftime("%Y-%m-%dT%H")
+    for start in _intervals(since, until, minutes):
+        key = start.strftime("%Y-%m-%dT%H:%M")
         rows.append(HourReport(start, arrivals.get(key, 0), by_hour.get(key, CallFigures())))
     return rows
 
 
-def _hours(since: datetime, until: datetime) -> list[datetime]:
-    first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+def _intervals(since: datetime, until: datetime, minutes: int) -> list[datetime]:
+    start = since.astimezone(UTC)
+    first = start.replace(minute=start.minute - start.minute % minutes, second=0, microsecond=0)
     end = until.astimezone(UTC)
     step = first
-    hours = []
+    starts = []
     while step < end:
-        hours.append(step)
-        step = datetime.fromtimestamp(step.timestamp() + 3600, UTC)
-    return hours
+        starts.append(step)
+        step = datetime.fromtimestamp(step.timestamp() + 60 * minutes, UTC)
+    return starts
 
 
 async def report_by_wrap_up_code(
