@@ -231,6 +231,8 @@ class Prometheus:
         try:
             data = self.get("/api/v1/query", query=expr)
         except urllib.error.HTTPError as exc:
+            if exc.code == 503:
+                raise  # starting up (the TSDB not open yet): wait_for tries again
             raise AssertionError(f"{expr}\n{exc.read().decode(errors='replace')}") from None
         if data["resultType"] == "scalar":
             return [float(data["result"][1])]
@@ -245,7 +247,7 @@ class Prometheus:
                 if predicate():
                     return
             except OSError:
-                pass  # not listening yet
+                pass  # not listening yet, or not ready (503)
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}: {self.targets()}\n{self.log()}")
 

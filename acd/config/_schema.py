@@ -594,8 +594,9 @@ class Queue(_Section):
     # the key a waiting caller presses to be called back instead
     callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None
     # Dispositions an agent gives a call of this queue after it (API, or *25N from the phone
-    # for the Nth); with wrap_up_code_required, wrap-up lasts until one is given.
+    # for the Nth)
     wrap_up_codes: Annotated[tuple[Name, ...], AfterValidator(_unique)] = ()
+    # true: wrap-up lasts until the agent gives the call one of wrap_up_codes
     wrap_up_code_required: bool = False
 
     @model_validator(mode="after")
