@@ -28,7 +28,6 @@ from ..api._params import error
 from ..api._principal import principal_of
 from ._service import (
     KEYS,
-    MODELS,
     AdminService,
     ConfigInvalid,
     ConfigUnavailable,
@@ -92,7 +91,7 @@ class ConfigApi:
 
     def _public(self, section: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """One entry as shown: every field with its default, the password left out."""
-        model = MODELS[section].model_validate(dict(body))
+        model = self.admin.model(section, name, body)
         shown: dict[str, Any] = json.loads(model.model_dump_json())
         shown.pop(_SECRET, None)
         if section == "queues":

@@ -103,17 +103,35 @@ def entries_of(config: Config) -> Entries:
     }
 
 
-def config_with(base: Config, entries: Entries, flows: Mapping[str, ivr.Flow]) -> Config:
-    """``base`` with the runtime sections from ``entries``, checked as the file would be."""
-    agents = tuple(
-        validate_entry("agents", body, f"agents.{name}") for name, body in entries["agents"]
-    )
-    queues = {
-        name: validate_entry("queues", body, f"queues.{name}") for name, body in entries["queues"]
-    }
-    routes = tuple(
-        validate_entry("routes", body, f"routes.{name}") for name, body in entries["routes"]
-    )
+Models = dict[tuple[str, str], tuple[Mapping[str, Any], BaseModel]]
+"""Validated entries by (section, name), with the body each was validated from."""
+
+
+def _model(section: str, name: str, body: Mapping[str, Any], models: Models) -> Any:
+    """``body`` validated, or the model already made from an equal body."""
+    known = models.get((section, name))
+    if known is not None and known[0] == body:
+        return known[1]
+    model = validate_entry(section, body, f"{section}.{name}")
+    models[section, name] = (body, model)
+    return model
+
+
+def config_with(
+    base: Config,
+    entries: Entries,
+    flows: Mapping[str, ivr.Flow],
+    models: Models | None = None,
+) -> Config:
+    """``base`` with the runtime sections from ``entries``, checked as the file would be.
+
+    ``models`` keeps what was validated, so a change to one of 2,000 agents
+    validates one entry, not 2,000, on the event loop.
+    """
+    cache: Models = {} if models is None else models
+    agents = tuple(_model("agents", name, body, cache) for name, body in entries["agents"])
+    queues = {name: _model("queues", name, body, cache) for name, body in entries["queues"]}
+    routes = tuple(_model("routes", name, body, cache) for name, body in entries["routes"])
     try:
         reasons = pause_reasons_adapter.validate_python([n for n, _ in entries["pause_reasons"]])
     except pydantic.ValidationError as exc:
@@ -151,6 +169,7 @@ class AdminService:
         """The revision applied; None while the database has not answered."""
         self.entries: Entries = entries_of(base)
         self._positions: dict[tuple[str, str], int] = {}
+        self._models: Models = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -218,7 +237,7 @@ class AdminService:
         if snapshot.revision == self.revision:
             return False
         try:
-            config = config_with(self.base, snapshot.entries, self.flows)
+            config = config_with(self.base, snapshot.entries, self.flows, self._models)
         except ConfigInvalid as exc:
             # Written by a newer engine or by hand: keep running on what we have.
             log.error(
@@ -249,6 +268,11 @@ class AdminService:
 
     def entry(self, section: str, name: str) -> dict[str, Any] | None:
         return next((body for n, body in self.entries[section] if n == name), None)
+
+    def model(self, section: str, name: str, body: Mapping[str, Any]) -> BaseModel:
+        """The validated entry for ``body`` (made once per body, not per request)."""
+        result: BaseModel = _model(section, name, body, self._models)
+        return result
 
     async def put(
         self,
@@ -337,7 +361,7 @@ class AdminService:
         if expected is not None and expected != self.revision:
             raise StaleRevision(expected, self.revision)
         entries = {**self.entries, section: items}
-        config = config_with(self.base, entries, self.flows)
+        config = config_with(self.base, entries, self.flows, self._models)
         if self.check_live is not None:
             self.check_live(config)
         try:
