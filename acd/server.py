@@ -40,6 +40,7 @@ from .admin import AdminService, ConfigInvalid, ConfigStore
 from .admin._api import ConfigApi
 from .api import add_storage_routes
 from .api._access import install_access_control
+from .api._callbacks import CallbacksApi
 from .api._events import EventStream
 from .api._principal import principal_of
 from .api._users import UsersApi
@@ -146,6 +147,7 @@ class Engine:
         self.flows: dict[str, ivr.Flow] = load_flows_for(config).flows
         self.recordings = recording_store_for(config)
         self._retention: asyncio.Task[None] | None = None
+        self._callbacks: asyncio.Task[None] | None = None
         self.storage: Storage = storage_for(config)
         auth = config.http.auth
         self.access = AccessService(
@@ -376,6 +378,24 @@ class Engine:
         self.acd = AcdService(self.calls, config, self.location, self.events, self.calls.records)
         self.acd.start()
         self.app.listeners.append(self.acd.registration_changed)
+        self._callbacks = asyncio.get_running_loop().create_task(
+            self._restore_callbacks(self.acd), name="callbacks"
+        )
+
+    async def _restore_callbacks(self, acd: AcdService) -> None:
+        """Put the callbacks an earlier run left waiting back in their queues.
+
+        Once the database answers and the journal is replayed, so that what
+        is read is the last state each request reached (a request the last
+        run updated during an outage is in the journal, not yet the table).
+        """
+        writer = self.writer
+        assert writer is not None
+        delay = 0.5
+        while not (writer.available and writer.journaled == 0):
+            await asyncio.sleep(delay)  # the writer retries the database meanwhile
+            delay = min(delay * 2, 10.0)
+        await acd.callbacks.restore(self.storage)
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -396,6 +416,7 @@ class Engine:
         app.router.add_get("/api/v1/live/resources", self._live_resources)
         if self.acd is not None:
             add_agent_routes(app, self.acd)
+            app.router.add_routes(CallbacksApi(self.acd, self.storage).routes())
         add_storage_routes(
             app,
             self.storage,
@@ -503,6 +524,10 @@ class Engine:
         self.loop_lag.stop()
         self.app.stop()
         await self.admin.stop()
+        if self._callbacks is not None:
+            self._callbacks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._callbacks
         if self.calls is not None:
             await self.calls.stop()
         if self.acd is not None:

@@ -80,6 +80,8 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/api/v1/reports/agents", f"/api/v1/reports/agents?{WINDOW}", None, STAFF, ()),
     ("GET", "/api/v1/reports/hourly", f"/api/v1/reports/hourly?{WINDOW}", None, STAFF, ()),
     ("GET", f"{R}/wrap-up-codes", f"{R}/wrap-up-codes?{WINDOW}", None, STAFF, ()),
+    ("GET", "/api/v1/callbacks", "/api/v1/callbacks", None, STAFF, ()),
+    ("DELETE", "/api/v1/callbacks/{call_id}", "/api/v1/callbacks/nope", None, ALL_AGENTS, ()),
     ("GET", "/api/v1/registrations", "/api/v1/registrations", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/live/calls", "/api/v1/live/calls", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/live/resources", "/api/v1/live/resources", None, ("admin",), ()),

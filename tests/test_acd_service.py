@@ -118,6 +118,7 @@ class FakeControl:
 
     def __init__(self) -> None:
         self.acd: Any = None
+        self.on_drain: list[Any] = []
         self.script = None
         self.dialled: list[FakeLeg] = []
 

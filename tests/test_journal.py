@@ -8,6 +8,7 @@ stages the same outage with a real PostgreSQL server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,8 @@ import pytest
 
 from acd.storage import (
     AgentSession,
+    CallbackRecord,
+    CallbackState,
     CallCursor,
     CallEvent,
     CallRecord,
@@ -39,7 +42,7 @@ from acd.storage import (
 from acd.storage._journal import OpenCall, OpenCallLog
 from acd.storage._model import to_json
 
-from .test_storage import T0, make_call, make_events
+from .test_storage import T0, make_call, make_callback, make_events
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = T0 + timedelta(days=1)
@@ -67,13 +70,14 @@ class FlakyStorage(Storage):
         events: Sequence[CallEvent] = (),
         recordings: Sequence[RecordingRecord] = (),
         sessions: Sequence[AgentSession] = (),
+        callbacks: Sequence[CallbackRecord] = (),
     ) -> None:
         self.attempts += 1
         if not self.up:
             raise ConnectionRefusedError("database is down")
         if any(call.call_id in self.poison for call in calls):
             raise ValueError("value too long for type character varying(64)")
-        await self.inner.write_batch(calls, events, recordings, sessions)
+        await self.inner.write_batch(calls, events, recordings, sessions, callbacks)
         self.written += [call.call_id for call in calls]
 
     async def get_call(self, call_id: str) -> CallRecord | None:
@@ -335,6 +339,25 @@ async def test_outage_journals_then_replays_in_order(storage: FlakyStorage, tmp_
     stored = await storage.get_call("call-00001")
     assert stored is not None and stored.survey_score == 2
     assert (tmp_path / "journal" / "records.jsonl").stat().st_size == 0
+
+
+async def test_callback_states_survive_an_outage_in_order(
+    storage: FlakyStorage, tmp_path: Path
+) -> None:
+    writer = fast_writer(storage, tmp_path / "journal")
+    await writer.start()
+    request = make_callback(1)
+    storage.up = False
+    writer.submit_callback(request)
+    writer.submit_callback(dataclasses.replace(request, attempts=1, agent="1001"))
+    writer.submit_callback(dataclasses.replace(request, state=CallbackState.DONE, attempts=1))
+    await writer.flush()
+    assert writer.journaled == 3
+    storage.up = True
+    await eventually(lambda: _true(writer.pending == 0), "the journal to be replayed")
+    await writer.stop()
+    stored = await storage.get_callback(request.call_id)
+    assert stored is not None and (stored.state, stored.attempts) == (CallbackState.DONE, 1)
 
 
 async def test_stop_journals_what_the_database_cannot_take(

@@ -301,6 +301,23 @@ def test_max_wait_hands_the_call_to_the_service_and_stops_its_rings() -> None:
     assert acd.position("c1") is None
 
 
+def test_a_stored_callback_rejoins_at_its_place_with_no_max_wait_and_no_join_rules() -> None:
+    acd, clock = make(1, ready=False, max_wait=60)  # nobody logged in, join_empty false
+    assert not acd.enqueue("new", "q").joined
+    assert acd.enqueue("back", "q", waited=300, callback=True).joined
+    clock.now += 10
+    assert acd.enqueue("newer", "q", callback=True, waited=0).joined
+    [back, newer] = acd.waiting("q")
+    assert (back.call_id, back.callback, back.joined_at) == ("back", True, 1000.0 - 300)
+    assert newer.call_id == "newer"
+    clock.now += 3600  # no maximum wait for a callback
+    assert not [a for a in acd.poll() if isinstance(a, MaxWaitReached)]
+    actions = acd.login("a0") + acd.set_reachable("a0", True) + acd.poll()
+    assert rung(actions) == ["a0"] and acd.waiting("q")[0].ringing == ("a0",)
+    with pytest.raises(AcdError, match="waited must be >= 0"):
+        acd.enqueue("x", "q", waited=-1)
+
+
 def test_max_wait_with_callback_keeps_the_place() -> None:
     acd, clock = make(1, max_wait=60, on_max_wait="callback")
     acd.pause("a0")

@@ -7,6 +7,7 @@ The PostgreSQL server is a private cluster started once per session
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -20,6 +21,8 @@ import pytest
 from acd.config import Config, StorageConfig
 from acd.storage import (
     AgentSession,
+    CallbackRecord,
+    CallbackState,
     CallCursor,
     CallEvent,
     CallRecord,
@@ -221,6 +224,42 @@ async def test_recordings_and_sessions_round_trip(storage: Storage) -> None:
     assert await storage.get_recording("rec-2") is None
     assert await storage.agent_sessions(T0, T0 + timedelta(hours=1)) == sessions
     assert await storage.agent_sessions(T0, T0 + timedelta(hours=1), agent="1002") == sessions[1:]
+
+
+def make_callback(n: int, **changes: object) -> CallbackRecord:
+    fields: dict[str, object] = {
+        "call_id": f"call-{n:05d}",
+        "queue": "sales",
+        "state": CallbackState.WAITING,
+        "requested_at": T0 + timedelta(minutes=n),
+        "requested_by": "key",
+        "updated_at": T0 + timedelta(minutes=n),
+        "queued_at": T0 + timedelta(minutes=n, seconds=-40),
+        "priority": 2,
+        "skills": {"fr": 3},
+        "invite": "SU5WSVRF",
+        "source": "UDP 127.0.0.1 5062",
+        "call": {"caller": "+33 1 23 45", "ivr_path": ["menu"], "variables": {"é": "ü"}},
+    }
+    fields.update(changes)
+    return CallbackRecord(**fields)  # type: ignore[arg-type]
+
+
+async def test_callbacks_round_trip_the_latest_state_winning(storage: Storage) -> None:
+    first, second = make_callback(1), make_callback(2)
+    retried = dataclasses.replace(
+        first, attempts=1, agent="1001", due_at=T0 + timedelta(hours=1), updated_at=T0
+    )
+    await storage.write_batch(callbacks=[first, second, retried])
+    assert await storage.callbacks() == [retried, second]
+    assert await storage.get_callback("call-00001") == retried
+    assert await storage.get_callback("nope") is None
+    done = dataclasses.replace(second, state=CallbackState.DONE)
+    await storage.write_batch(callbacks=[done])
+    await storage.write_batch(callbacks=[done])  # a replayed batch changes nothing
+    assert await storage.callbacks([CallbackState.WAITING]) == [retried]
+    assert await storage.callbacks([CallbackState.DONE, CallbackState.FAILED]) == [done]
+    assert await storage.callbacks(limit=1) == [retried]
 
 
 async def test_naive_datetimes_are_refused(storage: Storage) -> None:

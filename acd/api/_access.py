@@ -90,6 +90,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/reports/agents"): Permission.REPORTS_READ,
     ("GET", "/api/v1/reports/hourly"): Permission.REPORTS_READ,
     ("GET", "/api/v1/reports/wrap-up-codes"): Permission.REPORTS_READ,
+    ("GET", "/api/v1/callbacks"): Permission.CALLBACKS_READ,
+    ("DELETE", "/api/v1/callbacks/{call_id}"): Permission.CALLBACKS_MANAGE,
     ("GET", "/api/v1/registrations"): Permission.REGISTRATIONS_READ,
     ("GET", "/api/v1/live/calls"): Permission.LIVE_READ,
     ("GET", "/api/v1/live/resources"): Permission.DIAGNOSTICS_READ,

@@ -272,6 +272,43 @@ class Call:
         if recorder is not None:
             recorder.call_ended(self)
 
+    # -- across runs (a stored callback) -------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What another run needs to take the call back (``restore``): JSON-safe."""
+        return {
+            # Shown to supervisors (restore reads them from the INVITE again).
+            "caller": self.caller,
+            "caller_name": self.caller_name,
+            "did": self.did,
+            "arrived_at": self.arrived_at.isoformat(),
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+            "user": self.user,
+            "trunk": self.trunk,
+            "route": self.route,
+            "ivr_path": list(self.ivr_path),
+            "digits": list(self.digits),
+            "variables": dict(self.variables),
+            "language": self.language,
+            "ring_attempts": self.ring_attempts,
+        }
+
+    def restore(self, call_id: str, snapshot: Mapping[str, Any]) -> None:
+        """Become the call ``snapshot`` was taken of (same id, so the same record)."""
+        self.id = self.call_id = call_id
+        self.caller_leg.owner_id = call_id
+        self.arrived_at = datetime.fromisoformat(snapshot["arrived_at"])
+        answered = snapshot.get("answered_at")
+        self.answered_at = datetime.fromisoformat(answered) if answered else None
+        self.user = snapshot.get("user")
+        self.trunk = snapshot.get("trunk")
+        self.route = snapshot.get("route")
+        self.ivr_path = [str(node) for node in snapshot.get("ivr_path", ())]
+        self.digits = [str(digit) for digit in snapshot.get("digits", ())]
+        self.variables = {str(k): str(v) for k, v in dict(snapshot.get("variables", {})).items()}
+        self.language = str(snapshot.get("language", "en"))
+        self.ring_attempts = int(snapshot.get("ring_attempts", 0))
+
     def __repr__(self) -> str:
         return f"<Call {self.id} -> {self.did}>"  # no calling number: reprs reach logs
 

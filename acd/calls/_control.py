@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sip import (
@@ -105,6 +105,9 @@ class CallControl:
         """Set by ``drain`` or ``stop``: from then on new calls are refused with 503."""
         self._idle = asyncio.Event()
         self._idle.set()
+        self.on_drain: list[Callable[[], None]] = []
+        """Called once when draining starts: what keeps a call alive without a caller on
+        the line (a callback waiting for an agent) hands it over to the next run."""
 
     # -- what legs use -------------------------------------------------------------------
 
@@ -183,10 +186,41 @@ class CallControl:
         if self.records is not None:
             self.records.call_started(call)
         self.calls_started += 1
-        task = asyncio.get_running_loop().create_task(self._run(call), name=f"call {call.id}")
+        self._start(call, None)
+        return call
+
+    def resume(
+        self,
+        invite: Request,
+        source: Address,
+        call_id: str,
+        snapshot: Mapping[str, Any],
+        serve: Callable[[Call], Awaitable[None]],
+    ) -> Call:
+        """Take back a call an earlier run left waiting (a stored callback) and ``serve`` it.
+
+        The caller's leg is long gone (``InboundLeg.departed``), so nothing
+        of this call is on the wire until ``serve`` dials; the call keeps its
+        id and so its record, which ``finish`` writes again at the end.
+        """
+        from ._call import Call
+
+        leg = InboundLeg.departed(self, invite, source)
+        call = Call(self, leg, user=None, trunk=None)
+        call.restore(call_id, snapshot)
+        self._alive_legs.add(leg)
+        self._alive_calls.add(call)
+        self.calls[call.id] = call
+        self._idle.clear()
+        self._start(call, serve(call))
+        return call
+
+    def _start(self, call: Call, script: Awaitable[None] | None) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run(call, script), name=f"call {call.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return call
 
     def _overload_feedback(self, request: Request, now: float) -> None:
         """RFC 7339: an upstream that supports overload control learns what share to cut.
@@ -210,9 +244,11 @@ class CallControl:
         seconds = asyncio.get_running_loop().time() - leg.started
         self.events.publish(CallSetup(leg.owner_id or leg.call_id, status, seconds))
 
-    async def _run(self, call: Call) -> None:
+    async def _run(self, call: Call, script: Awaitable[None] | None) -> None:
         try:
-            if self.handler is None:
+            if script is not None:
+                await script
+            elif self.handler is None:
                 call.caller_leg.reject(480)
             else:
                 await self.handler(call)
@@ -347,6 +383,8 @@ class CallControl:
                 len(self.calls),
                 timeout,
             )
+            for hook in self.on_drain:
+                hook()
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._idle.wait())]
         if abort is not None:
             waits.append(asyncio.ensure_future(abort.wait()))

@@ -477,6 +477,21 @@ class InboundLeg(SipLeg):
         self._final_sent = False
         self._ack_timer: asyncio.TimerHandle | None = None
 
+    @classmethod
+    def departed(cls, control: CallControl, invite: Request, source: Address) -> InboundLeg:
+        """The leg of a caller who hung up in an earlier run: a stored callback's, taken back.
+
+        It was answered and ended before this engine started, so it has no
+        transaction and no dialog, and nothing is ever sent on it; the call
+        it belongs to dials the caller again on a leg of its own.
+        """
+        leg = cls(control, invite, "", source)
+        leg._final_sent = True
+        leg.sip_status = 200
+        leg.answered.set_result(None)
+        leg.ended.set_result(LegEnd("hangup", None, True))
+        return leg
+
     @property
     def final_sent(self) -> bool:
         return self._final_sent

@@ -593,6 +593,12 @@ class Queue(_Section):
     announce_every: Seconds = 30  # position and expected wait announcements; 0 turns them off
     # the key a waiting caller presses to be called back instead
     callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None
+    # times a callback dials the caller before it is given up (unanswered, busy, rejected)
+    callback_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    # seconds after an unanswered callback before it is offered to an agent again
+    callback_retry_delay: Seconds = 300
+    # seconds a callback request may wait (across restarts too) before it expires
+    callback_expiry: PositiveSeconds = 86400
     # Dispositions an agent gives a call of this queue after it (API, or *25N from the phone
     # for the Nth)
     wrap_up_codes: Annotated[tuple[Name, ...], AfterValidator(_unique)] = ()

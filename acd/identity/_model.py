@@ -54,6 +54,8 @@ class Permission(enum.StrEnum):
     WEBHOOKS_READ = "webhooks:read"
     CONFIG_READ = "config:read"
     CONFIG_ADMIN = "config:admin"
+    CALLBACKS_READ = "callbacks:read"
+    CALLBACKS_MANAGE = "callbacks:manage"
 
 
 PERMISSIONS = frozenset(Permission)
@@ -71,9 +73,16 @@ _OPERATIONAL = frozenset(
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.AGENT: _OPERATIONAL,
-    Role.TEAM_LEAD: _OPERATIONAL | {Permission.RECORDINGS_READ, Permission.REPORTS_READ},
+    Role.TEAM_LEAD: _OPERATIONAL
+    | {Permission.RECORDINGS_READ, Permission.REPORTS_READ, Permission.CALLBACKS_READ},
     Role.SUPERVISOR: _OPERATIONAL
-    | {Permission.RECORDINGS_READ, Permission.REPORTS_READ, Permission.CONFIG_READ},
+    | {
+        Permission.RECORDINGS_READ,
+        Permission.REPORTS_READ,
+        Permission.CONFIG_READ,
+        Permission.CALLBACKS_READ,
+        Permission.CALLBACKS_MANAGE,
+    },
     Role.ADMIN: PERMISSIONS,
 }
 """What each role may do; where over agents is ``reach_of``'s answer."""

@@ -22,20 +22,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ivr
 from sip import Address, NameAddr, SipUri
 
 from ..calls import LegReferred
+from ..storage import CallbackRecord, CallbackState
+from ._callbacks import Handover
 from ._service import _Connected, _Exit, _Waiter
 
 if TYPE_CHECKING:
     from ..calls import Call, LegEvent, SipLeg
     from ._service import AcdService
 
-__all__ = ["serve"]
+__all__ = ["serve", "serve_restored"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,8 @@ async def _serve_once(
     if waiter.callback:
         if result.key is not None:
             call.event("EXITWITHKEY", queue=queue, key=result.key, waited=waited)
-        await _callback(service, waiter, "key" if result.key is not None else "max-wait")
+        by = "key" if result.key is not None else "max-wait"
+        await _callback(service, waiter, by, priority, skills)
         return None
     action = result.action
     moved = action.removeprefix("queue:") if action.startswith("queue:") else None
@@ -205,48 +208,144 @@ def _transfer_target(service: AcdService, event: LegReferred) -> Transfer | None
     return transfer
 
 
-async def _callback(service: AcdService, waiter: _Waiter, by: str) -> None:
-    """The caller keeps their place and hangs up; when an agent answers, dial the caller."""
+async def _callback(
+    service: AcdService, waiter: _Waiter, by: str, priority: int, skills: dict[str, int]
+) -> None:
+    """The caller keeps their place and hangs up; the request is stored, then served."""
     call = waiter.call
-    loop = asyncio.get_running_loop()
     call.event("CALLBACK", queue=waiter.queue, requested_by=by, number=call.caller, step="queued")
+    call.disposition = "callback"  # left for a callback; failed if it never reaches them
+    service.callbacks.requested(waiter, by, priority, skills)
     await service.hang_up_caller(call, "callback_confirmed")
-    outcome = waiter.outcome
-    try:
-        result = await outcome
-    finally:
-        if not outcome.done():
-            service.left(waiter, "failed")
-            service.leave(waiter, "failed")
-    if not isinstance(result, _Connected):
-        service.left(waiter, "failed")
-        call.disposition = call.disposition or "failed"
-        call.failure_reason = call.failure_reason or "callback-lost"
+    await _serve_callback(service, waiter)
+
+
+async def serve_restored(service: AcdService, call: Call, record: CallbackRecord) -> None:
+    """A request an earlier run stored: back in its queue at its place, then served."""
+    book = service.callbacks
+    call.queue = record.queue
+    call.queued_at = record.queued_at
+    call.disposition = "callback"
+    settings = service.config.queues.get(record.queue)
+    now = datetime.now(UTC)
+    if settings is None or now - record.requested_at > timedelta(seconds=settings.callback_expiry):
+        why = "expired" if settings is not None else "queue-gone"
+        call.event("CALLBACK", queue=record.queue, step=why)
+        call.disposition = "failed"
+        call.failure_reason = f"callback-{why}"
+        book.finished(call.id, CallbackState.EXPIRED)
         return
-    agent, agent_leg = result.agent, result.leg
-    service.left(waiter, "callback", agent)
-    call.agent = agent
-    caller_leg = await _dial_caller(service, call, agent_leg)
-    if caller_leg is None:
+    call.event("CALLBACK", queue=record.queue, step="restored", attempts=record.attempts)
+    try:
+        if record.due_at is not None and record.due_at > now:
+            await _until_due(book.stop_signal(call.id), (record.due_at - now).total_seconds())
+        waiter = _rejoin(service, call, record)
+    except Handover as exc:
+        _handed_over(service, call, str(exc))
+        return
+    await _serve_callback(service, waiter)
+
+
+def _rejoin(service: AcdService, call: Call, record: CallbackRecord) -> _Waiter:
+    """Back in the queue at the caller's place: as if waiting since they first joined."""
+    waited = max(0.0, (datetime.now(UTC) - record.queued_at).total_seconds())
+    joined = service.join(
+        call, record.queue, record.priority, record.skills, waited=waited, callback=True
+    )
+    assert not isinstance(joined, str)  # a callback joins whoever is logged in
+    service.callbacks.waiting(call.id, joined)
+    return joined
+
+
+async def _until_due(stop: asyncio.Future[str], delay: float) -> None:
+    """Wait ``delay`` seconds before the next attempt, unless the request is taken away."""
+    done, _ = await asyncio.wait([stop], timeout=delay)
+    if done:
+        raise Handover(stop.result())
+
+
+def _handed_over(service: AcdService, call: Call, why: str) -> None:
+    """The request leaves this run: stored as waiting (drain) or cancelled (already noted)."""
+    call.event("CALLBACK", queue=call.queue, step=why)
+    if why == "cancelled":
+        call.disposition = "failed"
+        call.failure_reason = "callback-cancelled"
+    service.callbacks.left_run(call.id)
+
+
+async def _serve_callback(service: AcdService, waiter: _Waiter) -> None:
+    """Wait for an agent, dial the caller; an unanswered dial is retried after a delay."""
+    call = waiter.call
+    book = service.callbacks
+    stop = book.stop_signal(call.id)
+    loop = asyncio.get_running_loop()
+    while True:
+        outcome = waiter.outcome
+        try:
+            waits: list[asyncio.Future[Any]] = [outcome, stop]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not outcome.done():
+                # Cancelled (the engine stops), handed over or cancelled: out of the
+                # queue; the stored request says whether the next run serves it.
+                service.left(waiter, "failed")
+                service.leave(waiter, "failed")
+                if not stop.done():
+                    book.left_run(call.id)
+        if not outcome.done():
+            _handed_over(service, call, stop.result())
+            return
+        result = outcome.result()
+        if not isinstance(result, _Connected):
+            service.left(waiter, "failed")
+            call.disposition = "failed"
+            call.failure_reason = call.failure_reason or "callback-lost"
+            book.finished(call.id, CallbackState.FAILED)
+            return
+        agent, agent_leg = result.agent, result.leg
+        service.left(waiter, "callback", agent)
+        call.agent = agent
+        record = book.attempt(call.id, agent)
+        caller_leg = await _dial_caller(service, call, agent_leg)
+        if caller_leg is not None:
+            book.finished(call.id, CallbackState.DONE)
+            call.disposition = "callback"
+            call.event("CALLBACK", queue=waiter.queue, agent=agent, step="connected")
+            holdtime = round(loop.time() - waiter.joined_at, 3)
+            call.agent_answered_at = datetime.now(UTC)
+            call.event("CONNECT", queue=waiter.queue, agent=agent, holdtime=holdtime)
+            await _converse(service, call, waiter.queue, agent, caller_leg, agent_leg, holdtime)
+            call.disposition = "callback"
+            return
         agent_leg.hangup()
         service.call_ended(call, agent, 0.0)
-        call.event("CALLBACK", queue=waiter.queue, agent=agent, step="unanswered")
-        call.disposition = "failed"
-        call.failure_reason = "callback-unanswered"
-        return
-    call.disposition = "callback"
-    call.event("CALLBACK", queue=waiter.queue, agent=agent, step="connected")
-    holdtime = round(loop.time() - waiter.joined_at, 3)
-    call.agent_answered_at = datetime.now(UTC)
-    call.event("CONNECT", queue=waiter.queue, agent=agent, holdtime=holdtime)
-    await _converse(service, call, waiter.queue, agent, caller_leg, agent_leg, holdtime)
-    call.disposition = "callback"
+        call.event(
+            "CALLBACK", queue=waiter.queue, agent=agent, step="unanswered", attempt=record.attempts
+        )
+        settings = service.config.queues.get(waiter.queue)
+        if settings is None or record.attempts >= settings.callback_attempts:
+            call.event("CALLBACK", queue=waiter.queue, step="gave-up", attempts=record.attempts)
+            call.disposition = "failed"
+            call.failure_reason = "callback-unanswered"
+            book.finished(call.id, CallbackState.FAILED)
+            return
+        delay = settings.callback_retry_delay
+        book.retry(call.id, delay)
+        call.event("CALLBACK", queue=waiter.queue, step="retry", after=delay)
+        try:
+            await _until_due(stop, delay)
+        except Handover as exc:
+            _handed_over(service, call, str(exc))
+            return
+        waiter = _rejoin(service, call, book.record(call.id))
 
 
 async def _dial_caller(service: AcdService, call: Call, agent_leg: SipLeg) -> SipLeg | None:
     """Call the caller back through their trunk while the agent hears music; None if no answer."""
     trunk = service.trunk_for(call)
-    assert trunk is not None and trunk.host is not None
+    if trunk is None or trunk.host is None:
+        log.warning("call %s: its trunk %s is gone: the callback cannot dial", call.id, call.trunk)
+        return None
     host, port = trunk.host.host, trunk.host.port or 5060
     target = SipUri(user=call.caller, host=host, port=port)
     domain = service.config.sip.domain

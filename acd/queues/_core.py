@@ -290,12 +290,20 @@ class Acd(ViewsMixin):
         *,
         priority: int = 0,
         skills: Mapping[str, int] | None = None,
+        waited: float = 0.0,
+        callback: bool = False,
     ) -> JoinResult:
         """Put a call in a queue, or refuse it by the join rules; ring on the next ``poll``.
 
         ``skills`` replaces the queue's required skills for this call (the
-        queue's escalation steps still apply after their time).
+        queue's escalation steps still apply after their time). ``waited``
+        seconds already spent waiting place the call as if it had joined
+        that long ago (a stored callback taken back after a restart, or
+        retried); ``callback`` joins it as a callback: no maximum wait, and
+        it joins whatever the join rules say, since it was taken already.
         """
+        if waited < 0:
+            raise AcdError(f"call {call_id}: waited must be >= 0, not {waited}")
         spec = self._queue(queue)
         if call_id in self._calls:
             raise AcdError(
@@ -307,18 +315,24 @@ class Acd(ViewsMixin):
         self._add_members(queue, required)
         now = self._clock()
         reason = None
-        if self._staffed[queue] == 0 and not spec.join_empty:
+        if callback:
+            pass  # taken already: it waits for an agent whoever is logged in now
+        elif self._staffed[queue] == 0 and not spec.join_empty:
             reason = "no-agents"
         elif self._staffed[queue] and self._unpaused[queue] == 0 and not spec.join_paused:
             reason = "all-paused"
         if reason is not None:
             self.dispositions.append(Disposition(call_id, queue, "refused", now, 0.0, None, reason))
             return JoinResult(False, reason, None)
-        call = CallRecord(call_id, queue, priority, now, next(self._seq), required, required)
+        joined_at = now - waited
+        call = CallRecord(call_id, queue, priority, joined_at, next(self._seq), required, required)
         self._calls[call_id] = call
         insort(self._order[queue], call.order_key)
-        call.max_wait_at = now + spec.max_wait
-        self._timer(call.max_wait_at, "max-wait", call_id)
+        if callback:
+            call.callback = True
+        else:
+            call.max_wait_at = now + spec.max_wait
+            self._timer(call.max_wait_at, "max-wait", call_id)
         self._schedule_escalation(call)
         self._dirty_calls.add(call_id)
         self._version += 1

@@ -43,6 +43,7 @@ from ..events import (
 )
 from ..registrar import BindingAdded, BindingRemoved
 from ..storage import AgentSession, CallEvent, EventType
+from ._callbacks import CallbackBook
 from ._core import Acd
 from ._model import (
     DEFAULT_PAUSE_REASONS,
@@ -138,6 +139,8 @@ class AcdService:
         self._timer_at = 0.0
         self._pending: list[Action] = []
         self._applying = False
+        self.callbacks = CallbackBook(self)
+        control.on_drain.append(self.callbacks.hand_over)
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
         self._last_calls: dict[str, tuple[Call, str]] = {}  # agent -> its last call, queue
@@ -379,16 +382,36 @@ class AcdService:
         await serve(self, call, queue, priority, dict(skills))
 
     def join(
-        self, call: Call, queue: str, priority: int, skills: Mapping[str, int]
+        self,
+        call: Call,
+        queue: str,
+        priority: int,
+        skills: Mapping[str, int],
+        *,
+        waited: float = 0.0,
+        callback: bool = False,
     ) -> _Waiter | str:
-        """Put the call in the core's queue: its waiter, or why it could not join."""
-        result = self.core.enqueue(call.id, queue, priority=priority, skills=dict(skills) or None)
+        """Put the call in the core's queue: its waiter, or why it could not join.
+
+        ``callback``: a stored callback, whose caller is not on the line,
+        placed as if it had waited ``waited`` seconds already.
+        """
+        result = self.core.enqueue(
+            call.id,
+            queue,
+            priority=priority,
+            skills=dict(skills) or None,
+            waited=waited,
+            callback=callback,
+        )
         if not result.joined:
             return result.reason or "refused"
-        waiter = _Waiter(call, queue, self.loop.time(), self.loop.create_future())
+        waiter = _Waiter(call, queue, self.loop.time() - waited, self.loop.create_future())
+        waiter.callback = callback
         self._waiting[call.id] = waiter
         self.events.publish(QueueJoined(call.id, queue, priority))
-        call.caller_leg.ended.add_done_callback(lambda _f: self._caller_left(waiter))
+        if not callback:
+            call.caller_leg.ended.add_done_callback(lambda _f: self._caller_left(waiter))
         self._do(self.core.poll())
         return waiter
 

@@ -14,6 +14,8 @@ from ._factory import DEFAULT_SQLITE_FILE, open_storage, storage_for
 from ._journal import Journal
 from ._model import (
     AgentSession,
+    CallbackRecord,
+    CallbackState,
     CallEvent,
     CallRecord,
     Disposition,
@@ -46,6 +48,8 @@ __all__ = [
     "CallEvent",
     "CallFigures",
     "CallRecord",
+    "CallbackRecord",
+    "CallbackState",
     "Disposition",
     "EventType",
     "HangupSide",

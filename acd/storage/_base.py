@@ -9,6 +9,7 @@ batch mean the same thing to SQLite (one statement per row) and PostgreSQL
 from __future__ import annotations
 
 import abc
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,19 @@ from importlib import resources
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from ._model import AgentSession, CallEvent, CallRecord, Disposition, RecordingRecord, format_time
+from ._model import (
+    AgentSession,
+    CallbackRecord,
+    CallbackState,
+    CallEvent,
+    CallRecord,
+    Disposition,
+    RecordingRecord,
+    callback_from_json,
+    dump_json,
+    format_time,
+    to_json,
+)
 from ._model import parse_time as _parse_time
 from ._reports import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -33,6 +46,7 @@ from ._reports import (
 )
 
 __all__ = [
+    "CALLBACK_COLUMNS",
     "CALL_COLUMNS",
     "EVENT_COLUMNS",
     "RECORDING_COLUMNS",
@@ -115,6 +129,7 @@ class Storage(abc.ABC):
         events: Sequence[CallEvent] = (),
         recordings: Sequence[RecordingRecord] = (),
         sessions: Sequence[AgentSession] = (),
+        callbacks: Sequence[CallbackRecord] = (),
     ) -> None:
         """Upsert everything in one transaction: all of it is stored, or none."""
 
@@ -177,6 +192,32 @@ class Storage(abc.ABC):
         self, since: datetime, until: datetime, *, agent: str | None = None
     ) -> list[AgentSession]:
         """Sessions that started in [since, until), optionally of one agent, oldest first."""
+
+    async def callbacks(
+        self, states: Collection[CallbackState] = (), *, limit: int = 1000
+    ) -> list[CallbackRecord]:
+        """Callback requests in ``states`` (every state when empty), oldest request first."""
+        params: list[object] = []
+        where = ""
+        if states:
+            marks = []
+            for state in states:
+                params.append(CallbackState(state).value)
+                marks.append(self.dialect.placeholder(len(params)))
+            where = f" WHERE state IN ({', '.join(marks)})"
+        params.append(int(limit))
+        sql = (
+            f"SELECT body FROM callbacks{where} ORDER BY requested_at, call_id "
+            f"LIMIT {self.dialect.placeholder(len(params))}"
+        )
+        rows = await self._fetch_rows(sql, params)
+        return [callback_from_json(_json_body(row[0])) for row in rows]
+
+    async def get_callback(self, call_id: str) -> CallbackRecord | None:
+        rows = await self._fetch_rows(
+            f"SELECT body FROM callbacks WHERE call_id = {self.dialect.placeholder(1)}", [call_id]
+        )
+        return callback_from_json(_json_body(rows[0][0])) if rows else None
 
     # ---- reports: written once over the dialect's SQL, in _reports.py -----
 
@@ -381,6 +422,27 @@ def latest_recordings(recordings: Iterable[RecordingRecord]) -> list[RecordingRe
     return list({r.id: r for r in recordings}.values())
 
 
+def latest_callbacks(callbacks: Iterable[CallbackRecord]) -> list[CallbackRecord]:
+    """One row per call id, the later one winning (a request's state only moves on)."""
+    return list({c.call_id: c for c in callbacks}.values())
+
+
+def callback_row(record: CallbackRecord) -> tuple[str, ...]:
+    """A callback's row in CALLBACK_COLUMNS order: text in both dialects (0005)."""
+    requested_at = format_time(record.requested_at)
+    updated_at = format_time(record.updated_at)
+    assert requested_at is not None and updated_at is not None
+    body = dump_json(to_json(record))
+    return (record.call_id, record.queue, record.state.value, requested_at, updated_at, body)
+
+
+def _json_body(value: object) -> dict[str, Any]:
+    data = json.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(data, dict):
+        raise StorageError(f"a stored callback is not a JSON object: {type(data).__name__}")
+    return data
+
+
 def latest_sessions(sessions: Iterable[AgentSession]) -> list[AgentSession]:
     """One row per (agent, started_at); an ended session is not reopened, as for calls."""
     chosen: dict[tuple[str, datetime], AgentSession] = {}
@@ -430,6 +492,7 @@ RECORDING_COLUMNS = (
     "created_at",
 )
 SESSION_COLUMNS = ("agent", "state", "reason", "started_at", "ended_at")
+CALLBACK_COLUMNS = ("call_id", "queue", "state", "requested_at", "updated_at", "body")
 
 
 def upsert_sql(

@@ -21,11 +21,14 @@ __all__ = [
     "AgentSession",
     "CallEvent",
     "CallRecord",
+    "CallbackRecord",
+    "CallbackState",
     "Disposition",
     "EventType",
     "HangupSide",
     "Record",
     "RecordingRecord",
+    "callback_from_json",
     "dump_json",
     "format_time",
     "from_json",
@@ -183,7 +186,55 @@ class AgentSession:
         _require_aware(self, started_at=self.started_at, ended_at=self.ended_at)
 
 
-Record: TypeAlias = CallRecord | CallEvent | RecordingRecord | AgentSession
+class CallbackState(StrEnum):
+    """Where a caller's callback request stands."""
+
+    WAITING = "waiting"  # in the queue (or between attempts) until an agent takes it
+    DONE = "done"  # an agent took it and the caller answered
+    FAILED = "failed"  # every attempt went unanswered
+    CANCELLED = "cancelled"  # a supervisor took it back
+    EXPIRED = "expired"  # still waiting when its queue's callback_expiry ran out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRecord:
+    """A caller's request to be called back, kept until it is served or given up.
+
+    Stored so that it outlives the engine that took it: the next run puts a
+    waiting request back in its queue at its place. ``invite`` is the
+    caller's INVITE as received (what the callback dials and rings agents
+    with); ``call`` the parts of the call an agent would see and the record
+    keeps (the IVR path, digits, variables...). ``due_at`` is when the next
+    attempt may be offered to an agent (None: at once).
+    """
+
+    call_id: str
+    queue: str
+    state: CallbackState
+    requested_at: datetime
+    requested_by: str  # "key" (the caller pressed the queue's callback_key) or "max-wait"
+    updated_at: datetime
+    queued_at: datetime  # when the caller first joined the queue: the request keeps that place
+    priority: int = 0
+    skills: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0  # dialled so far
+    due_at: datetime | None = None
+    agent: str | None = None  # the agent of the last attempt
+    invite: str = ""  # base64 of the INVITE's bytes
+    source: str = ""  # "TRANSPORT host port" the INVITE came from
+    call: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_aware(
+            self,
+            requested_at=self.requested_at,
+            updated_at=self.updated_at,
+            queued_at=self.queued_at,
+            due_at=self.due_at,
+        )
+
+
+Record: TypeAlias = CallRecord | CallEvent | RecordingRecord | AgentSession | CallbackRecord
 
 
 def dump_json(value: object) -> str:
@@ -271,6 +322,25 @@ def to_json(record: Record) -> dict[str, Any]:
             "channels": record.channels,
             "created_at": format_time(record.created_at),
         }
+    if isinstance(record, CallbackRecord):
+        return {
+            "kind": "callback",
+            "call_id": record.call_id,
+            "queue": record.queue,
+            "state": record.state.value,
+            "requested_at": format_time(record.requested_at),
+            "requested_by": record.requested_by,
+            "updated_at": format_time(record.updated_at),
+            "queued_at": format_time(record.queued_at),
+            "priority": record.priority,
+            "skills": dict(record.skills),
+            "attempts": record.attempts,
+            "due_at": format_time(record.due_at),
+            "agent": record.agent,
+            "invite": record.invite,
+            "source": record.source,
+            "call": dict(record.call),
+        }
     return {
         "kind": "session",
         "agent": record.agent,
@@ -340,6 +410,29 @@ def from_json(data: dict[str, Any]) -> Record:
                 started_at=_time(data["started_at"]),
                 ended_at=parse_time(data["ended_at"]),
             )
+        if kind == "callback":
+            return callback_from_json(data)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed {kind} record: {exc!r}") from exc
     raise ValueError(f"unknown record kind {kind!r}")
+
+
+def callback_from_json(data: dict[str, Any]) -> CallbackRecord:
+    """A ``CallbackRecord`` from ``to_json``'s dict (also how the database stores one)."""
+    return CallbackRecord(
+        call_id=data["call_id"],
+        queue=data["queue"],
+        state=CallbackState(data["state"]),
+        requested_at=_time(data["requested_at"]),
+        requested_by=data["requested_by"],
+        updated_at=_time(data["updated_at"]),
+        queued_at=_time(data["queued_at"]),
+        priority=int(data["priority"]),
+        skills={str(k): int(v) for k, v in dict(data["skills"]).items()},
+        attempts=int(data["attempts"]),
+        due_at=parse_time(data["due_at"]),
+        agent=data["agent"],
+        invite=data["invite"],
+        source=data["source"],
+        call=dict(data["call"]),
+    )

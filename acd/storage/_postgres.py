@@ -21,13 +21,16 @@ import asyncpg  # type: ignore[import-untyped]
 
 from ._base import (
     CALL_COLUMNS,
+    CALLBACK_COLUMNS,
     EVENT_COLUMNS,
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     CallCursor,
     Storage,
     StorageError,
+    callback_row,
     check_page,
+    latest_callbacks,
     latest_calls,
     latest_events,
     latest_recordings,
@@ -40,6 +43,7 @@ from ._base import (
 )
 from ._model import (
     AgentSession,
+    CallbackRecord,
     CallEvent,
     CallRecord,
     Disposition,
@@ -115,6 +119,9 @@ _UPSERT_SESSIONS = upsert_sql(
     ("agent", "started_at"),
     _unnest(SESSION_COLUMNS, _SESSION_TYPES),
     keep_ended=True,
+)
+_UPSERT_CALLBACKS = upsert_sql(
+    "callbacks", CALLBACK_COLUMNS, ("call_id",), _unnest(CALLBACK_COLUMNS, {})
 )
 _SELECT_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls"
 _SELECT_RECORDINGS = f"SELECT {', '.join(RECORDING_COLUMNS)} FROM recordings"
@@ -322,6 +329,7 @@ class PostgresStorage(Storage):
         events: Sequence[CallEvent] = (),
         recordings: Sequence[RecordingRecord] = (),
         sessions: Sequence[AgentSession] = (),
+        callbacks: Sequence[CallbackRecord] = (),
     ) -> None:
         work = [
             (_UPSERT_CALLS, [_call_row(c) for c in latest_calls(calls)], len(CALL_COLUMNS)),
@@ -335,6 +343,11 @@ class PostgresStorage(Storage):
                 _UPSERT_SESSIONS,
                 [_session_row(s) for s in latest_sessions(sessions)],
                 len(SESSION_COLUMNS),
+            ),
+            (
+                _UPSERT_CALLBACKS,
+                [callback_row(c) for c in latest_callbacks(callbacks)],
+                len(CALLBACK_COLUMNS),
             ),
         ]
         work = [item for item in work if item[1]]

@@ -22,13 +22,16 @@ from typing import Any, TypeVar
 
 from ._base import (
     CALL_COLUMNS,
+    CALLBACK_COLUMNS,
     EVENT_COLUMNS,
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     CallCursor,
     Storage,
     StorageError,
+    callback_row,
     check_page,
+    latest_callbacks,
     latest_calls,
     latest_events,
     latest_recordings,
@@ -41,6 +44,7 @@ from ._base import (
 )
 from ._model import (
     AgentSession,
+    CallbackRecord,
     CallEvent,
     CallRecord,
     Disposition,
@@ -76,6 +80,9 @@ _INSERT_EVENT = upsert_sql(
 )
 _UPSERT_RECORDING = upsert_sql(
     "recordings", RECORDING_COLUMNS, ("id",), _values(len(RECORDING_COLUMNS))
+)
+_UPSERT_CALLBACK = upsert_sql(
+    "callbacks", CALLBACK_COLUMNS, ("call_id",), _values(len(CALLBACK_COLUMNS))
 )
 _UPSERT_SESSION = upsert_sql(
     "agent_sessions",
@@ -336,6 +343,7 @@ class SqliteStorage(Storage):
         events: Sequence[CallEvent] = (),
         recordings: Sequence[RecordingRecord] = (),
         sessions: Sequence[AgentSession] = (),
+        callbacks: Sequence[CallbackRecord] = (),
     ) -> None:
         # Rows are built here, on the loop, so the thread never reads objects
         # that the caller might still be changing (ivr_path is a list).
@@ -344,6 +352,7 @@ class SqliteStorage(Storage):
             (_INSERT_EVENT, [_event_row(e) for e in latest_events(events)]),
             (_UPSERT_RECORDING, [_recording_row(r) for r in latest_recordings(recordings)]),
             (_UPSERT_SESSION, [_session_row(s) for s in latest_sessions(sessions)]),
+            (_UPSERT_CALLBACK, [callback_row(c) for c in latest_callbacks(callbacks)]),
         ]
         await self._run(self._write, [(sql, rows) for sql, rows in work if rows])
 

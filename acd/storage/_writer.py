@@ -44,6 +44,7 @@ from ._base import Storage
 from ._journal import Journal, OpenCall, OpenCallLog
 from ._model import (
     AgentSession,
+    CallbackRecord,
     CallEvent,
     CallRecord,
     Disposition,
@@ -148,6 +149,10 @@ class RecordWriter:
     def _keep_for_end(self, call_id: str | None, record: Record) -> None:
         if call_id is not None and self._open_calls.is_open(call_id):
             self._ending.setdefault(call_id, []).append(record)
+
+    def submit_callback(self, callback: CallbackRecord) -> None:
+        """Queue a callback request's latest state (journaled, like the rest, in an outage)."""
+        self._submit(callback)
 
     def submit_session(self, session: AgentSession) -> None:
         self._submit(session)
@@ -416,6 +421,7 @@ class RecordWriter:
         events: list[CallEvent] = []
         recordings: list[RecordingRecord] = []
         sessions: list[AgentSession] = []
+        callbacks: list[CallbackRecord] = []
         for record in batch:
             if isinstance(record, CallEvent):
                 events.append(record)
@@ -423,9 +429,11 @@ class RecordWriter:
                 calls.append(record)
             elif isinstance(record, RecordingRecord):
                 recordings.append(record)
+            elif isinstance(record, CallbackRecord):
+                callbacks.append(record)
             else:
                 sessions.append(record)
-        await self.storage.write_batch(calls, events, recordings, sessions)
+        await self.storage.write_batch(calls, events, recordings, sessions, callbacks)
 
     async def _to_journal(self, batch: list[Record]) -> None:
         while True:
