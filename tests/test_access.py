@@ -64,6 +64,7 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/healthz", "/healthz", None, CALLERS, ()),
     ("GET", "/metrics", "/metrics", None, CALLERS, ()),
     ("GET", "/api/v1/auth/me", "/api/v1/auth/me", None, SIGNED, ()),
+    ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, SIGNED, ()),
     ("GET", "/api/v1/agents", "/api/v1/agents", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents/{username}", "/api/v1/agents/1001", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents/{username}", f"{A}/1003", None, ALL_AGENTS, OUT_OF_REACH),

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from ..api._params import error
+from ..api._params import error, json_body
 from ..api._principal import principal_of
 from ._service import (
     KEYS,
@@ -45,13 +45,18 @@ _SECRET = "password"
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7396: ``patch`` applied to ``target`` (null removes, objects merge)."""
+    """RFC 7396: ``patch`` applied to ``target`` (null removes, objects merge).
+
+    An object patches an empty object where the target has none, so the
+    nulls inside it remove nothing rather than being stored as values.
+    """
     result = dict(target)
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge_patch(result[key], value)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            result[key] = merge_patch(current if isinstance(current, dict) else {}, value)
         else:
             result[key] = value
     return result
@@ -273,10 +278,7 @@ def _if_match(request: web.Request) -> int | None:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+    body = await json_body(request)
     if not isinstance(body, dict):
         error(web.HTTPBadRequest, "bad_request", "the body must be a JSON object")
     return body

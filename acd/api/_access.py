@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..identity import AccessService, AuditEntry, Permission, Principal, SignInRefused
-from ._params import error, from_storage
+from ._openapi import OPENAPI_PATH, OpenApiDocument
+from ._params import error, from_storage, json_body
 from ._principal import PRINCIPAL, principal_of
 
 __all__ = [
@@ -75,6 +76,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/auth/token"): AccessRule.OPEN,
     ("POST", "/api/v1/auth/logout"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/auth/me"): AccessRule.SIGNED_IN,
+    ("GET", OPENAPI_PATH): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/agents"): Permission.AGENTS_READ,
     ("GET", "/api/v1/agents/{username}"): Permission.AGENTS_READ,
     **{
@@ -277,10 +279,7 @@ class AuthApi:
         ]
 
     async def _sign_in(self, request: web.Request) -> Any:
-        try:
-            body = await request.json()
-        except ValueError:
-            error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+        body = await json_body(request)
         if not isinstance(body, dict) or set(body) != {"username", "password"}:
             error(
                 web.HTTPBadRequest, "bad_request", 'the body must be {"username": …, "password": …}'
@@ -372,9 +371,11 @@ def _me(principal: Principal) -> dict[str, object]:
 def install_access_control(
     app: web.Application, access: AccessService, *, metrics_token: str | None = None
 ) -> _Access:
-    """Add the sign-in routes and the access middleware to ``app`` (before it starts)."""
+    """Add the sign-in routes, the API's OpenAPI description and the access middleware
+    to ``app`` (before it starts)."""
     state = _Access(access, metrics_token)
     app.router.add_routes(AuthApi(access, state).routes())
+    app.router.add_routes(OpenApiDocument(ROUTE_RULES).routes())
     app.middlewares.append(state.middleware)
     app.on_startup.append(_check_on_startup)
     return state

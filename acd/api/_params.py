@@ -10,11 +10,11 @@ import json
 import logging
 from collections.abc import Awaitable, Collection
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 
-__all__ = ["DEFAULT_WINDOW", "Params", "error", "from_storage"]
+__all__ = ["DEFAULT_WINDOW", "Params", "error", "from_storage", "json_body"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -38,6 +38,30 @@ async def from_storage(operation: Awaitable[_T]) -> _T:
     except Exception:
         _log.exception("API: storage query failed")
         error(web.HTTPServiceUnavailable, "storage_unavailable", "the database did not answer")
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's body as JSON; a 400 for anything that is not JSON text in Unicode.
+
+    Bytes that are not in the declared charset (or an unknown charset), and
+    ``"\\ud800"``-style escapes that decode to lone surrogates, are refused
+    here: the first would otherwise surface as a decoding error and the second
+    only later, when the text is hashed or stored, both as a 500.
+    """
+    try:
+        body = json.loads(await request.text())
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeError:
+        error(
+            web.HTTPBadRequest,
+            "bad_request",
+            "the body is not UTF-8 text, or escapes a lone surrogate",
+        )
+    except LookupError:
+        error(web.HTTPBadRequest, "bad_request", "the body's charset is unknown")
+    except (ValueError, RecursionError):
+        error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+    return body
 
 
 class Params:
@@ -71,16 +95,25 @@ class Params:
             self.bad(name, f"not an ISO 8601 time: {value!r}")
         if parsed.utcoffset() is None:
             self.bad(name, "needs a time zone (Z or +hh:mm): times without one are ambiguous")
+        try:
+            parsed.astimezone(UTC)  # what storage does with it: year 1 at +05:00 is year 0
+        except OverflowError:
+            self.bad(name, "out of the range of years 1 to 9999")
         return parsed
 
     def window(self, longest: timedelta | None = None) -> tuple[datetime, datetime]:
         """``since`` and ``until``: a half-open range, by default the last day."""
         until = self.time("until")
         since = self.time("since")
-        if until is None:
-            until = datetime.now(UTC) if since is None else since + DEFAULT_WINDOW
-        if since is None:
-            since = until - DEFAULT_WINDOW
+        try:
+            if until is None:
+                until = datetime.now(UTC) if since is None else since + DEFAULT_WINDOW
+            if since is None:
+                since = until - DEFAULT_WINDOW
+        except OverflowError:
+            self.bad(
+                "until" if until is None else "since", "give both ends this close to year 1 or 9999"
+            )
         if since >= until:
             self.bad("since", "must be before until")
         if longest is not None and until - since > longest:

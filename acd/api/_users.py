@@ -26,13 +26,14 @@ from ..identity import (
     Role,
     User,
 )
-from ._params import Params, error, from_storage
+from ._params import Params, error, from_storage, json_body
 from ._principal import principal_of
 
 __all__ = ["UsersApi"]
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# fullmatch, not match with $: "$" also matches before a final newline ("bob\n").
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TEAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ROLES = ", ".join(r.value for r in Role)
 
 
@@ -41,10 +42,7 @@ def _bad(field: str, message: str) -> NoReturn:
 
 
 async def _body(request: web.Request, allowed: set[str], required: set[str]) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+    body = await json_body(request)
     if not isinstance(body, dict):
         error(web.HTTPBadRequest, "bad_request", "the body must be a JSON object")
     for field in body:
@@ -64,7 +62,7 @@ def _role(value: object) -> Role:
 def _team(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _TEAM.match(value):
+    if not isinstance(value, str) or not _TEAM.fullmatch(value):
         _bad("team", "letters, digits, _ . - (up to 64), or null")
     return value
 
@@ -133,7 +131,7 @@ class UsersApi:
     async def create_user(self, request: web.Request) -> web.Response:
         body = await _body(request, {"username", "role", "team", "password"}, {"username", "role"})
         username = body["username"]
-        if not isinstance(username, str) or not _USERNAME.match(username):
+        if not isinstance(username, str) or not _USERNAME.fullmatch(username):
             _bad("username", "letters, digits, _ . - (up to 64), starting with a letter or digit")
         role = _role(body["role"])
         team = _team(body.get("team"))
@@ -201,7 +199,11 @@ class UsersApi:
             _bad("username", f"no enabled user {owner_name!r}")
         scopes = body["scopes"]
         known = {p.value for p in Permission}
-        if not isinstance(scopes, list) or not scopes or not all(s in known for s in scopes):
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or not all(isinstance(s, str) and s in known for s in scopes)
+        ):
             _bad("scopes", f"a non-empty list of: {', '.join(sorted(known))}")
         beyond = sorted(set(scopes) - {p.value for p in ROLE_PERMISSIONS[owner.role]})
         if beyond:

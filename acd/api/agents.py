@@ -17,13 +17,12 @@ the agent's state does not allow (pausing while logged out).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ..queues import AcdError, AgentView
-from ._params import error
+from ._params import error, json_body
 from ._principal import principal_of
 
 if TYPE_CHECKING:
@@ -116,10 +115,7 @@ class AgentsApi:
         """``{"code": "sale"}`` for the last call, ``{"extend": 30}``, ``{"end": true}``."""
         username = request.match_info["username"]
         self._view(username)
-        try:
-            body = await request.json()
-        except ValueError:
-            error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+        body = await json_body(request)
         if not isinstance(body, dict) or not body or set(body) - {"code", "extend", "end"}:
             error(
                 web.HTTPBadRequest,
@@ -153,13 +149,9 @@ class AgentsApi:
     async def _reason(self, request: web.Request) -> str:
         """The pause reason from the body: one of the configured ones (400 otherwise)."""
         reasons = self.service.pause_reasons
-        text = await request.text()
-        if not text.strip():
+        if not (await request.read()).strip():
             return reasons[0]
-        try:
-            body = json.loads(text)
-        except ValueError:
-            error(web.HTTPBadRequest, "bad_request", "the body is not JSON")
+        body = await json_body(request)
         if not isinstance(body, dict) or set(body) - {"reason"}:
             error(web.HTTPBadRequest, "bad_request", 'the body must be {"reason": "..."}')
         reason = body.get("reason", reasons[0])
