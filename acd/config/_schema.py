@@ -20,6 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     IPvAnyAddress,
     IPvAnyNetwork,
     PrivateAttr,
@@ -29,6 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from ._dialplan import DialPattern
 
@@ -140,16 +144,39 @@ Host = Annotated[str, AfterValidator(_check_host)]
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
-def _text(regex: str, description: str) -> AfterValidator:
-    """A validator for text matching ``regex``, whose error says ``description``."""
-    compiled = re.compile(regex)
+class _Text:
+    """Text matching ``regex`` in full, whose error says ``description``.
 
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not valid here: use {description}")
+    Annotated metadata: it validates after the string schema and puts the
+    pattern (anchored, as JSON Schema patterns are not) into the JSON
+    Schema, so the OpenAPI description and editors show the rule too.
+    """
+
+    def __init__(self, regex: str, description: str) -> None:
+        self.regex = regex
+        self.description = description
+        self._compiled = re.compile(regex)
+
+    def _check(self, value: str) -> str:
+        if not self._compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid here: use {self.description}")
         return value
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = f"^(?:{self.regex})$"
+        return json_schema
+
+
+def _text(regex: str, description: str) -> _Text:
+    return _Text(regex, description)
 
 
 Name = Annotated[
