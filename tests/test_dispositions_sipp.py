@@ -52,6 +52,12 @@ def wrap_up(engine: RunningEngine, body: object) -> tuple[int, dict[str, object]
     return status, answer
 
 
+def seconds(start: object, end: object) -> float:
+    return (
+        dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))
+    ).total_seconds()
+
+
 def test_a_required_wrap_up_code_holds_the_agent_until_given_by_api_or_phone(
     tmp_path: Path,
     engine_factory: EngineFactory,
@@ -100,8 +106,16 @@ def test_a_required_wrap_up_code_holds_the_agent_until_given_by_api_or_phone(
     assert agent_state(engine, "1001")["state"] == "available"
     assert callers_done(callers)
 
-    records = wait_records(engine, 3)  # two callers and the feature-code call
-    queued = [r for r in records if r["queue"] == "q"]
+    queued: list[dict[str, object]] = []
+
+    def wrapped_up() -> bool:
+        # Two callers and the feature-code call; each queued call's record is
+        # written again when its wrap-up ends, with how long it lasted.
+        records = wait_records(engine, 3)
+        queued[:] = [r for r in records if r["queue"] == "q"]
+        return all(r["wrap_up_s"] for r in queued)
+
+    engine.wait_for(wrapped_up, timeout=10, what="the wrap-up times on the records")
     assert [r["wrap_up_code"] for r in queued] == ["sale", "no-sale"], queued
     events = [e for e in events_of(engine, queued[0]["call_id"]) if e["event"] == "WRAPUPCODE"]
     assert [(e["agent"], e["data"]) for e in events] == [("1001", {"code": "sale"})]
@@ -113,4 +127,11 @@ def test_a_required_wrap_up_code_holds_the_agent_until_given_by_api_or_phone(
         {"queue": "q", "code": "no-sale", "calls": 1},
         {"queue": "q", "code": "sale", "calls": 1},
     ]
+    # Handle time is talk plus wrap-up, per call.
+    (figures,) = engine.http_json(f"/api/v1/reports/queues?{window}")["queues"]  # type: ignore[misc]
+    talk = sum(seconds(r["answered_at"], r["ended_at"]) for r in queued)
+    wrap = sum(float(r["wrap_up_s"]) for r in queued)  # type: ignore[arg-type]
+    assert figures["att_s"] == pytest.approx(talk / 2, abs=0.002), figures
+    assert figures["acw_s"] == pytest.approx(wrap / 2, abs=0.002), figures
+    assert figures["aht_s"] == pytest.approx((talk + wrap) / 2, abs=0.002), figures
     assert "Traceback" not in engine.log()

@@ -45,6 +45,7 @@ def call(
     answered: str | None = None,
     ended: str | None = None,
     survey: int | None = None,
+    wrap_up: float | None = None,
 ) -> CallRecord:
     return CallRecord(
         call_id=f"c{n}",
@@ -58,6 +59,7 @@ def call(
         answered_at=at(answered) if answered else None,
         ended_at=at(ended) if ended else None,
         survey_score=survey,
+        wrap_up_s=wrap_up,
     )
 
 
@@ -78,10 +80,11 @@ CALLS = [
     call(3, "sales", None, AB, "09:20:00", "09:20:02", None, "09:20:40"),
     call(4, "sales", "a1", TR, "10:05:00", "10:05:00.5", "10:05:20.5", "10:06:20.5"),
     # support: waits 25 s and 10 s; call 9 is still talking (no ended_at).
-    call(5, "support", "a2", A, "10:30:00", "10:30:00", "10:30:25", "10:35:25"),
+    # Wrap-up counts in handle time: 30 s after call 5, none after call 9 (still talking).
+    call(5, "support", "a2", A, "10:30:00", "10:30:00", "10:30:25", "10:35:25", wrap_up=30),
     call(6, "support", None, TO, "10:40:00", "10:40:00", None, "10:45:00"),
     call(7, "support", None, CB, "10:50:00", "10:50:00", None, "10:52:00"),
-    call(9, "support", "a3", A, "11:59:59", "12:00:01", "12:00:11"),
+    call(9, "support", "a3", A, "11:59:59", "12:00:01", "12:00:11", wrap_up=100),
     # Never queued (it failed in the IVR): hourly arrivals only.
     call(8, None, None, F, "09:30:00", None, None, "09:31:00"),
     # Outside [09:00, 12:00): the window is half-open.
@@ -132,6 +135,7 @@ SUPPORT = CallFigures(
     wait_s=35.0,
     talk_s=300.0,  # call 9 has not ended and is left out of AHT
     talked=1,
+    wrap_up_s=30.0,
 )
 
 
@@ -145,7 +149,8 @@ async def test_report_by_queue(loaded: Storage) -> None:
     assert (sales.asa_s, sales.aht_s) == (20.0, 80.0)
     assert sales.service_level == pytest.approx(2 / 3)
     assert sales.service_level_with_abandons == 0.5  # 2 / (3 answered + 1 abandoned)
-    assert (support.asa_s, support.aht_s, support.service_level) == (17.5, 300.0, 1.0)
+    assert (support.asa_s, support.aht_s, support.service_level) == (17.5, 330.0, 1.0)
+    assert (support.att_s, support.acw_s, sales.acw_s) == (300.0, 30.0, 0.0)
     assert support.service_level_with_abandons == 1.0
 
 
@@ -178,7 +183,7 @@ async def test_report_by_agent_with_teams(loaded: Storage) -> None:
     )  # fmt: skip
     a2 = CallFigures(
         offered=2, answered=2, answered_within=1, wait_s=54.5, talk_s=360.0, talked=2,
-        surveyed=1, survey_sum=3,
+        surveyed=1, survey_sum=3, wrap_up_s=30.0,
     )  # fmt: skip
     a3 = CallFigures(offered=1, answered=1, answered_within=1, wait_s=10.0)
     assert [(r.agent, r.team, r.figures, r.ring_no_answer) for r in report.agents] == [
@@ -187,7 +192,7 @@ async def test_report_by_agent_with_teams(loaded: Storage) -> None:
         ("a3", "red", a3, 1),
         ("a4", None, CallFigures(), 1),
     ]
-    assert (a1.asa_s, a1.aht_s, a2.asa_s, a2.aht_s) == (15.25, 90.0, 27.25, 180.0)
+    assert (a1.asa_s, a1.aht_s, a2.asa_s, a2.aht_s) == (15.25, 90.0, 27.25, 195.0)
     assert a3.aht_s is None  # still talking
     # Teams are sums, so a team's ASA weighs its agents by their calls: 85 s / 4.
     assert [(t.team, t.agents, t.figures, t.ring_no_answer) for t in report.teams] == [
@@ -195,7 +200,7 @@ async def test_report_by_agent_with_teams(loaded: Storage) -> None:
         ("red", ("a3",), a3, 1),
     ]
     assert report.teams[0].figures.asa_s == 21.25
-    assert report.teams[0].figures.aht_s == 135.0
+    assert report.teams[0].figures.aht_s == 142.5  # (180 + 360 talk + 30 wrap-up) / 4
     untagged = await loaded.report_by_agent(SINCE, UNTIL)
     assert untagged.teams == []
     assert [r.figures for r in untagged.agents][:2] != [a1, a2]  # 20 s for every queue
@@ -221,6 +226,7 @@ async def test_report_by_hour(loaded: Storage) -> None:
         wait_s=45.0,
         talk_s=360.0,
         talked=2,
+        wrap_up_s=30.0,
     )
     assert eleven == CallFigures(offered=1, answered=1, answered_within=1, wait_s=10.0)
     # Hour figures add up to the queues' figures.

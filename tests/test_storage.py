@@ -156,6 +156,8 @@ async def test_full_call_record_round_trips(storage: Storage) -> None:
         sip_cause=487,
         survey_score=5,
         recording_id="rec-1",
+        wrap_up_code="sale",
+        wrap_up_s=12.345,
     )
     await storage.write_batch(calls=[call])
     stored = await storage.get_call(call.call_id)

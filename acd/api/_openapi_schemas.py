@@ -265,6 +265,7 @@ def components() -> dict[str, Any]:
         "survey_score": nullable(INT),
         "recording_id": nullable(STR),
         "wrap_up_code": nullable(STR),
+        "wrap_up_s": nullable(NUM),
         "recording_url": nullable(STR),
     }
     event = obj(

@@ -79,6 +79,7 @@ class Call:
         self.recording_id: str | None = None
         self.survey_score: int | None = None
         self.wrap_up_code: str | None = None  # the agent's disposition, given in wrap-up
+        self.wrap_up_s: float | None = None  # how long the agent's wrap-up lasted
         self.post_call_survey: str | None = None  # the survey flow, from the flow that runs
         self.survey_pending = False  # the agent hung up on a caller who gets the survey
         self.disposition: str | None = None

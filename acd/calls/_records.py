@@ -98,6 +98,17 @@ class CallRecords:
         self.writer.submit_event(event)
         self.writer.submit_call(self.record_of(call))
 
+    def wrap_up_time(self, call: Call, seconds: float) -> None:
+        """The agent's wrap-up after ``call`` lasted ``seconds``: on its CDR.
+
+        Wrap-up follows the call, so the CDR is usually written already and
+        is written again; a wrap-up that ended first (the agent ended it
+        during a survey) waits for the CDR at the end.
+        """
+        call.wrap_up_s = round(seconds, 3)
+        if call.ended_at is not None:
+            self.writer.submit_call(self.record_of(call))
+
     @staticmethod
     def record_of(call: Call) -> CallRecord:
         return CallRecord(
@@ -126,4 +137,5 @@ class CallRecords:
             survey_score=call.survey_score,
             recording_id=call.recording_id,
             wrap_up_code=call.wrap_up_code,
+            wrap_up_s=call.wrap_up_s,
         )

@@ -144,6 +144,7 @@ class AcdService:
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
         self._last_calls: dict[str, tuple[Call, str]] = {}  # agent -> its last call, queue
+        self._wrap_up_since: dict[str, float] = {}  # agent -> when its wrap-up started
         self.rings_started = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -311,6 +312,10 @@ class AcdService:
 
     def _agent_changed(self, change: AgentChanged) -> None:
         self.events.publish(AgentStateChanged(change.agent, change.old, change.new, change.reason))
+        if change.new == "wrap_up" and change.old != "wrap_up":
+            self._wrap_up_since[change.agent] = self.loop.time()
+        elif change.old == "wrap_up" and change.new != "wrap_up":
+            self._wrap_up_ended(change.agent)
         routine = change.old != "logged_out" and change.new not in ("logged_out", "paused")
         log.log(
             logging.DEBUG if routine else logging.INFO,
@@ -349,6 +354,14 @@ class AcdService:
         if event is EventType.LOGIN and change.new == "paused":
             # Logged in straight into a pause: both facts belong in the stream.
             self._agent_event(change.agent, EventType.PAUSE, now, change.reason)
+
+    def _wrap_up_ended(self, agent: str) -> None:
+        """Wrap-up time belongs to the agent's last call: on its record, for handle time."""
+        since = self._wrap_up_since.pop(agent, None)
+        last = self._last_calls.get(agent)
+        if since is None or last is None or self.records is None:
+            return
+        self.records.wrap_up_time(last[0], self.loop.time() - since)
 
     def _agent_event(self, agent: str, event: EventType, at: datetime, reason: str | None) -> None:
         if self.records is not None:

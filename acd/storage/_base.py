@@ -479,6 +479,7 @@ CALL_COLUMNS = (
     "survey_score",
     "recording_id",
     "wrap_up_code",
+    "wrap_up_s",
 )
 EVENT_COLUMNS = ("call_id", "at", "event", "seq", "queue", "agent", "data")
 RECORDING_COLUMNS = (

@@ -118,6 +118,7 @@ class CallRecord:
     survey_score: int | None = None
     recording_id: str | None = None
     wrap_up_code: str | None = None  # the agent's disposition, given in wrap-up
+    wrap_up_s: float | None = None  # the agent's wrap-up after the call, in seconds
 
     def __post_init__(self) -> None:
         _require_aware(
@@ -298,6 +299,7 @@ def to_json(record: Record) -> dict[str, Any]:
             "survey_score": record.survey_score,
             "recording_id": record.recording_id,
             "wrap_up_code": record.wrap_up_code,
+            "wrap_up_s": record.wrap_up_s,
         }
     if isinstance(record, CallEvent):
         return {
@@ -380,6 +382,7 @@ def from_json(data: dict[str, Any]) -> Record:
                 survey_score=data["survey_score"],
                 recording_id=data["recording_id"],
                 wrap_up_code=data.get("wrap_up_code"),  # journals from before 0004 lack it
+                wrap_up_s=data.get("wrap_up_s"),  # and from before 0006 this
             )
         if kind == "event":
             return CallEvent(

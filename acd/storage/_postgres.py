@@ -71,6 +71,7 @@ _CALL_TYPES = {
     "ended_at": "timestamptz",
     "sip_cause": "integer",
     "survey_score": "integer",
+    "wrap_up_s": "double precision",
 }
 _EVENT_TYPES = {"at": "timestamptz", "seq": "bigint", "data": "jsonb"}
 _RECORDING_TYPES = {
@@ -159,6 +160,7 @@ def _call_row(call: CallRecord) -> tuple[Any, ...]:
         call.survey_score,
         call.recording_id,
         call.wrap_up_code,
+        call.wrap_up_s,
     )
 
 
@@ -187,6 +189,7 @@ def _call(row: Any) -> CallRecord:
         survey_score=row["survey_score"],
         recording_id=row["recording_id"],
         wrap_up_code=row["wrap_up_code"],
+        wrap_up_s=row["wrap_up_s"],
     )
 
 

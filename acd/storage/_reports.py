@@ -104,7 +104,9 @@ class CallFigures:
     caller waited (queue entry to hang-up) in the bands ``ABANDON_BANDS``
     ends; ``surveyed`` counts calls with a post-call survey score, ``survey_sum``
     adds the scores and ``satisfied`` counts scores of 4 or 5 (CSAT is its
-    share). Figures add up (``+``), so rollups are exact.
+    share). ``wrap_up_s`` sums the agents' wrap-up after the calls talked, so
+    handle time (``aht_s``) is talk plus wrap-up, as contact centres count it.
+    Figures add up (``+``), so rollups are exact.
     """
 
     offered: int = 0
@@ -126,6 +128,7 @@ class CallFigures:
     surveyed: int = 0
     survey_sum: int = 0
     satisfied: int = 0
+    wrap_up_s: float = 0.0
 
     def __add__(self, other: CallFigures) -> CallFigures:
         return CallFigures(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -136,9 +139,19 @@ class CallFigures:
         return self.wait_s / self.answered if self.answered else None
 
     @property
-    def aht_s(self) -> float | None:
-        """Average handle time: mean seconds from answer to hang-up (no wrap-up)."""
+    def att_s(self) -> float | None:
+        """Average talk time: mean seconds from answer to hang-up."""
         return self.talk_s / self.talked if self.talked else None
+
+    @property
+    def acw_s(self) -> float | None:
+        """Average after-call work: mean seconds of the agent's wrap-up after a call."""
+        return self.wrap_up_s / self.talked if self.talked else None
+
+    @property
+    def aht_s(self) -> float | None:
+        """Average handle time: talk plus wrap-up, per call talked."""
+        return (self.talk_s + self.wrap_up_s) / self.talked if self.talked else None
 
     @property
     def service_level(self) -> float | None:
@@ -175,6 +188,8 @@ class CallFigures:
             "answered_within_sl": self.answered_within,
             "asa_s": rounded(self.asa_s, 3),
             "aht_s": rounded(self.aht_s, 3),
+            "att_s": rounded(self.att_s, 3),
+            "acw_s": rounded(self.acw_s, 3),
             "service_level": rounded(self.service_level, 4),
             "service_level_with_abandons": rounded(self.service_level_with_abandons, 4),
             "abandoned_0_10s": self.abandoned_0_10s,
@@ -314,6 +329,7 @@ def _figures_sql(query: _Query, service_level: ServiceLevel) -> str:
             "count(survey_score)",
             "sum(coalesce(survey_score, 0))",
             count("survey_score >= 4"),
+            f"sum(CASE WHEN {talked} THEN coalesce(wrap_up_s, 0) ELSE 0 END)",
         ]
     )
 
@@ -342,6 +358,7 @@ def _figures(row: Sequence[Any]) -> CallFigures:
         surveyed=count(16),
         survey_sum=count(17),
         satisfied=count(18),
+        wrap_up_s=round(float(row[19] or 0), 6),
     )
 
 

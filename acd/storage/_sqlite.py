@@ -120,6 +120,7 @@ def _call_row(call: CallRecord) -> Row:
         call.survey_score,
         call.recording_id,
         call.wrap_up_code,
+        call.wrap_up_s,
     )
 
 
@@ -150,6 +151,7 @@ def _call(row: Row) -> CallRecord:
         survey_score=row[20],
         recording_id=row[21],
         wrap_up_code=row[22],
+        wrap_up_s=row[23],
     )
 
 
