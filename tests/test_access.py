@@ -285,9 +285,14 @@ def test_a_cookie_session_needs_its_csrf_token_to_change_anything(
     assert call("POST", "/api/v1/agents/1001/login", **{"X-CSRF-Token": csrf}) == 200
     audit = engine.http_json("/api/v1/audit?actor=1001")["entries"]
     assert isinstance(audit, list)
-    changes = [(e["action"], e["status"]) for e in audit if e["action"] != "sign-in"]
+    changes = [
+        (e["action"], e["status"], e["detail"].get("reason"))
+        for e in audit
+        if e["action"] != "sign-in"
+    ]
     login = "POST /api/v1/agents/{username}/login"
-    assert changes == [(login, 200)]  # the refused ones changed nothing
+    # Newest first: the one that changed something, then the three forgeries, audited.
+    assert changes == [(login, 200, None)] + [(login, 403, "csrf")] * 3, changes
 
 
 def test_sessions_expire_keys_are_revoked_and_the_last_admin_stays(

@@ -184,12 +184,23 @@ class _Access:
         # (a GET, so no CSRF token): another site's page never rides the cookie.
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:
-            error(web.HTTPForbidden, "csrf", "cross-origin request refused")
+            await self.refuse_forgery(request, principal, "cross-origin request refused")
         if request.method in _UNSAFE:
             presented = request.headers.get("X-CSRF-Token", "")
             if not hmac.compare_digest(presented.encode(), row.csrf_token.encode()):
-                error(web.HTTPForbidden, "csrf", "a cookie session needs X-CSRF-Token to change")
+                await self.refuse_forgery(
+                    request, principal, "a cookie session needs X-CSRF-Token to change"
+                )
         return principal
+
+    async def refuse_forgery(self, request: web.Request, principal: Principal, why: str) -> None:
+        """403 for a request that rode a session cookie without proving it came from us.
+
+        Audited, whatever the method: a forged request is what an admin most
+        wants to see in the log, with the session it tried to use.
+        """
+        await self.audit(request, principal, 403, reason="csrf")
+        error(web.HTTPForbidden, "csrf", why)
 
     def check_metrics(self, request: web.Request) -> None:
         if self.metrics_token is None:
@@ -201,8 +212,13 @@ class _Access:
         ):
             raise _unauthenticated("/metrics needs the bearer token in http.auth.metrics_token")
 
-    async def audit(self, request: web.Request, principal: Principal, status: int) -> None:
+    async def audit(
+        self, request: web.Request, principal: Principal, status: int, *, reason: str | None = None
+    ) -> None:
         route = request.match_info.route.resource
+        detail: dict[str, object] = {"via": principal.via, "credential": principal.credential}
+        if reason is not None:
+            detail["reason"] = reason
         entry = AuditEntry(
             at=self.access.clock(),
             actor=principal.username,
@@ -211,7 +227,7 @@ class _Access:
             action=f"{request.method} {route.canonical if route else request.path}",
             target=request.path,
             status=status,
-            detail={"via": principal.via, "credential": principal.credential},
+            detail=detail,
         )
         await self.write_audit(entry)
 
