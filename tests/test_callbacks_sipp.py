@@ -12,6 +12,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
+
 from .conftest import RunningEngine, free_port, start_engine
 from .interop_helpers import PeerProcess
 from .test_acd_sipp import (
@@ -46,6 +48,18 @@ def queued(engine: RunningEngine) -> int:
     return int(q["waiting"])
 
 
+def assert_documented(engine: RunningEngine, path: str) -> None:
+    """The answer to GET ``path`` is what the engine's OpenAPI description says it is."""
+    document = engine.http_json("/api/v1/openapi.json")
+    route = path.split("?", 1)[0]
+    answer = document["paths"][route]["get"]["responses"]["200"]  # type: ignore[index]
+    schema = answer["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator(
+        {**schema, "components": document["components"]},  # type: ignore[dict-item]
+    )
+    validator.validate(engine.http_json(path))
+
+
 def phone(sipp: Sipp, port: int, scenario: Path, name: str) -> PeerProcess:
     """The caller's own phone, reached again through the carrier trunk's host; one call."""
     return sipp._run(
@@ -67,6 +81,7 @@ def test_a_callback_survives_a_restart_and_is_retried_until_the_caller_answers(
         assert callers_done(sipp.callers("200", 1))  # "we will call you back", then BYE
         first.wait_for(lambda: len(waiting_callbacks(first)) == 1, what="the stored request")
         (request,) = waiting_callbacks(first)
+        assert_documented(first, "/api/v1/callbacks?state=waiting")
         assert (request["queue"], request["requested_by"], request["attempts"]) == (
             "q",
             "max-wait",
@@ -108,6 +123,7 @@ def test_a_callback_survives_a_restart_and_is_retried_until_the_caller_answers(
         ]
         assert steps[-4:] == ["restored", "unanswered", "retry", "connected"], steps
         second.wait_for(lambda: not waiting_callbacks(second), what="the request to be done")
+        assert_documented(second, "/api/v1/callbacks?state=done")
         (done,) = second.http_json("/api/v1/callbacks?state=done")["callbacks"]  # type: ignore[misc]
         assert (done["attempts"], done["agent"]) == (2, "1001")
     finally:

@@ -27,13 +27,12 @@ Observed behaviour of baresip 1.0.0 that the tests rely on or work around:
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import RunningEngine, agent_password, free_port, require_tool
+from .conftest import RunningEngine, agent_password, free_port_pair, require_tool
 from .interop_helpers import PeerProcess, engine_config, engine_healthy, metric
 
 pytestmark = pytest.mark.interop
@@ -45,23 +44,6 @@ REGISTER_TIMEOUT = 10.0
 USER = "1001"
 # "1001@127.0.0.1: {0/UDP/v4} 200 OK (acd/0.1) [1 binding]" or "reg: sip:1001@...: 403 ..."
 OUTCOME = r"(\{0/(UDP|TCP)/v4\} 200 OK|^reg: sip:\S+: .+)"
-
-
-def _free_port_pair() -> int:
-    """A port free for UDP and TCP whose successor is free for TCP.
-
-    baresip 1.0 always listens for TLS too, on the SIP port plus one, and has
-    no setting to turn that off.
-    """
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
-            try:
-                tls.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free pair of ports")
 
 
 class Baresip(PeerProcess):
@@ -96,7 +78,7 @@ def baresip(tmp_path: Path) -> Iterator[StartBaresip]:
         secret = agent_password(USER) if password is None else password
         (directory / "accounts").write_text(f"<{aor}>;auth_pass={secret};regint=60\n")
         for _ in range(3):
-            listen_port = _free_port_pair()
+            listen_port = free_port_pair()
             (directory / "config").write_text(
                 "poll_method\t\tepoll\n"
                 f"sip_listen\t\t127.0.0.1:{listen_port}\n"

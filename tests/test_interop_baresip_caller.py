@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .conftest import RunningEngine, agent_password, free_port, require_tool
+from .conftest import RunningEngine, agent_password, free_port, free_port_pair, require_tool
 from .interop_helpers import PeerProcess
 from .test_calls_sipp import call_records, ivr_config
 
@@ -111,7 +111,7 @@ def start_phone(exe: str, engine: RunningEngine, directory: Path) -> tuple[PeerP
     (directory / "accounts").write_text(f"<{aor}>;auth_pass={agent_password(USER)};regint=60\n")
     (directory / "config").write_text(
         "poll_method\t\tepoll\n"
-        f"sip_listen\t\t127.0.0.1:{free_port()}\n"
+        f"sip_listen\t\t127.0.0.1:{free_port_pair()}\n"
         f"module_path\t\t{MODULE_PATH}\n"
         "module\t\t\tg711.so\n"
         "module\t\t\tausine.so\n"
