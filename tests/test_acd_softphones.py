@@ -24,10 +24,17 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from .conftest import ROOT, RunningEngine, agent_password, free_port, require_tool, write_config
+from .conftest import (
+    ROOT,
+    RunningEngine,
+    agent_password,
+    free_port,
+    free_port_pair,
+    require_tool,
+    write_config,
+)
 from .interop_helpers import PeerProcess, sipp_call, tone_caller
 from .test_acd_sipp import DEFAULT_QUEUE, login_all
-from .test_interop_baresip import _free_port_pair
 
 pytestmark = pytest.mark.interop
 
@@ -145,7 +152,7 @@ def _start_baresip(engine: RunningEngine, directory: Path, user: str, hz: int) -
     for _ in range(3):
         (directory / "config").write_text(
             "poll_method\t\tepoll\n"
-            f"sip_listen\t\t127.0.0.1:{_free_port_pair()}\n"
+            f"sip_listen\t\t127.0.0.1:{free_port_pair()}\n"
             f"module_path\t\t{BARESIP_MODULES}\n"
             "module\t\t\tg711.so\n"
             "module\t\t\tausine.so\n"
