@@ -414,6 +414,23 @@ def test_rtp_ports_from_the_environment(tmp_path: Path) -> None:
     assert config.media.rtp_ports == (20000, 20199)
 
 
+def test_storage_and_advertised_address_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "ACD_STORAGE_URL": "postgresql://acd:pw-123456@postgres/acd",
+        "ACD_ADVERTISED_ADDRESS": "203.0.113.10",
+    }
+    config = load_config(write(tmp_path, "storage: {}\n"), env=env)
+    assert config.storage.url == "postgresql://acd:pw-123456@postgres/acd"
+    assert config.sip.advertised_address == "203.0.113.10"
+
+
+def test_a_bad_secret_from_the_environment_is_named_not_shown(tmp_path: Path) -> None:
+    lines = errors_of(write(tmp_path, ""), env={"ACD_STORAGE_URL": "mysql://u:hunter22@db/x"})
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ACD_STORAGE_URL=(not shown): storage.url: "), lines
+    assert "hunter22" not in lines[0]
+
+
 def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), env=dict.fromkeys(ENVIRONMENT, ""))
     assert config.sip.port == 5060

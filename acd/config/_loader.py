@@ -56,7 +56,12 @@ ENVIRONMENT: dict[str, Loc] = {
     "ACD_RTP_PORTS": ("media", "rtp_ports"),
     "ACD_PASSWORD_HASH_COST": ("security", "password_hash_cost"),
     "ACD_METRICS_TOKEN": ("http", "auth", "metrics_token"),
+    # A container or compose stack passes these rather than mounting a file.
+    "ACD_STORAGE_URL": ("storage", "url"),
+    "ACD_ADVERTISED_ADDRESS": ("sip", "advertised_address"),
 }
+# Their values may hold a password or token: an error names them, never echoes them.
+SECRET_ENVIRONMENT = frozenset({"ACD_METRICS_TOKEN", "ACD_STORAGE_URL"})
 
 
 def _env_value(name: str, text: str) -> Any:
@@ -275,7 +280,8 @@ def _report(
 ) -> tuple[int, str]:
     for prefix, name in overrides.items():
         if loc[: len(prefix)] == prefix:
-            return 0, f"{name}={env[name]!r}: {_format_path(list(prefix))}: {message}"
+            shown = "(not shown)" if name in SECRET_ENVIRONMENT else repr(env[name])
+            return 0, f"{name}={shown}: {_format_path(list(prefix))}: {message}"
     line, parts = _locate(root, loc, missing=error_type == "missing")
     where = _format_path(parts)
     return line, f"{path}:{line}: {where}: {message}" if where else f"{path}:{line}: {message}"

@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from . import _schema
+from ._loader import ENVIRONMENT
 from ._schema import Config
 
 __all__ = ["render_reference"]
@@ -39,16 +40,22 @@ by hand (tests/test_config_reference.py checks it matches). Every section and
 key is optional unless its default says *required*; unknown keys are errors.
 `config/example.yaml` shows a working file, and `acd check-config FILE`
 validates one, naming the field of every error. Durations are seconds.
-Environment variables override a few keys: `ACD_SIP_LISTEN`, `ACD_SIP_PORT`,
-`ACD_HTTP_LISTEN`, `ACD_HTTP_PORT`, `ACD_DATA_DIR`, `ACD_VARIABLES`,
-`ACD_RTP_PORTS`.
+Environment variables override a few keys (an empty one is ignored):
+
 """
+
+
+def _environment() -> str:
+    """The table of environment overrides, from the loader's own list."""
+    rows = ["| variable | key |", "|---|---|"]
+    rows += [f"| `{name}` | `{'.'.join(map(str, loc))}` |" for name, loc in ENVIRONMENT.items()]
+    return "\n".join(rows) + "\n"
 
 
 def render_reference() -> str:
     """The whole reference as Markdown."""
     comments = _field_comments()
-    out = [_HEADER]
+    out = [_HEADER + _environment()]
     top: list[tuple[str, FieldInfo]] = []
     for name, info in Config.model_fields.items():
         model, shape = _model_of(info.annotation)
