@@ -64,7 +64,7 @@ from .queues import AcdService
 from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
 from .sipapp import ALLOW, SipApplication
-from .storage import CallRecord, RecordWriter, Storage, storage_for
+from .storage import CallRecord, RecordWriter, Storage, describe_storage, storage_for
 from .webhooks import Subscription, WebhookOutbox
 
 __all__ = ["Engine", "run"]
@@ -299,6 +299,7 @@ class Engine:
         The writer opens the storage: a database that is down now is retried
         until it answers, records are journaled meanwhile, and calls go on.
         """
+        log.info("storage: %s", describe_storage(self.config))
         self.writer = RecordWriter(self.storage, self.config.data_dir / "journal")
         await self.writer.start()
         self.storage_metrics.writer = self.writer

@@ -35,6 +35,7 @@ from acd.storage import (
     SchemaError,
     SqliteStorage,
     Storage,
+    describe_storage,
     open_storage,
     storage_for,
 )
@@ -448,6 +449,19 @@ def test_storage_for_picks_the_back_end(tmp_path: Path) -> None:
         postgres = storage_for(Config(storage=StorageConfig(url=url)))
         assert isinstance(postgres, PostgresStorage)
         assert "secret" not in repr(postgres)
+
+
+def test_the_storage_is_described_for_the_log_without_its_password(tmp_path: Path) -> None:
+    assert describe_storage(Config(data_dir=tmp_path)) == f"sqlite:///{tmp_path}/acd.db"
+    for url, shown in (
+        ("postgresql://acd:s3cret-pw@postgres:5432/acd", "postgresql://acd@postgres:5432/acd"),
+        (
+            "postgresql://acd:p%40ss@db/acd?sslmode=require",
+            "postgresql://acd@db/acd?sslmode=require",
+        ),
+        ("postgres://db/acd", "postgres://db/acd"),
+    ):
+        assert describe_storage(Config(storage=StorageConfig(url=url))) == shown
 
 
 async def test_open_storage_creates_the_default_file(tmp_path: Path) -> None:

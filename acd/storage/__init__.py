@@ -10,7 +10,7 @@ queue, agent and team, hour) are aggregated by the database itself.
 """
 
 from ._base import CallCursor, SchemaError, Storage, StorageError
-from ._factory import DEFAULT_SQLITE_FILE, open_storage, storage_for
+from ._factory import DEFAULT_SQLITE_FILE, describe_storage, open_storage, storage_for
 from ._journal import Journal
 from ._model import (
     AgentSession,
@@ -66,6 +66,7 @@ __all__ = [
     "StorageError",
     "TeamReport",
     "WrapUpCodeCount",
+    "describe_storage",
     "open_storage",
     "storage_for",
 ]
