@@ -15,6 +15,14 @@ the sales node; the CDR read over the published HTTP port proves the path.
 The image runs as a non-root user, has espeak-ng and the C media path, and
 a HEALTHCHECK that passes; ``podman stop`` drains and exits 0.
 
+The compose stack (deploy/compose.yaml) is brought up with podman-compose on
+the same images, with Debian-built stand-ins for the PostgreSQL and
+Prometheus images it names (they cannot be pulled here either); Grafana is
+left out, since no Grafana can run here (tests/test_compose_files.py checks
+its provisioning). A call through the stack's published ports lands its CDR
+in the stack's PostgreSQL, and Prometheus scrapes the engine with the
+shipped rules loaded.
+
 Where containers cannot run at all (no podman, or ``podman info`` fails),
 the test is skipped with podman's own reason, outside CI; in CI it fails.
 """
@@ -31,6 +39,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +50,11 @@ pytestmark = pytest.mark.interop
 
 IMAGE = "localhost/acd-test:latest"
 BASE = "localhost/acd-test-base:bookworm"
-BASE_PACKAGES = "python3,python3-venv,python3-dev,gcc,libc6-dev,espeak-ng,ca-certificates"
+# The engine's needs, and (for the compose stack's stand-ins below) PostgreSQL and Prometheus.
+BASE_PACKAGES = (
+    "python3,python3-venv,python3-dev,gcc,libc6-dev,espeak-ng,ca-certificates,postgresql,prometheus"
+)
+COMPOSE = ROOT / "deploy" / "compose.yaml"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 RTP_PAIRS = 20
 
@@ -91,7 +104,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     try:
         yield env
     finally:
-        _run(["podman", "rmi", "-f", IMAGE, BASE], env, 120)
+        _run(["podman", "rmi", "-f", *STANDINS, IMAGE, BASE], env, 120)
 
 
 def _rtp_range() -> int:
@@ -147,6 +160,37 @@ def _until(predicate: object, what: str, timeout: float = 60) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _call_the_ivr(sipp: str, sip_port: int, http_port: int, workdir: Path) -> dict[str, object]:
+    """A SIPp caller keys 1 into the demo IVR; its CDR, read over the API, says it got there."""
+    call = subprocess.run(
+        [sipp, f"127.0.0.1:{sip_port}", *sipp_caller_args(SIPP_DIR / "ivr_caller.xml")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert call.returncode == 0, call.stdout[-2000:] + call.stderr[-2000:]
+    window = "since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
+    records: list[dict[str, object]] = []
+    token = _sign_in(http_port)
+
+    def ended() -> bool:
+        rows = _http_json(http_port, f"/api/v1/calls?{window}", token)["calls"]
+        assert isinstance(rows, list)
+        records[:] = [r for r in rows if r.get("ended_at")]
+        return len(records) == 1
+
+    _until(ended, "the call's record")
+    (record,) = records
+    # The key (RTP to the published range) cut the welcome short and chose sales.
+    assert record["digits"] == "1", record
+    assert record["ivr_path"][:2] == ["welcome", "hours"], record  # type: ignore[index]
+    path = record["ivr_path"]
+    assert isinstance(path, list) and path[path.index("menu") + 1] == "sales", record
+    return record
+
+
 def test_the_image_runs_the_demo_centre_through_its_published_ports(
     podman: dict[str, str], tmp_path: Path
 ) -> None:
@@ -179,33 +223,7 @@ def test_the_image_runs_the_demo_centre_through_its_published_ports(
         espeak = _run(["podman", "exec", name, "espeak-ng", "--version"], podman, 60)
         assert espeak.returncode == 0, espeak
 
-        call = subprocess.run(
-            [sipp, f"127.0.0.1:{sip_port}", *sipp_caller_args(SIPP_DIR / "ivr_caller.xml")],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-        assert call.returncode == 0, call.stdout[-2000:] + call.stderr[-2000:]
-        window = "since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
-        records: list[dict[str, object]] = []
-
-        token = _sign_in(http_port)
-
-        def ended() -> bool:
-            rows = _http_json(http_port, f"/api/v1/calls?{window}", token)["calls"]
-            assert isinstance(rows, list)
-            records[:] = [r for r in rows if r.get("ended_at")]
-            return len(records) == 1
-
-        _until(ended, "the call's record")
-        (record,) = records
-        # The key (RTP to the published range) cut the welcome short and chose sales.
-        assert record["digits"] == "1", record
-        assert record["ivr_path"][:2] == ["welcome", "hours"], record  # type: ignore[index]
-        path = record["ivr_path"]
-        assert isinstance(path, list) and path[path.index("menu") + 1] == "sales", record
+        _call_the_ivr(sipp, sip_port, http_port, tmp_path)
         logs = _run(["podman", "logs", name], podman, 60)
         text = logs.stdout + logs.stderr
         assert "media: RTP relay and statistics on the C fast path" in text, text
@@ -223,5 +241,140 @@ def test_the_image_runs_the_demo_centre_through_its_published_ports(
 def test_podman_is_where_scripts_test_puts_it() -> None:
     """The test command installs what the container test needs (scripts/test)."""
     text = (ROOT / "scripts" / "test").read_text()
-    assert all(tool in text for tool in ("podman", "runc", "mmdebstrap")), text
+    tools = ("podman", "runc", "mmdebstrap", "podman-compose", "dnsname")
+    assert all(tool in text for tool in tools), text
     assert shutil.which("podman") is not None or not os.environ.get("CI")
+
+
+# Stand-ins for the official postgres and prom/prometheus images the compose file names,
+# which cannot be pulled here: Debian's packages on the same base, with the interface
+# deploy/compose.yaml uses (POSTGRES_USER/PASSWORD/DB and the data directory; the
+# prometheus binary as the entrypoint, given its flags by the compose file).
+POSTGRES_ENTRYPOINT = r"""#!/bin/sh
+set -eu
+bin=$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)
+data=/var/lib/postgresql/data
+if [ ! -s "$data/PG_VERSION" ]; then
+    printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pw
+    "$bin/initdb" -D "$data" -U "$POSTGRES_USER" --pwfile=/tmp/pw --auth-host=scram-sha-256
+    rm /tmp/pw
+    echo "host all all 0.0.0.0/0 scram-sha-256" >> "$data/pg_hba.conf"
+    "$bin/pg_ctl" -D "$data" -w -o "-c listen_addresses=''" start
+    "$bin/createdb" -U "$POSTGRES_USER" "$POSTGRES_DB"
+    "$bin/pg_ctl" -D "$data" -w stop
+fi
+exec "$bin/postgres" -D "$data" -c listen_addresses='*'
+"""
+STANDINS = {
+    "localhost/acd-test-postgres:latest": f"""FROM {BASE}
+RUN mkdir -p /var/lib/postgresql/data /run/postgresql \\
+    && chown postgres:postgres /var/lib/postgresql/data /run/postgresql \\
+    && chmod 700 /var/lib/postgresql/data
+COPY entrypoint.sh /usr/local/bin/postgres-entrypoint
+USER postgres
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/postgres-entrypoint"]
+""",
+    "localhost/acd-test-prometheus:latest": f"""FROM {BASE}
+RUN mkdir -p /prometheus && chown prometheus:prometheus /prometheus
+USER prometheus
+ENTRYPOINT ["/usr/bin/prometheus"]
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def standins(podman: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    for image, containerfile in STANDINS.items():
+        context = tmp_path_factory.mktemp("standin")
+        (context / "Containerfile").write_text(containerfile)
+        (context / "entrypoint.sh").write_text(POSTGRES_ENTRYPOINT)
+        built = _run(["podman", "build", "-t", image, str(context)], podman, 300)
+        assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]
+    return podman
+
+
+def _prometheus(port: int, path: str) -> Any:
+    body = _http_json(port, path)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def test_the_compose_stack_takes_a_call_into_postgresql_and_prometheus_sees_it(
+    standins: dict[str, str], tmp_path: Path
+) -> None:
+    """deploy/compose.yaml up (all but Grafana, which cannot run here): a SIPp call to the
+    IVR through the published ports, its CDR in PostgreSQL, the engine scraped by
+    Prometheus with the shipped rules loaded; then down, the engine drained cleanly."""
+    sipp = require_tool("sipp")
+    compose_tool = require_tool("podman-compose")
+    config_dir = tmp_path / "etc-acd"
+    config_dir.mkdir()
+    text = _config(tmp_path / "unused.yaml").read_text()
+    # The operator's own file in ACD_CONFIG_DIR; the flows and prompts are the image's.
+    text = text.replace("ivr_dir: ivr\n", "ivr_dir: /opt/acd/config/ivr\n")
+    text = text.replace("  dir: prompts\n", "  dir: /opt/acd/config/prompts\n")
+    assert "/opt/acd/config/ivr" in text and "/opt/acd/config/prompts" in text
+    (config_dir / "acd.yaml").write_text(text)
+    sip_port, http_port, prometheus_port, low = free_port(), free_port(), free_port(), _rtp_range()
+    project = f"acd-test-{os.getpid()}"
+    env = {
+        **standins,
+        "ACD_IMAGE": IMAGE,
+        "POSTGRES_IMAGE": "localhost/acd-test-postgres:latest",
+        "PROMETHEUS_IMAGE": "localhost/acd-test-prometheus:latest",
+        "ACD_DB_PASSWORD": "db-secret-for-tests",
+        "ACD_ADMIN_USER": ADMIN_USER,
+        "ACD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "GRAFANA_ADMIN_PASSWORD": "unused-here",
+        "ACD_CONFIG_DIR": str(config_dir),
+        "ACD_CONFIG": "/etc/acd/acd.yaml",
+        "ACD_SIP_PORT": str(sip_port),
+        "ACD_HTTP_PORT": str(http_port),
+        "PROMETHEUS_PORT": str(prometheus_port),
+        "ACD_RTP_PORTS": f"{low}-{low + 2 * RTP_PAIRS - 1}",
+    }
+    base = [compose_tool, "-p", project, "-f", str(COMPOSE)]
+    up = _run([*base, "up", "-d", "acd", "postgres", "prometheus"], env, 300)
+    assert up.returncode == 0, (up.stdout + up.stderr)[-5000:]
+    engine = f"{project}_acd_1"
+    try:
+        _until(lambda: _http_json(http_port, "/healthz")["status"] == "ok", "/healthz", 120)
+        _call_the_ivr(sipp, sip_port, http_port, tmp_path)
+        # The record is in the stack's PostgreSQL, not in a SQLite file of the engine's.
+        rows = _run(
+            ["podman", "exec", f"{project}_postgres_1",
+             "psql", "-U", "acd", "-d", "acd", "-tAc", "SELECT count(*) FROM calls"],
+            env,
+            60,
+        )  # fmt: skip
+        assert rows.returncode == 0 and rows.stdout.strip() == "1", rows
+        files = _run(["podman", "exec", engine, "ls", "/var/lib/acd"], env, 60)
+        assert "acd.db" not in files.stdout.split(), files.stdout
+
+        targets: list[dict[str, Any]] = []
+
+        def scraped() -> bool:
+            targets[:] = _prometheus(prometheus_port, "/api/v1/targets")["activeTargets"]
+            return any(t["labels"]["job"] == "acd" and t["health"] == "up" for t in targets)
+
+        try:
+            _until(scraped, "Prometheus scraping the engine", 90)
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {targets}") from None
+        groups = _prometheus(prometheus_port, "/api/v1/rules")["groups"]
+        assert groups and all(group["rules"] for group in groups), groups
+        # The call counted by the engine, as Prometheus holds it.
+        query = "/api/v1/query?query=sum(acd_call_attempts_total)"
+
+        def counted() -> bool:
+            result = _prometheus(prometheus_port, query)["result"]
+            return bool(result) and float(result[0]["value"][1]) >= 1
+
+        _until(counted, "the call in Prometheus", 60)
+    finally:
+        logs = _run(["podman", "logs", engine], env, 60)
+        down = _run([*base, "down", "-v", "-t", "40"], env, 300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    text = logs.stdout + logs.stderr
+    assert "storage: postgresql://acd@postgres:5432/acd" in text, text[-3000:]
+    assert "db-secret-for-tests" not in text, "the database password reached the log"
