@@ -48,12 +48,19 @@ from .interop_helpers import sipp_caller_args
 
 pytestmark = pytest.mark.interop
 
-IMAGE = "localhost/acd-test:latest"
-BASE = "localhost/acd-test-base:bookworm"
-# The engine's needs, and (for the compose stack's stand-ins below) PostgreSQL and Prometheus.
+# Tagged by process, so that two test runs on one machine do not remove each other's images.
+TAG = f"run{os.getpid()}"
+IMAGE = f"localhost/acd-test:{TAG}"
+BASE = f"localhost/acd-test-base:{TAG}"
+POSTGRES_STANDIN = f"localhost/acd-test-postgres:{TAG}"
+PROMETHEUS_STANDIN = f"localhost/acd-test-prometheus:{TAG}"
+# The engine's needs, and for the compose stack: PostgreSQL and Prometheus (the stand-ins
+# below), SIPp (an agent's phone on the stack's network).
 BASE_PACKAGES = (
-    "python3,python3-venv,python3-dev,gcc,libc6-dev,espeak-ng,ca-certificates,postgresql,prometheus"
+    "python3,python3-venv,python3-dev,gcc,libc6-dev,espeak-ng,ca-certificates,"
+    "postgresql,prometheus,sip-tester"
 )
+AGENT, AGENT_PASSWORD = "1001", "Sunflower-Bay-71"  # config/example.yaml's first agent
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 RTP_PAIRS = 20
@@ -160,17 +167,8 @@ def _until(predicate: object, what: str, timeout: float = 60) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _call_the_ivr(sipp: str, sip_port: int, http_port: int, workdir: Path) -> dict[str, object]:
-    """A SIPp caller keys 1 into the demo IVR; its CDR, read over the API, says it got there."""
-    call = subprocess.run(
-        [sipp, f"127.0.0.1:{sip_port}", *sipp_caller_args(SIPP_DIR / "ivr_caller.xml")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert call.returncode == 0, call.stdout[-2000:] + call.stderr[-2000:]
+def _ended_records(http_port: int, count: int) -> list[dict[str, object]]:
+    """The first ``count`` ended CDRs, read over the API once they are all there."""
     window = "since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
     records: list[dict[str, object]] = []
     token = _sign_in(http_port)
@@ -179,10 +177,28 @@ def _call_the_ivr(sipp: str, sip_port: int, http_port: int, workdir: Path) -> di
         rows = _http_json(http_port, f"/api/v1/calls?{window}", token)["calls"]
         assert isinstance(rows, list)
         records[:] = [r for r in rows if r.get("ended_at")]
-        return len(records) == 1
+        return len(records) == count
 
-    _until(ended, "the call's record")
-    (record,) = records
+    _until(ended, f"{count} call records")
+    return sorted(records, key=lambda r: str(r["arrived_at"]))
+
+
+def _sipp(sipp: str, sip_port: int, args: list[str], workdir: Path) -> None:
+    call = subprocess.run(
+        [sipp, f"127.0.0.1:{sip_port}", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert call.returncode == 0, call.stdout[-2000:] + call.stderr[-2000:]
+
+
+def _call_the_ivr(sipp: str, sip_port: int, http_port: int, workdir: Path) -> dict[str, object]:
+    """A SIPp caller keys 1 into the demo IVR; its CDR, read over the API, says it got there."""
+    _sipp(sipp, sip_port, sipp_caller_args(SIPP_DIR / "ivr_caller.xml"), workdir)
+    (record,) = _ended_records(http_port, 1)
     # The key (RTP to the published range) cut the welcome short and chose sales.
     assert record["digits"] == "1", record
     assert record["ivr_path"][:2] == ["welcome", "hours"], record  # type: ignore[index]
@@ -266,7 +282,7 @@ fi
 exec "$bin/postgres" -D "$data" -c listen_addresses='*'
 """
 STANDINS = {
-    "localhost/acd-test-postgres:latest": f"""FROM {BASE}
+    POSTGRES_STANDIN: f"""FROM {BASE}
 RUN mkdir -p /var/lib/postgresql/data /run/postgresql \\
     && chown postgres:postgres /var/lib/postgresql/data /run/postgresql \\
     && chmod 700 /var/lib/postgresql/data
@@ -274,7 +290,7 @@ COPY entrypoint.sh /usr/local/bin/postgres-entrypoint
 USER postgres
 ENTRYPOINT ["/bin/sh", "/usr/local/bin/postgres-entrypoint"]
 """,
-    "localhost/acd-test-prometheus:latest": f"""FROM {BASE}
+    PROMETHEUS_STANDIN: f"""FROM {BASE}
 RUN mkdir -p /prometheus && chown prometheus:prometheus /prometheus
 USER prometheus
 ENTRYPOINT ["/usr/bin/prometheus"]
@@ -293,6 +309,40 @@ def standins(podman: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     return podman
 
 
+def _start_agent_phone(env: dict[str, str], project: str) -> None:
+    """SIPp as agent 1001's phone in a container on the stack's network: REGISTER with
+    digest from port 5070, then answer calls there (bench/sipp/agent_uas.xml). The
+    account names the engine by address, as the host tests do (the digest uri must be
+    the engine's)."""
+    name = f"{project}_agent"
+    started = _run(
+        ["podman", "run", "-d", "--name", name, "--network", f"{project}_default",
+         "-v", f"{SIPP_DIR}:/sipp:ro", BASE, "sleep", "600"],
+        env,
+        60,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    engine = "$(getent hosts acd | cut -d ' ' -f 1):5060"
+    sipp = f'sipp {engine} -i "$(hostname -i)" -p 5070 -nostdin'
+    credentials = f"[authentication username={AGENT} password={AGENT_PASSWORD}]"
+    account = f"SEQUENTIAL\\n{AGENT};{engine};{credentials}\\n"
+    register = _run(
+        ["podman", "exec", name, "sh", "-c",
+         f'printf "{account}" > /tmp/account.csv && '
+         f"{sipp} -sf /sipp/register.xml -inf /tmp/account.csv -m 1 -timeout 15s -timeout_error"],
+        env,
+        60,
+    )  # fmt: skip
+    assert register.returncode == 0, register.stdout[-2000:] + register.stderr[-2000:]
+    answering = _run(
+        ["podman", "exec", "-d", name, "sh", "-c",
+         f'{sipp} -sf /sipp/agent_uas.xml -mi "$(hostname -i)" -mp 6000 -timeout 120s'],
+        env,
+        60,
+    )  # fmt: skip
+    assert answering.returncode == 0, answering.stderr
+
+
 def _prometheus(port: int, path: str) -> Any:
     body = _http_json(port, path)
     assert body["status"] == "success", body
@@ -303,8 +353,9 @@ def test_the_compose_stack_takes_a_call_into_postgresql_and_prometheus_sees_it(
     standins: dict[str, str], tmp_path: Path
 ) -> None:
     """deploy/compose.yaml up (all but Grafana, which cannot run here): a SIPp call to the
-    IVR through the published ports, its CDR in PostgreSQL, the engine scraped by
-    Prometheus with the shipped rules loaded; then down, the engine drained cleanly."""
+    IVR through the published ports, its CDR in PostgreSQL, a caller to a queue answered
+    by an agent's phone on the stack's network, the engine scraped by Prometheus with the
+    shipped rules loaded; then down, the engine drained cleanly."""
     sipp = require_tool("sipp")
     compose_tool = require_tool("podman-compose")
     config_dir = tmp_path / "etc-acd"
@@ -320,8 +371,8 @@ def test_the_compose_stack_takes_a_call_into_postgresql_and_prometheus_sees_it(
     env = {
         **standins,
         "ACD_IMAGE": IMAGE,
-        "POSTGRES_IMAGE": "localhost/acd-test-postgres:latest",
-        "PROMETHEUS_IMAGE": "localhost/acd-test-prometheus:latest",
+        "POSTGRES_IMAGE": POSTGRES_STANDIN,
+        "PROMETHEUS_IMAGE": PROMETHEUS_STANDIN,
         "ACD_DB_PASSWORD": "db-secret-for-tests",
         "ACD_ADMIN_USER": ADMIN_USER,
         "ACD_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -351,6 +402,25 @@ def test_the_compose_stack_takes_a_call_into_postgresql_and_prometheus_sees_it(
         files = _run(["podman", "exec", engine, "ls", "/var/lib/acd"], env, 60)
         assert "acd.db" not in files.stdout.split(), files.stdout
 
+        # An agent's phone on the stack's network (a phone on the host's loopback is out of
+        # the engine's reach from inside): registered with digest, logged in over the API,
+        # it answers a caller to queue 200 who came through the published ports.
+        _start_agent_phone(env, project)
+        token = _sign_in(http_port)
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/api/v1/agents/{AGENT}/login",
+            headers={"Authorization": f"Bearer {token}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(login, timeout=10) as response:
+            assert response.status == 200
+        _sipp(
+            sipp, sip_port, sipp_caller_args(SIPP_DIR / "queue_caller.xml", service="200"), tmp_path
+        )
+        queued = _ended_records(http_port, 2)[1]
+        assert queued["queue"] == "sales" and queued["agent"] == AGENT, queued
+        assert queued["disposition"] == "answered", queued
+
         targets: list[dict[str, Any]] = []
 
         def scraped() -> bool:
@@ -373,6 +443,7 @@ def test_the_compose_stack_takes_a_call_into_postgresql_and_prometheus_sees_it(
         _until(counted, "the call in Prometheus", 60)
     finally:
         logs = _run(["podman", "logs", engine], env, 60)
+        _run(["podman", "rm", "-f", f"{project}_agent"], env, 60)
         down = _run([*base, "down", "-v", "-t", "40"], env, 300)
     assert down.returncode == 0, down.stdout + down.stderr
     text = logs.stdout + logs.stderr
