@@ -312,8 +312,9 @@ def standins(podman: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 def _start_agent_phone(env: dict[str, str], project: str) -> None:
     """SIPp as agent 1001's phone in a container on the stack's network: REGISTER with
     digest from port 5070, then answer calls there (bench/sipp/agent_uas.xml). The
-    account names the engine by address, as the host tests do (the digest uri must be
-    the engine's)."""
+    account names the engine by address, as the host tests do: SIPp puts its remote
+    address, not the Request-URI, in the digest uri, which the engine rightly refuses
+    when the two differ."""
     name = f"{project}_agent"
     started = _run(
         ["podman", "run", "-d", "--name", name, "--network", f"{project}_default",
