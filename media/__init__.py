@@ -17,7 +17,7 @@ from ._stats import (
     ReceiverStats,
     SenderState,
 )
-from .bridge import Bridge
+from .bridge import Bridge, MonitorMode
 from .clock import (
     FRAME_SAMPLES,
     PERIOD,
@@ -136,6 +136,7 @@ __all__ = [
     "LatenessStats",
     "MediaClock",
     "MediaTimeout",
+    "MonitorMode",
     "Number",
     "Ordinal",
     "PcmaCodec",

@@ -37,6 +37,7 @@ import logging
 import struct
 from collections.abc import Callable
 
+from ._mix import AGENT, CALLER, FRAME, MonitorMode, SampleBuffer, TickSource, hearing, mix
 from ._native import fastrtp
 from ._udp import Handler
 from .g711 import transcode_table
@@ -44,7 +45,7 @@ from .leg import Address, RtpLeg
 from .recorder import Recorder, RecordingChannel
 from .rtp import RtpPacket, RtpParseError
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "MonitorMode"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,14 @@ class Bridge:
     itself when either leg closes. Raises ``ValueError`` for codecs that
     cannot be transcoded byte for byte, and ``RuntimeError`` if a leg is
     already bridged.
+
+    A third leg can join (:meth:`monitor`): a supervisor who listens, whispers
+    to the agent or barges in (:class:`MonitorMode`). Each party that hears
+    one other still gets that one's packets relayed untouched; a party that
+    hears two gets them mixed (media/_mix.py). While monitored every packet
+    takes the legs' full receive path, in Python: the cost of one supervised
+    call, not of every call. The recording keeps the caller on the left and
+    the agent on the right; the monitor's voice is not recorded.
     """
 
     def __init__(self, a: RtpLeg, b: RtpLeg, recorder: Recorder | None = None) -> None:
@@ -249,6 +258,7 @@ class Bridge:
         self.recorder = recorder
         self._loop = asyncio.get_running_loop()
         self._restamps = (_Restamp(), _Restamp())
+        self._monitor: _Monitor | None = None
         self._active = False
         # Fail before touching either leg if the codecs cannot meet.
         transcode_table(a.codec, b.codec)
@@ -276,6 +286,13 @@ class Bridge:
             right = recorder.channel(1)
             recorder.set_codec(0, a.codec)
             recorder.set_codec(1, b.codec)
+        monitor = self._monitor
+        if monitor is not None:
+            if not monitor.leg.closed:
+                monitor.rebuild(self._loop, (a, b), (left, right), self._rebuild)
+                return
+            logger.debug("bridge %r <-> %r: the monitor's leg closed", a, b)
+            self._end_monitor()
         try:
             a_receive, a_forward = _relay(self._loop, a, b, left, self._restamps[0])
             b_receive, b_forward = _relay(self._loop, b, a, right, self._restamps[1])
@@ -294,9 +311,59 @@ class Bridge:
         if not self._active:
             return
         self._active = False
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         for leg in (self.a, self.b):
             if not leg.closed:
                 leg.detach_relay()
+
+    # -- a third party ---------------------------------------------------------------
+
+    def monitor(self, leg: RtpLeg, mode: MonitorMode, clock: TickSource) -> None:
+        """Join ``leg`` as a supervisor in ``mode``; ``clock`` paces the mixes.
+
+        Raises ``RuntimeError`` when the bridge has stopped, is monitored
+        already or ``leg`` is relayed elsewhere, and ``ValueError`` when
+        ``leg`` is one of the bridged legs. The monitor leaves when its leg
+        closes, on :meth:`unmonitor` and when the bridge stops.
+        """
+        if not self._active:
+            raise RuntimeError("the bridge has stopped")
+        if self._monitor is not None:
+            raise RuntimeError("the bridge is monitored already")
+        if leg is self.a or leg is self.b:
+            raise ValueError("a bridged leg cannot monitor its own bridge")
+        if leg.relayed:
+            raise RuntimeError(f"{leg!r} is already bridged")
+        self._monitor = _Monitor(leg, MonitorMode(mode), clock)
+        self._rebuild()
+
+    @property
+    def monitor_mode(self) -> MonitorMode | None:
+        """The monitor's mode; None when nobody monitors the bridge."""
+        return self._monitor.mode if self._monitor is not None else None
+
+    def set_monitor_mode(self, mode: MonitorMode) -> None:
+        """Switch the monitor between listen, whisper and barge; ``RuntimeError`` without one."""
+        if self._monitor is None:
+            raise RuntimeError("the bridge is not monitored")
+        self._monitor.mode = MonitorMode(mode)
+        self._rebuild()
+
+    def unmonitor(self) -> None:
+        """Let the monitor go (its leg stays open, unrelayed); caller and agent as before."""
+        if self._monitor is not None:
+            self._end_monitor()
+            self._rebuild()
+
+    def _end_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.close()
+        # The relayed streams start again as new talkspurts from where the
+        # mixes left the senders' timestamps.
+        self._restamps = (_Restamp(), _Restamp())
 
     def __repr__(self) -> str:
         state = "active" if self._active else "stopped"
@@ -305,3 +372,108 @@ class Bridge:
 
 def _drop(data: bytes, arrival: float) -> None:
     """The forward function of a direction that relays nothing."""
+
+
+class _Monitor:
+    """The third party's side of a monitored bridge: taps, relays and mixes by mode."""
+
+    def __init__(self, leg: RtpLeg, mode: MonitorMode, clock: TickSource) -> None:
+        self.leg = leg
+        self.mode = mode
+        self._clock = clock
+        self._unsubscribe: Callable[[], None] | None = None
+        self._legs: tuple[RtpLeg, ...] = ()
+        self._mixes: list[tuple[RtpLeg, list[SampleBuffer]]] = []
+        self._restamps: dict[tuple[int, int], _Restamp] = {}
+        self._buffers: dict[tuple[int, int], SampleBuffer] = {}
+        self._built_for: MonitorMode | None = None
+
+    def rebuild(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        bridged: tuple[RtpLeg, RtpLeg],
+        channels: tuple[RecordingChannel | None, RecordingChannel | None],
+        changed: Callable[[], None],
+    ) -> None:
+        """Install each party's tap for the current mode and the legs' current state."""
+        legs = (*bridged, self.leg)
+        if self._built_for is not self.mode:
+            # A new mode: relayed streams restart as new talkspurts, mixes start empty.
+            # Otherwise (a latch, a re-INVITE) what waits to be mixed stays.
+            self._restamps = {}
+            self._buffers = {}
+            self._built_for = self.mode
+        hears = hearing(self.mode)
+        buffers = self._buffers
+        self._mixes = []
+        for listener, sources in enumerate(hears):
+            if len(sources) > 1:
+                mixed = [buffers.setdefault((s, listener), SampleBuffer()) for s in sources]
+                self._mixes.append((legs[listener], mixed))
+        for source, leg in enumerate(legs):
+            relays: list[Forward] = []
+            pushes: list[SampleBuffer] = []
+            for listener, sources in enumerate(hears):
+                if source not in sources:
+                    continue
+                if len(sources) == 1:
+                    restamp = self._restamps.setdefault((source, listener), _Restamp())
+                    relays.append(_python_relay(loop, leg, legs[listener], None, restamp)[1])
+                else:
+                    pushes.append(buffers[(source, listener)])
+            channel = channels[source] if source in (CALLER, AGENT) else None
+            tap = _tap(leg, relays, pushes, channel)
+            leg.detach_relay()
+            leg.attach_relay(leg.receive_datagram, tap, changed)
+        self._legs = legs
+        if self._mixes and self._unsubscribe is None:
+            self._unsubscribe = self._clock.subscribe(self._tick)
+        elif not self._mixes and self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _tick(self, tick: int, skipped: int) -> None:
+        for listener, buffers in self._mixes:
+            frames = [frame for frame in (b.take(FRAME) for b in buffers) if frame is not None]
+            if frames:
+                listener.send_audio(listener.codec.encode(mix(frames)), FRAME)
+
+    def close(self) -> None:
+        """Stop mixing and give the monitor's leg its own receive path back."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._mixes = []
+        if not self.leg.closed and self.leg.relayed:
+            self.leg.detach_relay()
+
+
+def _tap(
+    leg: RtpLeg,
+    relays: list[Forward],
+    pushes: list[SampleBuffer],
+    channel: RecordingChannel | None,
+) -> Forward:
+    """What one party's accepted packets go through while monitored."""
+    audio_pt = leg.payload_type
+    codec = leg.codec
+    record = channel.buffer.append if channel is not None else None
+
+    def tap(data: bytes, arrival: float) -> None:
+        for relay in relays:
+            relay(data, arrival)
+        if (data[1] & 0x7F) != audio_pt:
+            return  # a telephone-event: relayed above where one party hears one, never mixed
+        if record is not None and channel is not None and channel.active:
+            record(arrival)
+            record(data)
+        if pushes:
+            try:
+                payload = data[12:] if data[0] == 0x80 else RtpPacket.parse(data).payload
+            except RtpParseError:
+                return
+            samples = codec.decode(payload)
+            for buffer in pushes:
+                buffer.push(samples)
+
+    return tap
