@@ -117,7 +117,9 @@ def _is_unreachable(host: str) -> bool:
 def contact_destination(uri: SipUri, source: Address) -> Address:
     """Where to send requests for a contact registered from ``source``.
 
-    Stream transports reuse the registering connection (the RFC 5626 flow idea).
+    Stream transports reuse the registering connection (the RFC 5626 flow idea);
+    for WebSocket (RFC 7118) that connection is the only way: a browser's
+    contact host is a made-up ``.invalid`` name and no one can connect to it.
     Over UDP a contact on the source host is used as given; a private, loopback
     or unresolvable contact elsewhere means the phone is behind NAT, so requests
     go to the source address the REGISTER came from; a public contact on another
@@ -308,6 +310,19 @@ class LocationService:
         if bindings:
             self._hosts = None
         return [BindingRemoved(user, str(b.uri), reason) for b in bindings]
+
+    def remove_destination(self, destination: Address, reason: str) -> list[BindingRemoved]:
+        """Drop every binding reached at ``destination`` (its WebSocket closed)."""
+        removed: list[BindingRemoved] = []
+        for user in list(self._bindings):
+            bindings = self._bindings[user]
+            for b in [b for b in bindings if b.destination == destination]:
+                self._hosts = None
+                bindings.remove(b)
+                removed.append(BindingRemoved(user, str(b.uri), reason))
+            if not bindings:
+                del self._bindings[user]
+        return removed
 
     def next_expiry(self) -> float | None:
         """The earliest binding expiry, for the caller's timer."""

@@ -35,6 +35,7 @@ from sip.endpoint import EndpointPolicy, SipEndpoint
 from sip.events import Address
 from sip.facing import is_wildcard
 from sip.ratelimit import FailureLimiter, RequestLimiter
+from sip.transport import WebSocketPolicy
 
 from .admin import AdminService, ConfigInvalid, ConfigStore
 from .admin._api import ConfigApi
@@ -267,20 +268,30 @@ class Engine:
         sip = self.config.sip
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_lock = DataLock(self.config.data_dir)  # before anything touches the data
+        websocket = WebSocketPolicy(
+            path=sip.websocket.path,
+            origins=sip.websocket.origins,
+            ping_interval=sip.websocket.ping_interval,
+        )
         for address in sip.listen:
             host = str(address)
             port = sip.port
             for transport in sip.transports:
                 name = transport.upper()
                 ctx: ssl.SSLContext | None = None
-                listen_port = port
-                if name == "TLS":
+                listen_port = {
+                    "TLS": sip.tls.port if sip.tls else 0,
+                    "WS": sip.websocket.port,
+                    "WSS": sip.websocket.secure_port,
+                }.get(name, port)
+                if name in ("TLS", "WSS"):
                     assert sip.tls is not None
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(str(sip.tls.certificate), str(sip.tls.private_key))
-                    listen_port = sip.tls.port
-                bound = await self.endpoint.listen(name, host, listen_port, ctx)
-                if port == 0 and name != "TLS":
+                bound = await self.endpoint.listen(
+                    name, host, listen_port, ctx, websocket=websocket
+                )
+                if port == 0 and name in ("UDP", "TCP"):
                     port = bound.port  # UDP and TCP share the port the OS picked
                 self.sip_addresses.append(bound)
                 log.info("SIP listening on %s", bound)

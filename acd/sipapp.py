@@ -22,6 +22,7 @@ from sip.events import (
     AckReceived,
     Address,
     CancelReceived,
+    ConnectionClosed,
     Event,
     RequestReceived,
     ResponseReceived,
@@ -161,6 +162,9 @@ class SipApplication:
                 calls.cancel(event.transaction)
         elif isinstance(event, TransactionTerminated) and calls is not None:
             calls.transaction_terminated(event.transaction)
+        elif isinstance(event, ConnectionClosed):
+            # A browser's WebSocket: nothing registered over it can be reached again.
+            self._emit(self.location.remove_destination(event.peer, "unreachable"))
 
     def _request(self, event: RequestReceived) -> None:
         request = event.request

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ._grammar import SipSyntaxError
-from .events import Address, Event, RequestReceived
+from .events import Address, ConnectionClosed, Event, RequestReceived
 from .facing import FacingAddresses, is_wildcard
 from .headers import Via
 from .message import MessageError, Request, Response, make_response, parse_message
 from .message import salvage_response as _salvage
 from .ratelimit import RequestLimiter
 from .transaction import TransactionLayer, new_branch, new_tag
-from .transport import TransportSet
+from .transport import WEBSOCKET_TRANSPORTS, TransportSet, WebSocketPolicy
 from .uri import SipUri
 
 __all__ = ["EndpointPolicy", "MessageObserver", "SipEndpoint"]
@@ -113,12 +113,22 @@ class SipEndpoint:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def listen(
-        self, transport: str, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        websocket: WebSocketPolicy | None = None,
     ) -> Address:
-        """Start a listener; ``transport`` is UDP, TCP or TLS."""
+        """Start a listener; ``transport`` is UDP, TCP, TLS, WS or WSS (``websocket`` for
+        the last two: path, origins, pings)."""
         self._loop = asyncio.get_running_loop()
         if transport == "UDP":
             return await self.transports.listen_udp(host, port)
+        if transport in WEBSOCKET_TRANSPORTS:
+            return await self.transports.listen_websocket(
+                host, port, transport, ssl_context, websocket
+            )
         return await self.transports.listen_stream(host, port, transport, ssl_context)
 
     async def close(self) -> None:
@@ -178,7 +188,10 @@ class SipEndpoint:
         local = self.transports.local_address(transport, v6)
         host = self.advertised_host(local, toward)
         params: dict[str, str | None] = {}
-        if transport != "UDP":
+        if transport in WEBSOCKET_TRANSPORTS:
+            # RFC 7118 5.2.2 defines only "ws", for WSS as well.
+            params["transport"] = "ws"
+        elif transport != "UDP":
             params["transport"] = transport.lower()
         return SipUri(host=host, user=user, port=local.port if local else None, params=params)
 
@@ -211,7 +224,7 @@ class SipEndpoint:
         if self.trace:
             _trace("received from", data, source)
         try:
-            message = parse_message(data, stream=source.reliable)
+            message = parse_message(data, stream=source.stream)
         except MessageError as exc:
             self._malformed(exc, source)
             return
@@ -236,6 +249,13 @@ class SipEndpoint:
         """A send failed: fail the client transactions heading there."""
         for event in self.transactions.transport_error(destination, self.now()):
             self._dispatch(event)
+        self._flush()
+
+    def connection_closed(self, peer: Address) -> None:
+        """A WebSocket closed: fail what was heading there, then tell the application."""
+        for event in self.transactions.transport_error(peer, self.now()):
+            self._dispatch(event)
+        self._dispatch(ConnectionClosed(peer))
         self._flush()
 
     # -- internals ---------------------------------------------------------------------

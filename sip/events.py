@@ -15,6 +15,7 @@ __all__ = [
     "AckReceived",
     "Address",
     "CancelReceived",
+    "ConnectionClosed",
     "Event",
     "RequestReceived",
     "ResponseReceived",
@@ -28,8 +29,9 @@ __all__ = [
 class Address:
     """Where a message came from or goes to.
 
-    ``transport`` is upper-case ``UDP``, ``TCP`` or ``TLS``. For stream transports
-    ``(transport, host, port)`` names the connection a response must return on.
+    ``transport`` is upper-case ``UDP``, ``TCP``, ``TLS``, ``WS`` or ``WSS``. For
+    connection transports ``(transport, host, port)`` names the connection a
+    response must return on.
     """
 
     transport: str
@@ -44,6 +46,15 @@ class Address:
     def reliable(self) -> bool:
         """True for stream transports, which need no retransmissions (RFC 3261 17)."""
         return self.transport != "UDP"
+
+    @property
+    def stream(self) -> bool:
+        """True for TCP and TLS, whose messages are cut from a byte stream by Content-Length.
+
+        WebSocket is reliable but frames each message itself (RFC 7118 5.1), so
+        its messages are parsed as datagrams are (RFC 3261 18.3).
+        """
+        return self.transport in ("TCP", "TLS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,18 @@ class TransactionTerminated:
     method: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """A connection a peer opened to us is gone (a WebSocket closed, or its TCP dropped).
+
+    Nothing can be sent to ``peer`` any more: we cannot open a connection to
+    a browser, so what was registered over it is unreachable. The client
+    transactions heading there have failed already (``TransportFailed``).
+    """
+
+    peer: Address
+
+
 Event = (
     RequestReceived
     | AckReceived
@@ -125,4 +148,5 @@ Event = (
     | TransactionTimedOut
     | TransportFailed
     | TransactionTerminated
+    | ConnectionClosed
 )

@@ -166,9 +166,22 @@ ERROR_CASES = {
         "sip:\n  transports: [udp, tls]\n",
         ":1: sip: transports include tls, so a tls block with certificate is needed",
     ),
+    "wss without certificate": (
+        "sip:\n  transports: [udp, wss]\n",
+        ":1: sip: transports include wss, so a tls block with certificate is needed",
+    ),
+    "websocket origin with a path": (
+        "sip:\n  websocket:\n    origins: [https://desk.example/agents]\n",
+        ":3: sip.websocket.origins[0]: 'https://desk.example/agents' is not valid here: use "
+        "scheme://host[:port], no path",
+    ),
+    "websocket path without a slash": (
+        "sip:\n  websocket: {path: ws}\n",
+        ":2: sip.websocket.path: 'ws' is not valid here: use a path starting with /",
+    ),
     "unknown transport": (
         "sip:\n  transports: [udp, sctp]\n",
-        ":2: sip.transports[1]: Input should be 'udp', 'tcp' or 'tls'",
+        ":2: sip.transports[1]: Input should be 'udp', 'tcp', 'tls', 'ws' or 'wss'",
     ),
     "request limit of zero": (
         "security:\n  request_limit:\n    requests: 0\n",

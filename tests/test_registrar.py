@@ -227,3 +227,30 @@ def test_has_host_follows_bindings_as_they_come_and_go() -> None:
     assert loc.ping_failed(binding) and not loc.has_host(binding.source.host)
     loc.expire(3600)
     assert not loc.has_host("203.0.113.7") and not loc.has_host("127.0.0.1")
+
+
+def test_a_browsers_contact_is_reached_over_its_websocket() -> None:
+    ws = Address("WS", "192.0.2.7", 51234)
+    uri = SipUri(host="df7jal23ls0d.invalid", user="abc", params={"transport": "ws"})
+    assert contact_destination(uri, ws) == ws
+    assert contact_destination(uri, Address("WSS", "192.0.2.7", 51235)).transport == "WSS"
+
+
+def test_bindings_reached_over_a_closed_websocket_go_and_others_stay() -> None:
+    loc = LocationService()
+    ws = Address("WS", "127.0.0.1", 51234)
+    other = Address("WS", "127.0.0.1", 51235)
+    browser = "<sip:abc@df7jal23ls0d.invalid;transport=ws>"
+    loc.register(register(browser, expires=300), "1001", ws, 0)
+    loc.register(register("<sip:xyz@k2.invalid;transport=ws>", user="1002"), "1002", other, 0)
+    loc.register(register("<sip:1001@127.0.0.1:40000>", call_id="desk"), "1001", SOURCE, 0)
+    assert loc.has_host("127.0.0.1")
+    removed = loc.remove_destination(ws, "unreachable")
+    assert removed == [
+        BindingRemoved("1001", "sip:abc@df7jal23ls0d.invalid;transport=ws", "unreachable")
+    ]
+    assert [str(b.uri) for b in loc.lookup("1001")] == ["sip:1001@127.0.0.1:40000"]
+    assert loc.is_registered("1002")
+    assert loc.remove_destination(other, "unreachable")[0].user == "1002"
+    assert not loc.is_registered("1002")
+    assert loc.remove_destination(other, "unreachable") == []

@@ -190,6 +190,8 @@ Username = Annotated[str, _text(r"[A-Za-z0-9]{1,32}", "1 to 32 letters or digits
 _DIAL_STRING = r"\+?[0-9A-Za-z*#]{1,64}"
 DialString = Annotated[str, _text(_DIAL_STRING, "digits, letters, * or #, up to 64")]
 Transport = Literal["udp", "tcp", "tls"]
+# What the engine listens on: the trunk transports, and SIP over WebSocket for browsers.
+ListenTransport = Literal["udp", "tcp", "tls", "ws", "wss"]
 # The reasons an agent may give for a pause; "no-answer" is the one the ACD uses itself.
 DEFAULT_PAUSE_REASONS: tuple[str, ...] = ("break", "lunch", "training", "no-answer")
 Strategy = Literal[
@@ -225,6 +227,29 @@ class TlsConfig(_Section):
     private_key: Annotated[ConfigPath, AfterValidator(_existing_file)]
 
 
+class WebSocketConfig(_Section):
+    """SIP over WebSocket (RFC 7118) for browser phones: ws or wss in sip.transports.
+
+    Browsers (JsSIP, SIP.js) connect with the ``sip`` subprotocol and register
+    like any phone, with digest; requests to them go back over their own
+    WebSocket, and when it closes their registrations go. wss uses the
+    certificate of the sip.tls block; browsers on an https page allow only wss.
+    """
+
+    # the ws listening port; 0 asks the system for a free one
+    port: Port = 8088
+    # the wss listening port (TLS with the sip.tls certificate)
+    secure_port: Port = 8089
+    # the one request path a handshake may ask for, such as /ws; any path when unset
+    path: Annotated[str, _text(r"/[!-~]*", "a path starting with /")] | None = None
+    # Origin values a browser may connect from (scheme://host[:port]); any when empty
+    origins: tuple[
+        Annotated[str, _text(r"https?://[^/\s]+", "scheme://host[:port], no path")], ...
+    ] = ()
+    # seconds between WebSocket pings; a connection silent since the last one is dropped; 0: none
+    ping_interval: Seconds = 30
+
+
 class SipTimers(_Section):
     """RFC 3261 timer values in seconds (T1 round-trip estimate, T2 cap, T4 lifetime)."""
 
@@ -254,13 +279,17 @@ class SipConfig(_Section):
     ] = (ipaddress.IPv4Address("127.0.0.1"),)
     # UDP and TCP port; 0 asks the system for a free one
     port: Port = 5060
-    # add tls together with a tls block
-    transports: Annotated[tuple[Transport, ...], Field(min_length=1), AfterValidator(_unique)] = (
+    # add tls (or wss) together with a tls block; ws and wss are SIP over WebSocket for browsers
+    transports: Annotated[
+        tuple[ListenTransport, ...], Field(min_length=1), AfterValidator(_unique)
+    ] = (
         "udp",
         "tcp",
     )
-    # SIP over TLS: needed when transports include tls
+    # SIP over TLS: needed when transports include tls or wss
     tls: TlsConfig | None = None
+    # SIP over WebSocket: ports, path, allowed origins, pings
+    websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
     # our SIP domain, also the digest realm phones see
     domain: Host = "acd.local"
     # our Server and User-Agent header
@@ -275,8 +304,11 @@ class SipConfig(_Section):
 
     @model_validator(mode="after")
     def _tls_needs_certificate(self) -> SipConfig:
-        if "tls" in self.transports and self.tls is None:
-            raise ValueError("transports include tls, so a tls block with certificate is needed")
+        for secure in ("tls", "wss"):
+            if secure in self.transports and self.tls is None:
+                raise ValueError(
+                    f"transports include {secure}, so a tls block with certificate is needed"
+                )
         return self
 
 
