@@ -57,6 +57,7 @@ C = "/api/v1/config"
 R = "/api/v1/reports"
 NEW_AGENT = {"username": "2001", "password": "sip-Password-2001", "name": "New"}
 PUT_AGENT = {"password": "sip-Password-2002", "skills": {"fr": 3}}
+MONITOR = {"extension": "1002"}
 PAUSES = {"pause_reasons": ["break", "lunch", "training"]}
 
 # (method, route, concrete path, body, callers allowed, callers answered 404 for reach)
@@ -73,6 +74,10 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("POST", "/api/v1/agents/{username}/pause", f"{A}/1003/pause", None, ALL_AGENTS, OUT_OF_REACH),
     ("POST", "/api/v1/agents/{username}/unpause", f"{A}/1001/unpause", None, SIGNED[:-1], ()),
     ("POST", f"{A}/{{username}}/wrap-up", f"{A}/1001/wrap-up", {"end": True}, SIGNED[:-1], ()),
+    ("GET", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", None, STAFF, ()),
+    ("POST", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", MONITOR, STAFF, ()),
+    ("POST", f"{A}/{{username}}/monitor", f"{A}/1003/monitor", MONITOR, ALL_AGENTS, ("team_lead",)),
+    ("DELETE", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", None, STAFF, ()),
     ("GET", "/api/v1/queues", "/api/v1/queues", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/calls", f"/api/v1/calls?{WINDOW}", None, SIGNED, ()),
     ("GET", "/api/v1/calls/{call_id}", "/api/v1/calls/nope", None, SIGNED, ()),

@@ -84,6 +84,9 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
         for action in _AGENT_ACTIONS
     },
     ("POST", "/api/v1/agents/{username}/wrap-up"): Permission.AGENTS_CONTROL,
+    ("GET", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
+    ("POST", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
+    ("DELETE", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
     ("GET", "/api/v1/queues"): Permission.QUEUES_READ,
     ("GET", "/api/v1/calls"): Permission.CALLS_READ,
     ("GET", "/api/v1/calls/{call_id}"): Permission.CALLS_READ,

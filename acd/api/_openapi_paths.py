@@ -48,6 +48,7 @@ BAD_BODY = refusal(
     "or a field is wrong (bad_field; field names it)."
 )
 NOT_FOUND = refusal("No such thing, or out of the caller's reach (error: not_found).")
+NOT_ON_CALL = refusal("The agent is not on a call (error: not_on_call).")
 _ETAG = {"ETag": {"schema": STR, "description": 'The configuration revision, as "12".'}}
 _RETRY_AFTER = {"Retry-After": {"schema": INT, "description": "Seconds to wait."}}
 _WINDOW = [
@@ -170,6 +171,52 @@ def _agents() -> dict[tuple[str, str], Operation]:
                 "400": BAD_BODY,
                 "404": NOT_FOUND,
                 "409": refusal("Not in wrap-up, or an unknown code (error: conflict)."),
+            },
+        },
+        ("GET", "/api/v1/agents/{username}/monitor"): {
+            "summary": "Who monitors the agent's call, in which mode",
+            "parameters": [_AGENT],
+            "responses": {
+                "200": ok("Supervision"),
+                "404": NOT_FOUND,
+                "409": NOT_ON_CALL,
+            },
+        },
+        ("POST", "/api/v1/agents/{username}/monitor"): {
+            "summary": "Listen to, coach (whisper) or barge into the agent's call from a phone",
+            "description": (
+                "Rings the extension's registered phones; the first to answer joins the call "
+                "in the mode. Posting again (same supervisor) changes the mode; the phone's "
+                "keys 4, 5 and 6 do the same."
+            ),
+            "parameters": [_AGENT],
+            "requestBody": body(
+                obj(
+                    {
+                        "extension": {"type": "string", "minLength": 1},
+                        "mode": {"enum": ["listen", "whisper", "barge"]},
+                    },
+                    required=(),
+                )
+            ),
+            "responses": {
+                "200": ok("Supervision", "The mode changed."),
+                "202": ok("Supervision", "The supervisor's phone is ringing."),
+                "400": BAD_BODY,
+                "404": NOT_FOUND,
+                "409": refusal(
+                    "The agent is not on a call (not_on_call), or it is monitored by someone "
+                    "else, or the extension has no registered phone (conflict)."
+                ),
+            },
+        },
+        ("DELETE", "/api/v1/agents/{username}/monitor"): {
+            "summary": "Hang up the supervisor's phone on the agent's call",
+            "parameters": [_AGENT],
+            "responses": {
+                "200": ok("Supervision", "As it ended."),
+                "404": NOT_FOUND,
+                "409": NOT_ON_CALL,
             },
         },
         ("GET", "/api/v1/queues"): {

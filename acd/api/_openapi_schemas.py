@@ -314,6 +314,16 @@ def components() -> dict[str, Any]:
                 "password": {"type": "string", "maxLength": 1024},
             }
         ),
+        "Supervision": obj(
+            {
+                "call_id": STR,
+                "agent": nullable(STR),
+                "supervisor": STR,
+                "extension": STR,
+                "mode": {"enum": ["listen", "whisper", "barge"]},
+                "state": {"enum": ["ringing", "connected", "ended"]},
+            }
+        ),
         "Agent": obj(
             {
                 "username": STR,

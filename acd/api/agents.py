@@ -8,6 +8,11 @@
   ``{"reason": "lunch"}``, one of the configured pause reasons; the first
   when the body is empty), ``/unpause``: change the state, answer the agent
   as it is afterwards;
+- ``POST /agents/{username}/monitor`` (``{"extension": "9001", "mode":
+  "listen"}``): ring that extension's phones and join the first to answer to
+  the agent's call as a listener, a coach (``whisper``) or a third party
+  (``barge``); a later POST changes the mode; ``GET`` shows the supervision;
+  ``DELETE`` ends it;
 - ``GET /queues``: each queue's live figures and the calls waiting in it.
 
 Errors follow the rest of the API: a JSON body ``{"error", "message"}``; 404
@@ -21,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from media import MonitorMode
+
+from ..calls import MonitorRefused, Supervision
 from ..queues import AcdError, AgentView
 from ._params import error, json_body
 from ._principal import principal_of
@@ -73,6 +81,9 @@ class AgentsApi:
                 for action in _ACTIONS
             ),
             web.post("/api/v1/agents/{username}/wrap-up", self.wrap_up),
+            web.get("/api/v1/agents/{username}/monitor", self.get_monitor),
+            web.post("/api/v1/agents/{username}/monitor", self.monitor),
+            web.delete("/api/v1/agents/{username}/monitor", self.end_monitor),
             web.get("/api/v1/queues", self.list_queues),
         ]
 
@@ -145,6 +156,70 @@ class AgentsApi:
         except AcdError as exc:
             error(web.HTTPConflict, "conflict", str(exc))
         return web.json_response(self._json(self.service.agent(username)))
+
+    def _supervision(self, username: str) -> tuple[Any, Supervision | None]:
+        """The agent's bridged call and its supervision; 409 when the agent is not on one."""
+        self._view(username)
+        script = self.service.control.script
+        bridged = script.bridged if script is not None else {}
+        for call in self.service.control.calls.values():
+            if call.agent == username and call.id in bridged:
+                return call, bridged[call.id].supervision
+        error(web.HTTPConflict, "not_on_call", f"agent {username!r} is not on a call")
+
+    async def get_monitor(self, request: web.Request) -> web.Response:
+        _call, supervision = self._supervision(request.match_info["username"])
+        if supervision is None:
+            error(web.HTTPNotFound, "not_found", "nobody monitors this agent's call")
+        return web.json_response(supervision.public())
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        """Start monitoring the agent's call (202, ringing), or change the mode (200)."""
+        username = request.match_info["username"]
+        body = await json_body(request)
+        if not isinstance(body, dict) or set(body) - {"extension", "mode"}:
+            error(
+                web.HTTPBadRequest,
+                "bad_request",
+                'the body must be {"extension": "...", "mode": "listen|whisper|barge"}',
+            )
+        modes = [m.value for m in MonitorMode]
+        mode = body.get("mode", MonitorMode.LISTEN.value)
+        if mode not in modes:
+            error(web.HTTPBadRequest, "bad_field", f"mode: one of {modes}", field="mode")
+        extension = body.get("extension")
+        if extension is not None and (not isinstance(extension, str) or not extension):
+            error(web.HTTPBadRequest, "bad_field", "extension: a user name", field="extension")
+        call, supervision = self._supervision(username)
+        principal = principal_of(request)
+        if supervision is not None:
+            if supervision.supervisor != principal.username or extension not in (
+                None,
+                supervision.extension,
+            ):
+                error(
+                    web.HTTPConflict,
+                    "conflict",
+                    f"the call is monitored by {supervision.supervisor} already",
+                )
+            supervision.set_mode(MonitorMode(mode))
+            return web.json_response(supervision.public())
+        if extension is None:
+            error(web.HTTPBadRequest, "bad_field", "extension: required", field="extension")
+        script = self.service.control.script
+        assert script is not None
+        try:
+            started = script.monitor(call, principal.username, extension, MonitorMode(mode))
+        except MonitorRefused as exc:
+            error(web.HTTPConflict, "conflict", str(exc))
+        return web.json_response(started.public(), status=202)
+
+    async def end_monitor(self, request: web.Request) -> web.Response:
+        _call, supervision = self._supervision(request.match_info["username"])
+        if supervision is None:
+            error(web.HTTPNotFound, "not_found", "nobody monitors this agent's call")
+        supervision.end()
+        return web.json_response(supervision.public())
 
     async def _reason(self, request: web.Request) -> str:
         """The pause reason from the body: one of the configured ones (400 otherwise)."""

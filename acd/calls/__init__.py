@@ -21,10 +21,12 @@ from ._events import (
 )
 from ._legs import InboundLeg, OutboundLeg, SipLeg
 from ._media import MediaEngine
+from ._monitor import MONITOR_KEYS, Supervision
 from ._records import CallRecords
-from ._script import CallScript
+from ._script import CallScript, MonitorRefused
 
 __all__ = [
+    "MONITOR_KEYS",
     "SHUTDOWN_RETRY_AFTER",
     "Call",
     "CallControl",
@@ -42,6 +44,8 @@ __all__ = [
     "LegRinging",
     "LegUnheld",
     "MediaEngine",
+    "MonitorRefused",
     "OutboundLeg",
     "SipLeg",
+    "Supervision",
 ]

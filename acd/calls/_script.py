@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 import ivr
-from media import Bridge, Recorder, RecordingFailed
+from media import Bridge, MonitorMode, Recorder, RecordingFailed
 from media.player import Playback, PlayItem
 from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
@@ -30,6 +30,7 @@ from ..recordings import RecordingStore
 from ..storage import RecordingRecord
 from ._events import LegEvent, LegHeld, LegRinging, LegUnheld
 from ._legs import OutboundLeg, SipLeg
+from ._monitor import Bridged, Supervision
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -37,9 +38,13 @@ if TYPE_CHECKING:
     from ._call import Call
     from ._control import CallControl
 
-__all__ = ["CallScript"]
+__all__ = ["CallScript", "MonitorRefused"]
 
 log = logging.getLogger(__name__)
+
+
+class MonitorRefused(Exception):
+    """A supervisor cannot monitor that call now; the message says why."""
 
 
 class CallScript:
@@ -59,6 +64,8 @@ class CallScript:
         self.flows = flows
         self.recordings = recordings
         self.recordings_active = 0
+        self.bridged: dict[str, Bridged] = {}  # call id -> its bridge now, and any supervisor
+        self._monitor_tasks: set[asyncio.Future[None]] = set()
         """Bridged calls being recorded now (the ``recordings_active`` gauge)."""
         # How many recordings each live call has had; weak, so an ended call leaves nothing.
         self._recordings_made: weakref.WeakKeyDictionary[Call, int] = weakref.WeakKeyDictionary()
@@ -271,6 +278,7 @@ class CallScript:
             if started is not None:
                 recording_id, recorder = started
         bridge = Bridge(a.rtp, b.rtp, recorder)
+        bridged = self.bridged[call.id] = Bridged(bridge)
         if recorder is not None:
             self.recordings_active += 1
         held: list[Playback] = []
@@ -282,10 +290,12 @@ class CallScript:
                 previous(event)
             if isinstance(event, LegHeld) and not held and a.rtp is not None:
                 bridge.stop()
+                bridged.replace(None)
                 held.append(self.control.media.player.play(a.rtp, hold_music, loop=True))
             elif isinstance(event, LegUnheld) and held and a.rtp is not None and b.rtp is not None:
                 held.pop().stop()
                 bridge = Bridge(a.rtp, b.rtp, recorder)
+                bridged.replace(bridge)
 
         if hold_music:
             b.on_event = on_hold
@@ -295,6 +305,9 @@ class CallScript:
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if self.bridged.get(call.id) is bridged:
+                del self.bridged[call.id]
+            bridged.end()
             b.on_event = previous
             for playback in held:
                 playback.stop()
@@ -321,6 +334,74 @@ class CallScript:
             b.hangup()
             if recorder is not None:
                 await self._recording_done(call, recorder, recording_id)
+
+    def monitor(
+        self, call: Call, supervisor: str, extension: str, mode: MonitorMode
+    ) -> Supervision:
+        """Ring ``extension``'s phones and join the first to answer to ``call``'s bridge.
+
+        Returns at once (the supervision is ``ringing``); raises
+        :class:`MonitorRefused` when the call is not bridged, is monitored
+        already, or the extension has no registered phone.
+        """
+        bridged = self.bridged.get(call.id)
+        if bridged is None:
+            raise MonitorRefused(f"call {call.id} is not connected to an agent")
+        if bridged.supervision is not None:
+            raise MonitorRefused(
+                f"call {call.id} is monitored by {bridged.supervision.supervisor} already"
+            )
+        bindings = self.location.lookup(extension)
+        if not bindings:
+            raise MonitorRefused(f"extension {extension!r} has no registered phone")
+        supervision = Supervision(call, supervisor, extension, mode, self.control.media.clock)
+        bridged.supervision = supervision
+
+        def ended(finished: Supervision) -> None:
+            if bridged.supervision is finished:
+                bridged.supervision = None
+
+        supervision.on_end = ended
+        domain = self.config.sip.domain
+        from_addr = NameAddr(
+            uri=SipUri(user=call.agent or "monitor", host=domain),
+            display=f"{mode.value} {call.agent or ''}".strip(),
+        )
+        to_addr = NameAddr(uri=SipUri(user=extension, host=domain))
+        legs = [
+            self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
+            for b in bindings
+        ]
+        supervision.legs = legs
+        call.other_legs.extend(legs)  # hung up with the call, whatever happens here
+        task = asyncio.ensure_future(self._ring_supervisor(call, bridged, supervision))
+        self._monitor_tasks.add(task)
+        task.add_done_callback(self._monitor_tasks.discard)
+        return supervision
+
+    async def _ring_supervisor(
+        self, call: Call, bridged: Bridged, supervision: Supervision
+    ) -> None:
+        legs = supervision.legs
+        try:
+            await asyncio.gather(*(leg.start() for leg in legs))
+            winner = await self._first_answer(call, legs)
+        except Exception:
+            log.exception("call %s: ringing supervisor %s failed", call.id, supervision.extension)
+            winner = None
+        for leg in legs:
+            if leg is not winner:
+                leg.cancel()
+        if (
+            winner is None
+            or supervision.state != "ringing"
+            or self.bridged.get(call.id) is not bridged
+        ):
+            if winner is not None:
+                winner.hangup()
+            supervision.end()
+            return
+        supervision.connected(winner, bridged.bridge)
 
     def _start_recording(self, call: Call, store: RecordingStore) -> tuple[str, Recorder] | None:
         """The id and recorder of this bridge's recording, or None when the disk guard says no.

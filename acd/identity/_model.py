@@ -44,6 +44,7 @@ class Permission(enum.StrEnum):
     AGENTS_CONTROL = "agents:control"
     QUEUES_READ = "queues:read"
     CALLS_READ = "calls:read"
+    CALLS_MONITOR = "calls:monitor"
     RECORDINGS_READ = "recordings:read"
     REPORTS_READ = "reports:read"
     LIVE_READ = "live:read"
@@ -74,7 +75,12 @@ _OPERATIONAL = frozenset(
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.AGENT: _OPERATIONAL,
     Role.TEAM_LEAD: _OPERATIONAL
-    | {Permission.RECORDINGS_READ, Permission.REPORTS_READ, Permission.CALLBACKS_READ},
+    | {
+        Permission.RECORDINGS_READ,
+        Permission.REPORTS_READ,
+        Permission.CALLBACKS_READ,
+        Permission.CALLS_MONITOR,
+    },
     Role.SUPERVISOR: _OPERATIONAL
     | {
         Permission.RECORDINGS_READ,
@@ -82,6 +88,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.CONFIG_READ,
         Permission.CALLBACKS_READ,
         Permission.CALLBACKS_MANAGE,
+        Permission.CALLS_MONITOR,
     },
     Role.ADMIN: PERMISSIONS,
 }

@@ -76,6 +76,8 @@ class EventType(StrEnum):
     LOGIN = "LOGIN"
     LOGOFF = "LOGOFF"
     WRAPUPCODE = "WRAPUPCODE"  # not Asterisk's: the agent's disposition of a call, {"code"}
+    MONITOR = "MONITOR"  # not Asterisk's: a supervisor joined or changed mode, {supervisor, mode}
+    MONITOREND = "MONITOREND"  # not Asterisk's: the supervisor left, {supervisor, seconds}
 
 
 def _require_aware(owner: object, **stamps: datetime | None) -> None:

@@ -1,0 +1,147 @@
+"""A supervisor monitors an agent's call from their own phone, over the API, under SIPp.
+
+A SIPp caller speaks a 440 Hz tone into a queue, a SIPp agent answers and
+plays its own capture, and a supervisor asks the API to listen from
+extension 9001: the engine rings 9001's registered phone (SIPp doing the
+signalling, the test's own socket the media), the supervisor hears the
+caller's tone, switches to whisper over the API and to barge from the
+phone's keypad (6), and hangs up over the API. The call's record keeps every
+step. Who hears whom in each mode is asserted on the audio in
+tests/test_monitor.py; here the whole path is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from media import PCMU
+from tests.conftest import RunningEngine, free_port
+from tests.interop_helpers import tone_caller
+from tests.rtp_peer import RtpPeer
+from tests.test_acd_sipp import (
+    Sipp,
+    acd_config,
+    events_of,
+    login_all,
+    queue,
+    scenario_copy,
+    sipp_factory,  # noqa: F401 (a fixture)
+    wait_records,
+)
+
+MONITOR_UAS = Path(__file__).resolve().parent / "data" / "sipp" / "monitor_uas.xml"
+
+
+def level(samples: np.ndarray, frequency: float) -> float:
+    n = np.arange(len(samples))
+    bin_ = np.dot(samples.astype(np.float64), np.exp(-2j * np.pi * frequency * n / 8000))
+    return float(2 * abs(bin_) / len(samples))
+
+
+def monitor_state(engine: RunningEngine, agent: str) -> tuple[int, object]:
+    return engine.request("GET", f"/api/v1/agents/{agent}/monitor")
+
+
+def test_a_supervisor_listens_whispers_and_barges_from_their_phone(
+    tmp_path: Path,
+    engine_factory: Callable[..., RunningEngine],
+    sipp_factory: Callable[[RunningEngine], Sipp],  # noqa: F811
+) -> None:
+    config = acd_config(
+        tmp_path,
+        agents={"1001": "{}", "9001": "{}"},
+        queues={"q": queue(wrap_up=0)},
+    )
+    engine = engine_factory(config)
+    sipp = sipp_factory(engine)
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t3000=30000))
+    login_all(engine, ["1001"])
+
+    # Nobody is on a call yet: a monitor request says so.
+    status, body = engine.request("POST", "/api/v1/agents/1001/monitor", {"extension": "9001"})
+    assert status == 409 and body["error"] == "not_on_call", body  # type: ignore[index]
+    status, body = engine.request("POST", "/api/v1/agents/1001/monitor", {"mode": "shout"})
+    assert status == 400 and body["field"] == "mode", body  # type: ignore[index]
+
+    with RtpPeer() as supervisor_media:
+        port = free_port()
+        sipp.register("9001", port)
+        sipp._run(
+            "supervisor-9001",
+            [
+                "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
+                "-key", "rtp_port", str(supervisor_media.port), "-m", "1", "-timeout", "90s",
+            ],
+        )  # fmt: skip
+        caller = sipp._run(
+            "caller",
+            [
+                "-sf", str(tone_caller(tmp_path, 440, 12)), "-s", "200",
+                "-i", "127.0.0.1", "-p", str(free_port()),
+                "-mi", "127.0.0.1", "-mp", str(free_port()),
+                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
+            ],
+        )  # fmt: skip
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[0] == 404, timeout=20, what="1001 on the call"
+        )
+
+        status, body = engine.request(
+            "POST", "/api/v1/agents/1001/monitor", {"extension": "9001", "mode": "listen"}
+        )
+        assert status == 202, body
+        assert isinstance(body, dict)
+        assert (body["state"], body["mode"], body["extension"]) == ("ringing", "listen", "9001")
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[1].get("state") == "connected",  # type: ignore[union-attr]
+            timeout=10,
+            what="the supervisor's phone answered",
+        )
+        # A second supervisor cannot take the call over.
+        status, body = engine.request("POST", "/api/v1/agents/1001/monitor", {"extension": "1001"})
+        assert (status, body["error"]) == (409, "conflict"), body  # type: ignore[index]
+
+        # Listening: the caller's tone reaches the supervisor's phone.
+        deadline = time.monotonic() + 10
+        audio: list[np.ndarray] = []
+        while len(audio) < 50:
+            heard = supervisor_media.receive(deadline)
+            assert heard is not None, f"the supervisor heard {len(audio)} packets only"
+            if heard.packet.payload_type == 0:
+                audio.append(PCMU.decode(heard.packet.payload))
+        samples = np.concatenate(audio)
+        assert level(samples, 440) > 500, "the supervisor does not hear the caller"
+
+        status, body = engine.request("POST", "/api/v1/agents/1001/monitor", {"mode": "whisper"})
+        assert status == 200 and body["mode"] == "whisper", body  # type: ignore[index]
+
+        supervisor_media.press("6")  # barge, from the keypad
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[1].get("mode") == "barge",  # type: ignore[union-attr]
+            timeout=5,
+            what="the keypad's 6 switching to barge",
+        )
+        status, body = engine.request("DELETE", "/api/v1/agents/1001/monitor")
+        assert status == 200 and body["state"] == "ended", body  # type: ignore[index]
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[0] == 404, timeout=5, what="the monitor gone"
+        )
+        assert caller.wait(40) == 0, caller.describe()
+
+    (record,) = wait_records(engine, 1)
+    assert record["disposition"] == "answered" and record["agent"] == "1001"
+    steps = [
+        (e["event"], e["data"].get("mode"))
+        for e in events_of(engine, record["call_id"])
+        if e["event"].startswith("MONITOR")
+    ]
+    assert steps == [
+        ("MONITOR", "listen"),
+        ("MONITOR", "whisper"),
+        ("MONITOR", "barge"),
+        ("MONITOREND", None),
+    ]
