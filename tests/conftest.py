@@ -341,3 +341,39 @@ def pytest_asyncio_loop_factories(
     if item.get_closest_marker("stock_loop") is not None:
         return {"asyncio": asyncio.new_event_loop}
     return {"uvloop": uvloop.new_event_loop}
+
+
+# -- media: the RTP port pool and both relays ------------------------------------------------
+
+
+def use_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the media code as it runs without the C fast path, for the rest of the test."""
+    import media._udp
+    import media._wavwriter
+    import media.bridge
+    import media.leg
+
+    for module in (media._udp, media.leg, media.bridge, media._wavwriter):
+        monkeypatch.setattr(module, "fastrtp", None)
+
+
+@pytest.fixture
+def pool() -> Iterator[object]:
+    """RTP ports for legs opened in the test process; every leg must be closed by the end."""
+    from media import PortPool
+
+    ports = PortPool(41000, 43999)
+    yield ports
+    assert ports.in_use == 0, "a test left a leg open"
+
+
+@pytest.fixture(params=["c", "python"])
+def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The relay a test runs on: the C one, or the pure-Python closures it is held to."""
+    from media._native import fastrtp
+
+    if request.param == "python":
+        use_pure_python(monkeypatch)
+    elif fastrtp is None:
+        pytest.skip("media._fastrtp is not built")
+    return str(request.param)

@@ -7,7 +7,6 @@ closures it replaces, so the two are held to the same behaviour.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,26 +24,10 @@ from media import (
     SenderState,
     transcode_table,
 )
-from media._native import fastrtp
 from media.dtmf import Rfc4733Sender
-from tests.test_leg import Peer, collect_audio, until, use_pure_python
+from tests.test_leg import Peer, collect_audio, until
 
-
-@pytest.fixture(params=["c", "python"], autouse=True)
-def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The relay each test runs on: the C one, or the pure-Python closures."""
-    if request.param == "python":
-        use_pure_python(monkeypatch)
-    elif fastrtp is None:
-        pytest.skip("media._fastrtp is not built")
-    return str(request.param)
-
-
-@pytest.fixture
-def pool() -> Iterator[PortPool]:
-    ports = PortPool(42000, 42999)
-    yield ports
-    assert ports.in_use == 0, "a test left a leg open"
+pytestmark = pytest.mark.usefixtures("relay_path")
 
 
 class Call:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import cast
 
 import pytest
 
-import media._udp
-import media._wavwriter
-import media.bridge
-import media.leg
 from media import PCMA, PCMU, DtmfReceived, PortPool, RtpLeg, RtpPacket, SenderState
 from media._native import fastrtp
 from media.dtmf import Rfc4733Sender, TelephoneEvent
+from tests.conftest import use_pure_python
 
 HOST = "127.0.0.1"
 Address = tuple[str, int]
@@ -84,19 +81,6 @@ def collect_audio(leg: RtpLeg, count: int) -> tuple[list[tuple[bytes, int]], asy
 
     leg.on_audio = on_audio
     return got, done
-
-
-def use_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the media code as it runs without the C fast path, for the rest of the test."""
-    for module in (media._udp, media.leg, media.bridge, media._wavwriter):
-        monkeypatch.setattr(module, "fastrtp", None)
-
-
-@pytest.fixture
-def pool() -> Iterator[PortPool]:
-    ports = PortPool(41000, 41999)
-    yield ports
-    assert ports.in_use == 0, "a test left a leg open"
 
 
 async def test_two_legs_exchange_audio(pool: PortPool) -> None:

@@ -10,7 +10,7 @@ is Python either way; leaving it must give the bridge its relay back).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,27 +28,12 @@ from media import (
     SenderState,
 )
 from media._mix import MAX_BUFFERED, SampleBuffer, mix
-from media._native import fastrtp
-from tests.test_leg import Peer, until, use_pure_python
+from tests.test_leg import Peer, until
+
+pytestmark = pytest.mark.usefixtures("relay_path")
 
 CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ = 440.0, 1000.0, 1800.0
 SENTINEL = b"\x2a" * 160  # ends what a peer is checked to have heard
-
-
-@pytest.fixture(params=["c", "python"], autouse=True)
-def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "python":
-        use_pure_python(monkeypatch)
-    elif fastrtp is None:
-        pytest.skip("media._fastrtp is not built")
-    return str(request.param)
-
-
-@pytest.fixture
-def pool() -> Iterator[PortPool]:
-    ports = PortPool(43000, 43999)
-    yield ports
-    assert ports.in_use == 0, "a test left a leg open"
 
 
 class HandClock:
