@@ -3,15 +3,22 @@
 ``acd check-config`` and ``acd serve`` both go through :func:`load_flows_for`,
 so a flow that would fail at call time fails at start instead: every file
 in ``ivr_dir`` must load, no flow may hold a loop that waits for no input,
-every queue a flow names must exist, and every route's ``ivr:`` must name a
-loaded flow. Unreachable nodes are warnings: worth a look, not a refusal.
+every queue a flow names must exist, every route's ``ivr:`` must name a
+loaded flow, and every prompt a flow plays must be in the prompt library
+(``prompts.dir``, as ``acd prompts build`` writes it). Unreachable nodes are
+warnings: worth a look, not a refusal; so is a configuration with no prompt
+library built at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel
 
 import ivr
+from media import PROMPT_MANIFEST, PromptLibrary
 
 from .config import Config, ConfigError
 
@@ -40,6 +47,7 @@ def load_flows_for(config: Config) -> FlowCheck:
         if survey is not None and survey not in flows:
             problems.append(f"{flow.where(('post_call_survey',))}: no flow named {survey!r}")
     problems += flow_problems(config, flows)
+    problems += _prompt_problems(config.prompts.dir, flows, warnings)
     if problems:
         raise ConfigError(problems)
     return FlowCheck(flows, warnings)
@@ -55,3 +63,47 @@ def flow_problems(config: Config, flows: Mapping[str, ivr.Flow]) -> list[str]:
                 f"route {route.match!r}: unknown IVR flow {route.ivr!r} (flows: {known})"
             )
     return problems
+
+
+def _prompt_problems(
+    directory: Path, flows: Mapping[str, ivr.Flow], warnings: list[str]
+) -> list[str]:
+    """A prompt a flow plays that the library does not hold (it would fail the call)."""
+    used = [(flow, loc, name) for flow in flows.values() for loc, name in _prompts_of(flow, ())]
+    if not used:
+        return []
+    if not (directory / PROMPT_MANIFEST).is_file():
+        warnings.append(
+            f"{directory}: no prompt library built (no {PROMPT_MANIFEST}): the flows' "
+            "prompts will not play; run `acd prompts build`"
+        )
+        return []
+    try:
+        library = PromptLibrary.from_directory(directory)
+    except ValueError as exc:
+        return [str(exc)]
+    return [
+        f"{flow.where(loc)}: no prompt named {name!r} in {directory} "
+        f"({len(library)} prompts; add its text under prompts.texts and run `acd prompts build`)"
+        for flow, loc, name in used
+        if name not in library
+    ]
+
+
+def _prompts_of(
+    value: object, loc: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every prompt name in a flow (or part of one), with its key path."""
+    if isinstance(value, ivr.PromptEntry):
+        if value.prompt is not None:
+            yield loc, value.prompt
+        return
+    if isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _prompts_of(getattr(value, field), (*loc, field))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _prompts_of(item, (*loc, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _prompts_of(item, (*loc, index))

@@ -107,6 +107,10 @@ _SENTENCES: dict[str, str] = {
         "Please rate the service you received today, from 1 for poor to 5 for excellent."
     ),
     "survey_thanks": "Thank you for your feedback.",
+    "survey_invalid": "Please press a key from 1 to 5.",
+    "enter_account": "Please enter your eight digit account number, followed by the pound key.",
+    "invalid_account": "Sorry, that is not a valid account number.",
+    "goodbye": "Goodbye.",
 }
 
 _WORDS: dict[str, str] = {

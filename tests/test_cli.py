@@ -92,6 +92,35 @@ def test_check_config_refuses_a_route_to_a_missing_flow(
     assert "unknown IVR flow 'sales'" in err
 
 
+def test_check_config_refuses_a_prompt_the_library_does_not_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = (
+        "start: a\n"
+        "nodes:\n"
+        "  a: {type: play, prompts: [welcome, gone], next: b}\n"
+        "  b: {type: hangup, prompt: [welcome]}\n"
+    )
+    config = _flow_config(tmp_path, flow)
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "manifest.json").write_text('{"prompts": {"welcome": {"file": "welcome.wav"}}}')
+    config.write_text(config.read_text() + "prompts: {dir: prompts}\n")
+    assert main(["check-config", str(config)]) == 2
+    _, err = capsys.readouterr()
+    assert "main.yaml:3: nodes.a.prompts[1]" in err, err
+    assert "no prompt named 'gone'" in err and "welcome'" not in err, err
+
+
+def test_check_config_warns_when_no_prompt_library_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = "start: a\nnodes:\n  a: {type: hangup, prompt: [welcome]}\n"
+    assert main(["check-config", str(_flow_config(tmp_path, flow))]) == 0
+    _, err = capsys.readouterr()
+    assert "no prompt library built" in err and "acd prompts build" in err, err
+
+
 def test_check_config_reports_errors_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
