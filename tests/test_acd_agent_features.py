@@ -335,12 +335,14 @@ def test_hold_from_the_agents_phone_plays_music_on_hold_to_the_caller(
         heard = listen(peer, caller, ear)
     assert caller.process.returncode == 0, caller.describe()
     assert agent.wait(30) == 0, agent.describe()
-    # The queue's prompt until the agent answers, nothing from the silent agent, music
-    # for the 2.5 s hold, then the agent's voice once the re-INVITE resumes the bridge.
+    # The agent's phone rings at once, so no "all our agents are busy": music at most
+    # until it answers, nothing from the silent agent, music for the 2.5 s hold, then
+    # the agent's voice once the re-INVITE resumes the bridge.
     *before, held, resumed = heard
-    assert [s.name for s in before][:1] == ["all_agents_busy"], heard
+    assert {s.name for s in before} <= {"moh"}, heard
     assert (held.name, resumed.name) == ("moh", "other"), heard
-    assert held.start - before[-1].end >= 1.0  # the talk before the hold was silent
+    if before:
+        assert held.start - before[-1].end >= 1.0  # the talk before the hold was silent
     assert 1.5 <= held.seconds <= 4.5, held
     assert resumed.start - held.end < 1.0 and resumed.seconds >= 1.0, resumed
     (record,) = wait_records(engine, 1)

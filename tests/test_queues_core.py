@@ -559,3 +559,15 @@ def test_reconfigure_new_agent_and_new_strategy_route_the_next_offer() -> None:
     acd.login("b")
     acd.set_reachable("b", True)
     assert acd.agent("b").ringing == ("c2",)  # ring-all adds the agent who came free
+
+
+def test_a_call_is_offered_while_an_agent_rings_for_it_and_not_while_it_only_waits() -> None:
+    acd, _clock = make(1)
+    acd.enqueue("c1", "q")
+    acd.enqueue("c2", "q")
+    assert not acd.is_offered("c1")  # matching happens on the next poll
+    acd.poll()
+    assert acd.is_offered("c1") and not acd.is_offered("c2")  # one agent: c2 waits
+    acd.ring_result("c1", "a0", "no-answer")
+    assert not acd.is_offered("c1")
+    assert not acd.is_offered("nobody")

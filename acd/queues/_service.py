@@ -431,9 +431,13 @@ class AcdService:
     def waiting_music(self, waiter: _Waiter, on_key: Any) -> WaitingMusic:
         spec = self.spec(waiter.queue)
         call_id = waiter.call.id
-        # An IVR's queue node has said "all our agents are busy" already.
+        # An IVR's queue node has said "all our agents are busy" already; and a
+        # caller whose call an agent's phone is ringing for at once is not told
+        # they will wait (the greeting is 7 s, most answers come sooner).
         greeting = (
-            [] if waiter.call.ivr_path else [mp.Prompt("all_agents_busy"), mp.Prompt("please_hold")]
+            []
+            if waiter.call.ivr_path or self.core.is_offered(call_id)
+            else [mp.Prompt("all_agents_busy"), mp.Prompt("please_hold")]
         )
         return WaitingMusic(
             waiter.call,

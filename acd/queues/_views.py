@@ -88,6 +88,11 @@ class ViewsMixin:
             )
         return views
 
+    def is_offered(self, call_id: str) -> bool:
+        """Whether some agent is being rung for the waiting call ``call_id`` now."""
+        call = self._calls.get(call_id)
+        return call is not None and bool(call.ringing)
+
     def position(self, call_id: str) -> int | None:
         """1-based place in the queue's serving order, or None if not waiting."""
         call = self._calls.get(call_id)
