@@ -58,6 +58,8 @@ R = "/api/v1/reports"
 NEW_AGENT = {"username": "2001", "password": "sip-Password-2001", "name": "New"}
 PUT_AGENT = {"password": "sip-Password-2002", "skills": {"fr": 3}}
 MONITOR = {"extension": "1002"}
+REC = "recording"
+FAR = OUT_OF_REACH
 PAUSES = {"pause_reasons": ["break", "lunch", "training"]}
 
 # (method, route, concrete path, body, callers allowed, callers answered 404 for reach)
@@ -78,6 +80,9 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("POST", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", MONITOR, STAFF, ()),
     ("POST", f"{A}/{{username}}/monitor", f"{A}/1003/monitor", MONITOR, ALL_AGENTS, ("team_lead",)),
     ("DELETE", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", None, STAFF, ()),
+    ("GET", f"{A}/{{username}}/{REC}", f"{A}/1001/{REC}", None, SIGNED[:-1], ()),
+    ("POST", f"{A}/{{username}}/{REC}/pause", f"{A}/1001/{REC}/pause", None, SIGNED[:-1], ()),
+    ("POST", f"{A}/{{username}}/{REC}/resume", f"{A}/1003/{REC}/resume", None, ALL_AGENTS, FAR),
     ("GET", "/api/v1/queues", "/api/v1/queues", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/calls", f"/api/v1/calls?{WINDOW}", None, SIGNED, ()),
     ("GET", "/api/v1/calls/{call_id}", "/api/v1/calls/nope", None, SIGNED, ()),

@@ -145,3 +145,93 @@ def test_a_supervisor_listens_whispers_and_barges_from_their_phone(
         ("MONITOR", "barge"),
         ("MONITOREND", None),
     ]
+
+
+def test_the_agent_pauses_the_recording_from_the_keypad_and_a_supervisor_over_the_api(
+    tmp_path: Path,
+    engine_factory: Callable[..., RunningEngine],
+    sipp_factory: Callable[[RunningEngine], Sipp],  # noqa: F811
+) -> None:
+    """PCI: while the caller reads a card number the recording holds silence."""
+    config = acd_config(tmp_path, routes={"200": "queue: q, record: true"})
+    engine = engine_factory(config)
+    sipp = sipp_factory(engine)
+    with RtpPeer() as agent_media:
+        port = free_port()
+        sipp.register("1001", port)
+        sipp._run(
+            "agent-1001",
+            [
+                "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
+                "-key", "rtp_port", str(agent_media.port), "-m", "1", "-timeout", "90s",
+            ],
+        )  # fmt: skip
+        login_all(engine, ["1001"])
+        caller = sipp._run(
+            "caller",
+            [
+                "-sf", str(tone_caller(tmp_path, 440, 9)), "-s", "200",
+                "-i", "127.0.0.1", "-p", str(free_port()),
+                "-mi", "127.0.0.1", "-mp", str(free_port()),
+                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
+            ],
+        )  # fmt: skip
+
+        def recording() -> object:
+            status, body = engine.request("GET", "/api/v1/agents/1001/recording")
+            return body.get("recording") if status == 200 else status  # type: ignore[union-attr]
+
+        engine.wait_for(lambda: recording() == "recording", timeout=20, what="a recorded call")
+
+        def hear(packets: int) -> None:
+            deadline = time.monotonic() + 10
+            for _ in range(packets):
+                assert agent_media.receive(deadline) is not None, "the caller went quiet"
+
+        hear(50)  # a second of the caller recorded
+        agent_media.press("*")
+        agent_media.press("7")
+        engine.wait_for(lambda: recording() == "paused", timeout=5, what="*7 pausing")
+        hear(75)  # a second and a half not recorded
+        agent_media.press("*")
+        agent_media.press("7")
+        engine.wait_for(lambda: recording() == "recording", timeout=5, what="*7 resuming")
+        hear(50)
+        body = engine.post("/api/v1/agents/1001/recording/pause")
+        assert body["recording"] == "paused"
+        assert engine.post("/api/v1/agents/1001/recording/pause")["recording"] == "paused"
+        hear(50)
+        assert engine.post("/api/v1/agents/1001/recording/resume")["recording"] == "recording"
+        assert caller.wait(40) == 0, caller.describe()
+    status, body = engine.request("POST", "/api/v1/agents/1001/recording/pause")
+    assert (status, body["error"]) == (409, "not_on_call"), body  # type: ignore[index]
+
+    (record,) = wait_records(engine, 1)
+    steps = [
+        (e["event"], e["data"].get("by"))
+        for e in events_of(engine, record["call_id"])
+        if e["event"].startswith("RECORD")
+    ]
+    assert steps == [
+        ("RECORDPAUSE", "keypad:1001"),
+        ("RECORDRESUME", "keypad:1001"),
+        ("RECORDPAUSE", "admin"),
+        ("RECORDRESUME", "admin"),
+    ]
+    wav = tmp_path / "call.wav"
+    wav.write_bytes(engine.http_bytes(f"/api/v1/recordings/{record['recording_id']}"))
+    from media import read_wav
+
+    left = read_wav(wav).samples[:, 0] * 32768
+    windows = [left[i : i + 800] for i in range(0, len(left) - 800, 800)]  # 100 ms each
+    toned = [level(w, 440) > 1000 for w in windows]
+    # Tone, a silent stretch of about 1.5 s, tone, about 1 s silent, tone.
+    runs: list[tuple[bool, int]] = []
+    for value in toned:
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    silent = [n for value, n in runs if not value and n >= 5]
+    assert len(silent) == 2, runs
+    assert 10 <= silent[0] <= 25 and 6 <= silent[1] <= 18, runs

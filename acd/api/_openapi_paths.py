@@ -219,6 +219,43 @@ def _agents() -> dict[tuple[str, str], Operation]:
                 "409": NOT_ON_CALL,
             },
         },
+        ("GET", "/api/v1/agents/{username}/recording"): {
+            "summary": "Whether the agent's call is being recorded now",
+            "parameters": [_AGENT],
+            "responses": {
+                "200": ok(
+                    obj({"call_id": STR, "recording": {"enum": ["recording", "paused", "off"]}})
+                ),
+                "404": NOT_FOUND,
+                "409": NOT_ON_CALL,
+            },
+        },
+        **{
+            ("POST", f"/api/v1/agents/{{username}}/recording/{action}"): {
+                "summary": summary,
+                "parameters": [_AGENT],
+                "responses": {
+                    "200": ok(
+                        obj(
+                            {
+                                "call_id": STR,
+                                "recording": {"enum": ["recording", "paused"]},
+                            }
+                        ),
+                        "The recording afterwards (asking twice changes nothing).",
+                    ),
+                    "404": NOT_FOUND,
+                    "409": refusal(
+                        "The agent is not on a call (not_on_call), or the call is not "
+                        "recorded (not_recorded)."
+                    ),
+                },
+            }
+            for action, summary in (
+                ("pause", "Pause the recording of the agent's call (silence in the file)"),
+                ("resume", "Resume the recording of the agent's call"),
+            )
+        },
         ("GET", "/api/v1/queues"): {
             "summary": "Each queue's live figures and the calls waiting in it",
             "responses": {"200": ok(obj({"queues": array(ref("LiveQueue"))}))},

@@ -13,6 +13,10 @@
   the agent's call as a listener, a coach (``whisper``) or a third party
   (``barge``); a later POST changes the mode; ``GET`` shows the supervision;
   ``DELETE`` ends it;
+- ``GET /agents/{username}/recording``: whether the agent's call is being
+  recorded (``recording``, ``paused``, ``off``);
+- ``POST /agents/{username}/recording/pause`` and ``/recording/resume``: the
+  recording of the agent's call stops (silence in the file) and starts again;
 - ``GET /queues``: each queue's live figures and the calls waiting in it.
 
 Errors follow the rest of the API: a JSON body ``{"error", "message"}``; 404
@@ -28,7 +32,7 @@ from aiohttp import web
 
 from media import MonitorMode
 
-from ..calls import MonitorRefused, Supervision
+from ..calls import Bridged, MonitorRefused, Supervision
 from ..queues import AcdError, AgentView
 from ._params import error, json_body
 from ._principal import principal_of
@@ -84,6 +88,9 @@ class AgentsApi:
             web.get("/api/v1/agents/{username}/monitor", self.get_monitor),
             web.post("/api/v1/agents/{username}/monitor", self.monitor),
             web.delete("/api/v1/agents/{username}/monitor", self.end_monitor),
+            web.get("/api/v1/agents/{username}/recording", self.get_recording),
+            web.post("/api/v1/agents/{username}/recording/pause", self.recording),
+            web.post("/api/v1/agents/{username}/recording/resume", self.recording),
             web.get("/api/v1/queues", self.list_queues),
         ]
 
@@ -157,15 +164,37 @@ class AgentsApi:
             error(web.HTTPConflict, "conflict", str(exc))
         return web.json_response(self._json(self.service.agent(username)))
 
-    def _supervision(self, username: str) -> tuple[Any, Supervision | None]:
-        """The agent's bridged call and its supervision; 409 when the agent is not on one."""
+    def _bridged(self, username: str) -> tuple[Any, Bridged]:
+        """The agent's bridged call and its state; 409 when the agent is not on one."""
         self._view(username)
         script = self.service.control.script
         bridged = script.bridged if script is not None else {}
         for call in self.service.control.calls.values():
             if call.agent == username and call.id in bridged:
-                return call, bridged[call.id].supervision
+                return call, bridged[call.id]
         error(web.HTTPConflict, "not_on_call", f"agent {username!r} is not on a call")
+
+    def _supervision(self, username: str) -> tuple[Any, Supervision | None]:
+        call, bridged = self._bridged(username)
+        return call, bridged.supervision
+
+    async def get_recording(self, request: web.Request) -> web.Response:
+        call, bridged = self._bridged(request.match_info["username"])
+        return web.json_response({"call_id": call.id, "recording": bridged.recording})
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """Pause or resume the recording of the agent's call (card numbers: PCI DSS)."""
+        username = request.match_info["username"]
+        action = request.path.rsplit("/", 1)[1]
+        call, bridged = self._bridged(username)
+        if bridged.recording == "off":
+            error(web.HTTPConflict, "not_recorded", "the agent's call is not being recorded")
+        by = principal_of(request).username
+        if action == "pause":
+            bridged.pause_recording(by)
+        else:
+            bridged.resume_recording(by)
+        return web.json_response({"call_id": call.id, "recording": bridged.recording})
 
     async def get_monitor(self, request: web.Request) -> web.Response:
         _call, supervision = self._supervision(request.match_info["username"])

@@ -21,13 +21,14 @@ from ._events import (
 )
 from ._legs import InboundLeg, OutboundLeg, SipLeg
 from ._media import MediaEngine
-from ._monitor import MONITOR_KEYS, Supervision
+from ._monitor import MONITOR_KEYS, Bridged, Supervision
 from ._records import CallRecords
 from ._script import CallScript, MonitorRefused
 
 __all__ = [
     "MONITOR_KEYS",
     "SHUTDOWN_RETRY_AFTER",
+    "Bridged",
     "Call",
     "CallControl",
     "CallRecords",

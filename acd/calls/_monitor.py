@@ -29,6 +29,7 @@ from ._events import LegEnded, LegEvent
 from ._legs import OutboundLeg
 
 if TYPE_CHECKING:
+    from media import Recorder
     from media.clock import MediaClock
 
     from ._call import Call
@@ -145,11 +146,66 @@ class Supervision:
 
 
 class Bridged:
-    """A bridged call's media bridge of the moment and its supervision, if any."""
+    """A bridged call's media bridge of the moment, its recorder and its supervision.
 
-    def __init__(self, bridge: Bridge) -> None:
+    The recording pauses and resumes from the API or from the agent's keypad
+    (``pause_keys``, pressed again to resume): the recorder writes silence
+    meanwhile, and each change is a call event (``RECORDPAUSE``,
+    ``RECORDRESUME`` with the seconds paused).
+    """
+
+    def __init__(
+        self, call: Call, bridge: Bridge, recorder: Recorder | None, pause_keys: str | None
+    ) -> None:
+        self.call = call
         self.bridge: Bridge | None = bridge
+        self.recorder = recorder
         self.supervision: Supervision | None = None
+        self._pause_keys = pause_keys
+        self._typed = ""
+        self._paused_at: float | None = None
+
+    @property
+    def recording(self) -> str:
+        """``recording``, ``paused``, or ``off`` (not recorded, or the recording failed)."""
+        if self.recorder is None or self.recorder.failed:
+            return "off"
+        return "paused" if self.recorder.paused else "recording"
+
+    def pause_recording(self, by: str) -> bool:
+        """Pause the recording; False when there is none or it is paused already."""
+        if self.recording != "recording":
+            return False
+        assert self.recorder is not None
+        self.recorder.pause()
+        self._paused_at = asyncio.get_running_loop().time()
+        self.call.event("RECORDPAUSE", agent=self.call.agent, by=by)
+        log.info("call %s: recording paused by %s", self.call.id, by)
+        return True
+
+    def resume_recording(self, by: str) -> bool:
+        """Record again; False when there is no recording or it is not paused."""
+        if self.recording != "paused":
+            return False
+        assert self.recorder is not None
+        self.recorder.resume()
+        paused = asyncio.get_running_loop().time() - (self._paused_at or 0.0)
+        self._paused_at = None
+        self.call.event("RECORDRESUME", agent=self.call.agent, by=by, paused_s=round(paused, 3))
+        log.info("call %s: recording resumed by %s", self.call.id, by)
+        return True
+
+    def agent_key(self, digit: str) -> None:
+        """A key from the agent's phone: the pause keys toggle the recording."""
+        keys = self._pause_keys
+        if not keys:
+            return
+        self._typed = (self._typed + digit)[-len(keys) :]
+        if self._typed == keys:
+            self._typed = ""
+            by = f"keypad:{self.call.agent}"
+            if not self.pause_recording(by):
+                self.resume_recording(by)
 
     def replace(self, bridge: Bridge | None) -> None:
         """A new bridge (unhold), or None (hold): the supervisor follows."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 import ivr
-from media import Bridge, MonitorMode, Recorder, RecordingFailed
+from media import Bridge, DtmfReceived, MonitorMode, Recorder, RecordingFailed
 from media.player import Playback, PlayItem
 from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
@@ -278,17 +278,23 @@ class CallScript:
             if started is not None:
                 recording_id, recorder = started
         bridge = Bridge(a.rtp, b.rtp, recorder)
-        bridged = self.bridged[call.id] = Bridged(bridge)
+        bridged = self.bridged[call.id] = Bridged(
+            call, bridge, recorder, self.config.recordings.pause_keys
+        )
         if recorder is not None:
             self.recordings_active += 1
         held: list[Playback] = []
         previous = b.on_event
 
-        def on_hold(event: LegEvent) -> None:
+        def on_agent(event: LegEvent) -> None:
             nonlocal bridge
             if previous is not None:
                 previous(event)
-            if isinstance(event, LegHeld) and not held and a.rtp is not None:
+            if isinstance(event, DtmfReceived):
+                bridged.agent_key(event.digit)
+            elif not hold_music:
+                return
+            elif isinstance(event, LegHeld) and not held and a.rtp is not None:
                 bridge.stop()
                 bridged.replace(None)
                 held.append(self.control.media.player.play(a.rtp, hold_music, loop=True))
@@ -297,8 +303,7 @@ class CallScript:
                 bridge = Bridge(a.rtp, b.rtp, recorder)
                 bridged.replace(bridge)
 
-        if hold_music:
-            b.on_event = on_hold
+        b.on_event = on_agent
         waits: list[asyncio.Future[Any]] = [a.ended, b.ended]
         if release is not None:
             waits.append(release)

@@ -762,6 +762,9 @@ class RecordingsConfig(_Section):
     retention_days: Annotated[int, Field(ge=1)] | None = None  # keep forever when unset
     # below this free space, calls are not recorded
     min_free_mb: Annotated[int, Field(ge=0)] = 500
+    # keys the agent presses during a call to pause the recording, and again to resume
+    # (card numbers, PCI DSS); the paused stretch is silence. null: only the API does it
+    pause_keys: Annotated[str, _text(r"[0-9*#]{1,4}", "1 to 4 keys of 0-9, * and #")] | None = "*7"
 
 
 _EVENT_TYPES = (
