@@ -664,3 +664,42 @@ def test_feature_codes_from_the_agents_phone_change_its_state(
     assert [r["route"] for r in records] == [code for code, _, _ in expected]
     assert all(r["disposition"] == "answered" for r in records)
     assert "Traceback" not in engine.log()
+
+
+def test_an_agent_whose_phone_leaves_at_once_puts_the_caller_back_at_the_head(
+    tmp_path: Path, engine_factory: EngineFactory, sipp_factory: Callable[[RunningEngine], Sipp]
+) -> None:
+    """1001 answers and its phone hangs up a second later: within the queue's requeue
+    window, so the caller goes back to the queue (no second ENTERQUEUE: one offered
+    call), 1001 gets a miss and no wrap-up, and 1002 serves the caller."""
+    config = acd_config(
+        tmp_path,
+        queues={"q": queue(strategy="linear", retry_delay=30, requeue_window=3, wrap_up=30)},
+    )
+    engine = engine_factory(config)
+    sipp = sipp_factory(engine)
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t1000=100, t3000=1000))
+    sipp.agent("1002", scenario_copy(tmp_path, "agent_uas.xml", t1000=100, t3000=5000))
+    login_all(engine, ["1001", "1002"])
+    callers = sipp.callers("200", 1)
+    assert callers.wait(60) == 0, callers.describe()
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"], record["hangup_side"]) == (
+        "answered",
+        "1002",
+        "agent",
+    )
+    events = events_of(engine, record["call_id"])
+    steps = [(e["event"], e["agent"]) for e in events if e["event"] not in ("RINGCANCELED",)]
+    assert steps == [
+        ("ENTERQUEUE", None),
+        ("CONNECT", "1001"),
+        ("REQUEUE", "1001"),
+        ("CONNECT", "1002"),
+        ("COMPLETEAGENT", "1002"),
+    ], events
+    requeue = next(e for e in events if e["event"] == "REQUEUE")
+    assert requeue["data"]["reason"] == "bye" and requeue["data"]["talktime"] < 3
+    failed = agent_state(engine, "1001")
+    assert failed["misses"] == 1 and failed["wrap_up_left_s"] is None, failed
+    assert failed["answered_today"] == 1

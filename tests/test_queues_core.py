@@ -571,3 +571,25 @@ def test_a_call_is_offered_while_an_agent_rings_for_it_and_not_while_it_only_wai
     acd.ring_result("c1", "a0", "no-answer")
     assert not acd.is_offered("c1")
     assert not acd.is_offered("nobody")
+
+
+def test_a_failed_answer_is_a_miss_without_wrap_up_and_the_requeued_call_goes_elsewhere() -> None:
+    acd, clock = make(2, wrap_up=10, retry_delay=20, max_misses=2)
+    acd.enqueue("c1", "q")
+    assert rung(acd.poll()) == ["a0"]
+    acd.ring_result("c1", "a0", "answered")
+    clock.now += 1
+    actions = acd.call_failed("c1", "a0")
+    assert AgentChanged("a0", "on_call", "available", None) in actions  # no wrap-up
+    assert acd.agent("a0").misses == 1
+    acd.enqueue("c1", "q", waited=5)
+    assert rung(acd.poll()) == ["a1"]  # a0 is held off for retry_delay
+    with pytest.raises(AcdError, match="has no call"):
+        acd.call_failed("c1", "a0")
+    # A second failure in a row pauses, as unanswered rings do.
+    acd.ring_result("c1", "a1", "no-answer")
+    clock.now += 20
+    assert rung(acd.poll()) == ["a0"]
+    acd.ring_result("c1", "a0", "answered")
+    actions = acd.call_failed("c1", "a0")
+    assert AgentChanged("a0", "on_call", "paused", "no-answer") in actions

@@ -316,6 +316,15 @@ class AcdMachine(RuleBasedStateMachine):
         call_id, agent = data.draw(st.sampled_from(active))
         self.record(self.core.call_ended(call_id, agent, talk))
 
+    @precondition(lambda self: self.acd is not None and any(v.calls for v in self.views().values()))
+    @rule(data=st.data())
+    def call_failed(self, data: st.DataObject) -> None:
+        """The agent's phone left just after answering: a miss, and no wrap-up."""
+        active = [(c, v.username) for v in self.views().values() for c in v.calls]
+        call_id, agent = data.draw(st.sampled_from(active))
+        self.record(self.core.call_failed(call_id, agent))
+        assert call_id not in self.views()[agent].calls
+
     @rule(seconds=st.sampled_from([0.0, 1.0, 3.0, 5.0, 20.0, 45.0, 100.0]))
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds

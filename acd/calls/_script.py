@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 from ..events import RecordingError
 from ..recordings import RecordingStore
 from ..storage import RecordingRecord
-from ._events import LegEvent, LegHeld, LegRinging, LegUnheld
+from ._events import LegEnd, LegEvent, LegHeld, LegRinging, LegUnheld
 from ._legs import OutboundLeg, SipLeg
 from ._monitor import Bridged, Supervision
 
@@ -262,13 +262,16 @@ class CallScript:
         record: bool,
         hold_music: Sequence[PlayItem] = (),
         release: asyncio.Future[None] | None = None,
+        keep_caller: Callable[[LegEnd], bool] | None = None,
     ) -> None:
         """Relay media between two answered legs until either hangs up; record if asked.
 
         With ``hold_music``, ``b`` (the agent) putting the call on hold stops
         the relay and loops the music to ``a`` (the caller) until unhold.
         ``release`` resolving (a blind transfer) ends the bridge with ``b``
-        hung up and ``a`` kept, for whoever takes the caller next.
+        hung up and ``a`` kept, for whoever takes the caller next; so does
+        ``b`` ending first when ``keep_caller(how b ended)`` says True (an
+        agent's phone that failed: the queue takes the caller back).
         """
         assert a.rtp is not None and b.rtp is not None
         recorder: Recorder | None = None
@@ -326,15 +329,22 @@ class CallScript:
                     call.hangup_side = "caller"
             # The agent hung up on a caller whose flow offers a post-call
             # survey: keep the caller, the flow's survey runs next.
+            kept = (
+                keep_caller is not None
+                and b.is_ended
+                and not a.is_ended
+                and keep_caller(b.ended.result())
+            )
             survey = (
-                call.post_call_survey is not None
+                not kept
+                and call.post_call_survey is not None
                 and b.is_ended
                 and b.ended.result().by_remote
                 and not a.is_ended
             )
             if survey:
                 call.survey_pending = True
-            elif release is None or not release.done():
+            elif not kept and (release is None or not release.done()):
                 a.hangup()
             b.hangup()
             if recorder is not None:

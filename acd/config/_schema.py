@@ -649,6 +649,10 @@ class Queue(_Section):
     # after some waiting, the call needs other skills
     escalation: Annotated[tuple[Escalation, ...], AfterValidator(_sorted_steps)] = ()
     max_misses: Annotated[int, Field(ge=0)] = 3  # unanswered rings in a row that pause; 0 never
+    # An agent's leg that ends from the agent's side (BYE, media timeout, an error) within
+    # this many seconds of answering puts the caller back at the head of the queue and
+    # counts a miss against the agent (a crashed phone, or a dumped call); 0 never
+    requeue_window: Seconds = 0
     announce_every: Seconds = 30  # position and expected wait announcements; 0 turns them off
     # the key a waiting caller presses to be called back instead
     callback_key: Annotated[str, _text(r"[0-9*#]", "one DTMF key: 0-9, * or #")] | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from ._callbacks import Handover
 from ._service import _Connected, _Exit, _Waiter
 
 if TYPE_CHECKING:
-    from ..calls import Call, LegEvent, SipLeg
+    from ..calls import Call, LegEnd, LegEvent, SipLeg
     from ._service import AcdService
 
 __all__ = ["serve", "serve_restored"]
@@ -44,27 +45,46 @@ log = logging.getLogger(__name__)
 Transfer = tuple[str, str]  # ("queue", name) or ("extension", user)
 
 
+@dataclass(frozen=True, slots=True)
+class _Requeue:
+    """The agent's phone failed at once: the caller goes back, ``waited`` seconds in."""
+
+    queue: str
+    waited: float
+
+
 async def serve(
     service: AcdService, call: Call, queue: str, priority: int, skills: dict[str, int]
 ) -> None:
     """Serve ``call`` from ``queue`` (and wherever it moves) until it is over."""
     target: str | None = queue
+    waited = 0.0
     first = True
     while target is not None:
-        if not first:
+        if not first and not waited:
             # Moved at maximum wait or transferred: a new entry in another queue.
             call.queue = target
             call.event("ENTERQUEUE", queue=target, priority=priority)
             skills = dict(service.config.queues[target].skills)
         first = False
-        target = await _serve_once(service, call, target, priority, skills)
+        step = await _serve_once(service, call, target, priority, skills, waited)
+        target, waited = (step.queue, step.waited) if isinstance(step, _Requeue) else (step, 0.0)
 
 
 async def _serve_once(
-    service: AcdService, call: Call, queue: str, priority: int, skills: dict[str, int]
-) -> str | None:
-    """One stay in one queue; returns the next queue when the call moves on."""
-    joined = service.join(call, queue, priority, skills)
+    service: AcdService,
+    call: Call,
+    queue: str,
+    priority: int,
+    skills: dict[str, int],
+    waited: float = 0.0,
+) -> str | _Requeue | None:
+    """One stay in one queue; returns the next queue when the call moves on.
+
+    ``waited``: the caller was here before (their agent's phone failed), as
+    long ago as that, so they are ahead of everyone who joined since.
+    """
+    joined = service.join(call, queue, priority, skills, waited=waited)
     if isinstance(joined, str):
         call.event("EXITEMPTY", queue=queue, reason=joined)
         call.disposition = call.disposition or "failed"
@@ -118,8 +138,9 @@ async def _serve_once(
 
 async def _talk(
     service: AcdService, waiter: _Waiter, agent: str, agent_leg: SipLeg, caller_leg: SipLeg
-) -> str | None:
-    """Caller and agent bridged; returns a queue to move to when the agent transferred there."""
+) -> str | _Requeue | None:
+    """Caller and agent bridged; returns a queue to move to when the agent transferred there,
+    or the same queue again when the agent's phone failed at once."""
     call = waiter.call
     holdtime = round(asyncio.get_running_loop().time() - waiter.joined_at, 3)
     call.agent = agent
@@ -129,6 +150,8 @@ async def _talk(
     if transfer is None:
         return None
     kind, target = transfer
+    if kind == "requeue":
+        return _Requeue(target, asyncio.get_running_loop().time() - waiter.joined_at)
     if kind == "queue":
         return target
     script = service.control.script
@@ -160,6 +183,18 @@ async def _converse(
             transfers.append(transfer)
             release.set_result(None)
 
+    window = service.config.queues[queue].requeue_window if queue in service.config.queues else 0
+    failed: list[str] = []
+
+    def keep_caller(end: LegEnd) -> bool:
+        """The agent's side ended the call within the requeue window: take the caller back."""
+        if not window or release.done() or loop.time() - started > window:
+            return False
+        if end.by_remote or end.reason in ("media-timeout", "timeout"):
+            failed.append(end.reason)
+            return True
+        return False
+
     agent_leg.on_event = on_event
     script = service.control.script
     assert script is not None
@@ -171,11 +206,22 @@ async def _converse(
             record=call.recording,
             hold_music=service.music,
             release=release,
+            keep_caller=keep_caller,
         )
     finally:
         talk = loop.time() - started
-        service.call_ended(call, agent, talk)
+        if failed:
+            service.call_failed(call, agent)
+        else:
+            service.call_ended(call, agent, talk)
     times: dict[str, Any] = {"holdtime": holdtime, "talktime": round(talk, 3)}
+    if failed:
+        call.event("REQUEUE", queue=queue, agent=agent, reason=failed[0], **times)
+        call.hangup_side = None  # the call goes on: who ends it is still to come
+        log.info(
+            "call %s: agent %s's phone left after %.1f s; back to %s", call.id, agent, talk, queue
+        )
+        return ("requeue", queue)
     if transfers:
         kind, target = transfers[0]
         call.event("TRANSFER", queue=queue, agent=agent, kind=kind, target=target, **times)

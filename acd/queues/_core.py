@@ -375,6 +375,7 @@ class Acd(ViewsMixin):
             record.active[call_id] = call.queue
             record.answered_today += 1
             record.served[call.queue] = record.served.get(call.queue, 0) + 1
+            record.misses_before_answer = record.misses
             record.misses = 0
             self._remove(call, "answered", record.name, None, "answered-elsewhere", out)
         elif outcome == "rejected":
@@ -417,6 +418,30 @@ class Acd(ViewsMixin):
                 self._timer(until, "wrap-up", record.name)
         elif record.wrap_until is None and record.code_due is None:
             record.idle_since = now
+        return self._finish()
+
+    def call_failed(self, call_id: str, agent: str) -> list[Action]:
+        """The agent's leg of an answered call failed at once (the caller goes back to the queue).
+
+        No wrap-up and no handle time: it counts as a miss (``max_misses``
+        pauses the agent as for unanswered rings) and the agent is not
+        offered a call again for ``retry_delay``.
+        """
+        record = self._agent(agent, removed=True)
+        queue = record.active.get(call_id)
+        if queue is None:
+            raise AcdError(f"agent {agent} has no call {call_id}")
+        self._touch(record)
+        del record.active[call_id]
+        # An answer that failed at once was no answer: the misses in a row go on.
+        record.misses = record.misses_before_answer + 1
+        if record.wrap_until is None and record.code_due is None:
+            record.idle_since = self._clock()
+        spec = self._queues.get(queue)
+        if spec is not None:
+            if spec.max_misses and record.misses >= spec.max_misses and record.logged_in:
+                self._set_presence(record, logged_in=True, paused="no-answer")
+            self._block(record, self._clock() + spec.retry_delay)
         return self._finish()
 
     # Wrap-up -----------------------------------------------------------------

@@ -505,6 +505,13 @@ class AcdService:
         except AcdError as exc:
             log.error("call %s: agent %s: %s", call.id, agent, exc)
 
+    def call_failed(self, call: Call, agent: str) -> None:
+        """The agent's leg failed just after answering: a miss, no wrap-up; the caller requeues."""
+        try:
+            self._do(self.core.call_failed(call.id, agent))
+        except AcdError as exc:
+            log.error("call %s: agent %s: %s", call.id, agent, exc)
+
     def last_wrap_up_codes(self, agent: str) -> tuple[str, ...]:
         """The wrap-up codes of the queue of the agent's last call (none if no such call)."""
         last = self._last_calls.get(agent)

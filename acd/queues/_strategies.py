@@ -43,6 +43,7 @@ class AgentRecord:
     talk_time: float = 0.0
     idle_since: float | None = None
     misses: int = 0
+    misses_before_answer: int = 0  # misses in a row when the agent last answered
     queues: list[str] = field(default_factory=list)  # queues this agent can serve
     served: dict[str, int] = field(default_factory=dict)  # answered per queue, for weights
     offerable: bool = False  # cached: in the free-agent indexes
