@@ -59,6 +59,9 @@ NEW_AGENT = {"username": "2001", "password": "sip-Password-2001", "name": "New"}
 PUT_AGENT = {"password": "sip-Password-2002", "skills": {"fr": 3}}
 MONITOR = {"extension": "1002"}
 REC = "recording"
+CONSULT = {"extension": "1002"}
+CON = "consult"
+ME = ("agent",)  # an agent reaches only themselves
 FAR = OUT_OF_REACH
 PAUSES = {"pause_reasons": ["break", "lunch", "training"]}
 
@@ -80,6 +83,12 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("POST", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", MONITOR, STAFF, ()),
     ("POST", f"{A}/{{username}}/monitor", f"{A}/1003/monitor", MONITOR, ALL_AGENTS, ("team_lead",)),
     ("DELETE", f"{A}/{{username}}/monitor", f"{A}/1001/monitor", None, STAFF, ()),
+    ("GET", f"{A}/{{username}}/consult", f"{A}/1001/consult", None, SIGNED[:-1], ()),
+    ("POST", f"{A}/{{username}}/consult", f"{A}/1001/consult", CONSULT, SIGNED[:-1], ()),
+    ("POST", f"{A}/{{username}}/consult", f"{A}/1003/consult", CONSULT, ALL_AGENTS, FAR),
+    ("POST", f"{A}/{{username}}/{CON}/transfer", f"{A}/1001/{CON}/transfer", None, SIGNED[:-1], ()),
+    ("POST", f"{A}/{{username}}/{CON}/conference", f"{A}/1002/{CON}/conference", None, STAFF, ME),
+    ("POST", f"{A}/{{username}}/{CON}/cancel", f"{A}/1001/{CON}/cancel", None, SIGNED[:-1], ()),
     ("GET", f"{A}/{{username}}/{REC}", f"{A}/1001/{REC}", None, SIGNED[:-1], ()),
     ("POST", f"{A}/{{username}}/{REC}/pause", f"{A}/1001/{REC}/pause", None, SIGNED[:-1], ()),
     ("POST", f"{A}/{{username}}/{REC}/resume", f"{A}/1003/{REC}/resume", None, ALL_AGENTS, FAR),

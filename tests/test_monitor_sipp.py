@@ -42,6 +42,25 @@ def level(samples: np.ndarray, frequency: float) -> float:
     return float(2 * abs(bin_) / len(samples))
 
 
+def assert_nothing_left(engine: RunningEngine, agents: int = 1) -> None:
+    """Every call, leg, RTP port and playback of the calls is gone (a full collection first),
+    but the last call of each agent who served one: the ACD keeps it, with its caller's leg,
+    for the wrap-up code and time the agent may still give."""
+    names = ("calls", "rtp_ports_in_use", "playbacks")
+    left: dict[str, object] = {}
+
+    def idle() -> bool:
+        left.update(engine.http_json("/api/v1/live/resources"))
+        return all(left.get(name) == 0 for name in names) and (
+            left.get("calls_alive") == left.get("legs_alive") == agents
+        )
+
+    try:
+        engine.wait_for(idle, timeout=64 * 0.5 + 20, what="the engine to let go of the calls")
+    except AssertionError:
+        raise AssertionError(f"left behind: {left}") from None
+
+
 def monitor_state(engine: RunningEngine, agent: str) -> tuple[int, object]:
     return engine.request("GET", f"/api/v1/agents/{agent}/monitor")
 
@@ -145,6 +164,7 @@ def test_a_supervisor_listens_whispers_and_barges_from_their_phone(
         ("MONITOR", "barge"),
         ("MONITOREND", None),
     ]
+    assert_nothing_left(engine)
 
 
 def test_the_agent_pauses_the_recording_from_the_keypad_and_a_supervisor_over_the_api(
@@ -235,3 +255,126 @@ def test_the_agent_pauses_the_recording_from_the_keypad_and_a_supervisor_over_th
     silent = [n for value, n in runs if not value and n >= 5]
     assert len(silent) == 2, runs
     assert 10 <= silent[0] <= 25 and 6 <= silent[1] <= 18, runs
+
+
+def phone(sipp: Sipp, user: str, media: RtpPeer) -> object:
+    """``user``'s phone: SIPp answers at once, ``media`` (a test socket) is its RTP end."""
+    port = free_port()
+    sipp.register(user, port)
+    return sipp._run(
+        f"phone-{user}",
+        [
+            "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
+            "-key", "rtp_port", str(media.port), "-m", "1", "-timeout", "90s",
+        ],
+    )  # fmt: skip
+
+
+def hears_tone(media: RtpPeer, frequency: float, packets: int = 50) -> bool:
+    """Whether the next ``packets`` of audio ``media`` receives carry ``frequency``."""
+    deadline = time.monotonic() + 10
+    audio: list[np.ndarray] = []
+    while len(audio) < packets:
+        heard = media.receive(deadline)
+        assert heard is not None, f"only {len(audio)} packets arrived"
+        if heard.packet.payload_type == 0:
+            audio.append(PCMU.decode(heard.packet.payload))
+    return level(np.concatenate(audio), frequency) > 500
+
+
+def consult_state(engine: RunningEngine) -> object:
+    status, body = engine.request("GET", "/api/v1/agents/1001/consult")
+    return body.get("state") if status == 200 else status  # type: ignore[union-attr]
+
+
+def test_the_agent_consults_a_colleague_then_transfers_the_caller(
+    tmp_path: Path,
+    engine_factory: Callable[..., RunningEngine],
+    sipp_factory: Callable[[RunningEngine], Sipp],  # noqa: F811
+) -> None:
+    engine = engine_factory(acd_config(tmp_path, routes={"200": "queue: q, record: true"}))
+    sipp = sipp_factory(engine)
+    with RtpPeer() as agent_media, RtpPeer() as colleague_media:
+        agent = phone(sipp, "1001", agent_media)
+        phone(sipp, "1002", colleague_media)
+        login_all(engine, ["1001"])
+        caller = sipp._run(
+            "caller",
+            [
+                "-sf", str(tone_caller(tmp_path, 440, 10)), "-s", "200",
+                "-i", "127.0.0.1", "-p", str(free_port()),
+                "-mi", "127.0.0.1", "-mp", str(free_port()),
+                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
+            ],
+        )  # fmt: skip
+        engine.wait_for(lambda: consult_state(engine) == 404, timeout=20, what="1001 on the call")
+        assert hears_tone(agent_media, 440)
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult", {"extension": "1002"})
+        assert status == 202 and body["state"] == "ringing", body  # type: ignore[index]
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult", {"extension": "1002"})
+        assert status == 409, body  # one at a time
+        engine.wait_for(lambda: consult_state(engine) == "talking", timeout=10, what="talking")
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult/transfer")
+        assert status == 200 and body["state"] == "completed", body  # type: ignore[index]
+        assert agent.wait(20) == 0, agent.describe()  # the agent's leg got its BYE  # type: ignore[attr-defined]
+        assert hears_tone(colleague_media, 440), "the colleague does not hear the caller"
+        assert caller.wait(40) == 0, caller.describe()
+
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"]) == ("transferred", "1002"), record
+    steps = [
+        (e["event"], e["data"].get("outcome") or e["data"].get("kind"))
+        for e in events_of(engine, record["call_id"])
+        if e["event"] in ("CONSULT", "CONSULTEND", "TRANSFER", "CONFERENCE")
+    ]
+    assert steps == [("CONSULT", None), ("CONSULTEND", "completed"), ("TRANSFER", "consult")]
+    # Two bridges, two recordings: the agent's part, then the colleague's.
+    assert record["recording_url"] == f"/api/v1/recordings/{record['call_id']}-2", record
+    assert engine.http_bytes(f"/api/v1/recordings/{record['call_id']}")[:4] == b"RIFF"
+    assert_nothing_left(engine)
+
+
+def test_the_agent_makes_a_conference_of_three_and_the_colleague_leaves(
+    tmp_path: Path,
+    engine_factory: Callable[..., RunningEngine],
+    sipp_factory: Callable[[RunningEngine], Sipp],  # noqa: F811
+) -> None:
+    engine = engine_factory(acd_config(tmp_path))
+    sipp = sipp_factory(engine)
+    with RtpPeer() as agent_media, RtpPeer() as colleague_media:
+        phone(sipp, "1001", agent_media)
+        phone(sipp, "1002", colleague_media)
+        login_all(engine, ["1001"])
+        caller = sipp._run(
+            "caller",
+            [
+                "-sf", str(tone_caller(tmp_path, 440, 10)), "-s", "200",
+                "-i", "127.0.0.1", "-p", str(free_port()),
+                "-mi", "127.0.0.1", "-mp", str(free_port()),
+                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
+            ],
+        )  # fmt: skip
+        engine.wait_for(lambda: consult_state(engine) == 404, timeout=20, what="1001 on the call")
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult/conference")
+        assert (status, body["error"]) == (404, "not_found"), body  # type: ignore[index]
+        engine.request("POST", "/api/v1/agents/1001/consult", {"extension": "1002"})
+        engine.wait_for(lambda: consult_state(engine) == "talking", timeout=10, what="talking")
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult/conference")
+        assert status == 200 and body["state"] == "conference", body  # type: ignore[index]
+        assert hears_tone(colleague_media, 440), "the colleague does not hear the caller"
+        assert hears_tone(agent_media, 440), "the agent does not hear the caller"
+        status, body = engine.request("POST", "/api/v1/agents/1001/consult/cancel")
+        assert status == 200 and body["state"] == "cancelled", body  # type: ignore[index]
+        engine.wait_for(lambda: consult_state(engine) == 404, timeout=5, what="consultation over")
+        assert hears_tone(agent_media, 440), "the agent lost the caller"
+        assert caller.wait(40) == 0, caller.describe()
+
+    (record,) = wait_records(engine, 1)
+    assert (record["disposition"], record["agent"]) == ("answered", "1001"), record
+    steps = [
+        (e["event"], e["data"].get("outcome"))
+        for e in events_of(engine, record["call_id"])
+        if e["event"] in ("CONSULT", "CONSULTEND", "CONFERENCE")
+    ]
+    assert steps == [("CONSULT", None), ("CONFERENCE", None), ("CONSULTEND", "cancelled")]
+    assert_nothing_left(engine)

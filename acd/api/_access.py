@@ -87,6 +87,12 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
     ("POST", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
     ("DELETE", "/api/v1/agents/{username}/monitor"): Permission.CALLS_MONITOR,
+    ("GET", "/api/v1/agents/{username}/consult"): Permission.AGENTS_READ,
+    ("POST", "/api/v1/agents/{username}/consult"): Permission.AGENTS_CONTROL,
+    **{
+        ("POST", f"/api/v1/agents/{{username}}/consult/{step}"): Permission.AGENTS_CONTROL
+        for step in ("transfer", "conference", "cancel")
+    },
     ("GET", "/api/v1/agents/{username}/recording"): Permission.AGENTS_READ,
     ("POST", "/api/v1/agents/{username}/recording/pause"): Permission.AGENTS_CONTROL,
     ("POST", "/api/v1/agents/{username}/recording/resume"): Permission.AGENTS_CONTROL,

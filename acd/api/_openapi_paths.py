@@ -219,6 +219,44 @@ def _agents() -> dict[tuple[str, str], Operation]:
                 "409": NOT_ON_CALL,
             },
         },
+        ("GET", "/api/v1/agents/{username}/consult"): {
+            "summary": "The agent's consultation: the colleague rung and its state",
+            "parameters": [_AGENT],
+            "responses": {"200": ok("Consultation"), "404": NOT_FOUND, "409": NOT_ON_CALL},
+        },
+        ("POST", "/api/v1/agents/{username}/consult"): {
+            "summary": "Hold the caller and ring a colleague to talk to (attended transfer)",
+            "parameters": [_AGENT],
+            "requestBody": body(obj({"extension": {"type": "string", "minLength": 1}})),
+            "responses": {
+                "202": ok("Consultation", "The colleague's phones are ringing."),
+                "400": BAD_BODY,
+                "404": NOT_FOUND,
+                "409": refusal(
+                    "The agent is not on a call (not_on_call), or is in a consultation or on "
+                    "hold already, or the extension has no registered phone (conflict)."
+                ),
+            },
+        },
+        **{
+            ("POST", f"/api/v1/agents/{{username}}/consult/{step}"): {
+                "summary": summary,
+                "parameters": [_AGENT],
+                "responses": {
+                    "200": ok("Consultation", "The consultation afterwards."),
+                    "404": NOT_FOUND,
+                    "409": refusal(
+                        "The agent is not on a call (not_on_call), or the colleague has not "
+                        "answered yet, or a supervisor holds the third place (conflict)."
+                    ),
+                },
+            }
+            for step, summary in (
+                ("transfer", "Hand the caller to the consulted colleague; the agent's leg ends"),
+                ("conference", "Join the colleague to the caller and agent: a call of three"),
+                ("cancel", "Hang up the colleague's phone; the caller comes back to the agent"),
+            )
+        },
         ("GET", "/api/v1/agents/{username}/recording"): {
             "summary": "Whether the agent's call is being recorded now",
             "parameters": [_AGENT],

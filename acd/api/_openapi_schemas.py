@@ -314,6 +314,25 @@ def components() -> dict[str, Any]:
                 "password": {"type": "string", "maxLength": 1024},
             }
         ),
+        "Consultation": obj(
+            {
+                "call_id": STR,
+                "agent": nullable(STR),
+                "extension": STR,
+                "state": {
+                    "enum": [
+                        "ringing",
+                        "talking",
+                        "conference",
+                        "cancelled",
+                        "failed",
+                        "completed",
+                        "colleague-left",
+                        "ended",
+                    ]
+                },
+            }
+        ),
         "Supervision": obj(
             {
                 "call_id": STR,

@@ -13,6 +13,10 @@
   the agent's call as a listener, a coach (``whisper``) or a third party
   (``barge``); a later POST changes the mode; ``GET`` shows the supervision;
   ``DELETE`` ends it;
+- ``POST /agents/{username}/consult`` (``{"extension": "1002"}``): hold the
+  caller and ring a colleague; ``/consult/transfer`` hands the caller over,
+  ``/consult/conference`` makes it a call of three, ``/consult/cancel``
+  brings the caller back; ``GET`` shows it;
 - ``GET /agents/{username}/recording``: whether the agent's call is being
   recorded (``recording``, ``paused``, ``off``);
 - ``POST /agents/{username}/recording/pause`` and ``/recording/resume``: the
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["AgentsApi", "add_agent_routes", "agent_json"]
 
 _ACTIONS = ("login", "logout", "pause", "unpause")
+_CONSULT_STEPS = ("transfer", "conference", "cancel")
 
 
 def agent_json(view: AgentView, now: float, name: str | None = None) -> dict[str, Any]:
@@ -88,6 +93,12 @@ class AgentsApi:
             web.get("/api/v1/agents/{username}/monitor", self.get_monitor),
             web.post("/api/v1/agents/{username}/monitor", self.monitor),
             web.delete("/api/v1/agents/{username}/monitor", self.end_monitor),
+            web.get("/api/v1/agents/{username}/consult", self.get_consult),
+            web.post("/api/v1/agents/{username}/consult", self.consult),
+            *(
+                web.post(f"/api/v1/agents/{{username}}/consult/{step}", self.consult_step)
+                for step in _CONSULT_STEPS
+            ),
             web.get("/api/v1/agents/{username}/recording", self.get_recording),
             web.post("/api/v1/agents/{username}/recording/pause", self.recording),
             web.post("/api/v1/agents/{username}/recording/resume", self.recording),
@@ -177,6 +188,51 @@ class AgentsApi:
     def _supervision(self, username: str) -> tuple[Any, Supervision | None]:
         call, bridged = self._bridged(username)
         return call, bridged.supervision
+
+    async def get_consult(self, request: web.Request) -> web.Response:
+        _call, bridged = self._bridged(request.match_info["username"])
+        if bridged.consultation is None:
+            error(web.HTTPNotFound, "not_found", "the agent is not in a consultation")
+        return web.json_response(bridged.consultation.public())
+
+    async def consult(self, request: web.Request) -> web.Response:
+        """Hold the agent's caller and ring a colleague's phones (202, ringing)."""
+        username = request.match_info["username"]
+        body = await json_body(request)
+        if not isinstance(body, dict) or set(body) != {"extension"}:
+            error(web.HTTPBadRequest, "bad_request", 'the body must be {"extension": "..."}')
+        extension = body["extension"]
+        if not isinstance(extension, str) or not extension:
+            error(web.HTTPBadRequest, "bad_field", "extension: a user name", field="extension")
+        call, _bridged = self._bridged(username)
+        script = self.service.control.script
+        assert script is not None
+        try:
+            consultation = script.consult(call, extension)
+        except MonitorRefused as exc:
+            error(web.HTTPConflict, "conflict", str(exc))
+        return web.json_response(consultation.public(), status=202)
+
+    async def consult_step(self, request: web.Request) -> web.Response:
+        """Transfer the caller to the colleague, make it a conference of three, or cancel."""
+        username = request.match_info["username"]
+        step = request.path.rsplit("/", 1)[1]
+        _call, bridged = self._bridged(username)
+        consultation = bridged.consultation
+        if consultation is None:
+            error(web.HTTPNotFound, "not_found", "the agent is not in a consultation")
+        try:
+            if step == "cancel":
+                consultation.cancel()
+            elif step == "conference":
+                consultation.conference(self.service.control.media.clock)
+            else:
+                if bridged.on_complete is None:
+                    raise ValueError("this call cannot be handed on")
+                bridged.on_complete(consultation.complete(), consultation.extension)
+        except ValueError as exc:
+            error(web.HTTPConflict, "conflict", str(exc))
+        return web.json_response(consultation.public())
 
     async def get_recording(self, request: web.Request) -> web.Response:
         call, bridged = self._bridged(request.match_info["username"])

@@ -5,6 +5,7 @@ each inbound INVITE becomes a ``Call`` whose script (``CallScript``) routes
 it: reject, IVR flow, queue, or an extension rung and bridged.
 """
 
+from ._bridged import MONITOR_KEYS, Bridged, Consultation, Supervision
 from ._call import Call
 from ._control import SHUTDOWN_RETRY_AFTER, CallControl
 from ._events import (
@@ -21,7 +22,6 @@ from ._events import (
 )
 from ._legs import InboundLeg, OutboundLeg, SipLeg
 from ._media import MediaEngine
-from ._monitor import MONITOR_KEYS, Bridged, Supervision
 from ._records import CallRecords
 from ._script import CallScript, MonitorRefused
 
@@ -33,6 +33,7 @@ __all__ = [
     "CallControl",
     "CallRecords",
     "CallScript",
+    "Consultation",
     "EndReason",
     "InboundLeg",
     "LegAnswered",

@@ -272,6 +272,9 @@ class Call:
         recorder = self.control.records
         if recorder is not None:
             recorder.call_ended(self)
+        # The ACD keeps each agent's last call for its wrap-up code and time: it
+        # needs the record's fields, not the agents', colleagues' or supervisors' legs.
+        self.other_legs = []
 
     # -- across runs (a stored callback) -------------------------------------------------
 

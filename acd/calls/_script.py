@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 import ivr
-from media import Bridge, DtmfReceived, MonitorMode, Recorder, RecordingFailed
-from media.player import Playback, PlayItem
+from media import DtmfReceived, MonitorMode, Recorder, RecordingFailed
+from media.player import PlayItem
 from sip import Address, NameAddr, SipSyntaxError, SipUri, parse_uri
 
 from ..events import RecordingError
 from ..recordings import RecordingStore
 from ..storage import RecordingRecord
+from ._bridged import Bridged, Consultation, Supervision
 from ._events import LegEnd, LegEvent, LegHeld, LegRinging, LegUnheld
 from ._legs import OutboundLeg, SipLeg
-from ._monitor import Bridged, Supervision
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -263,6 +263,7 @@ class CallScript:
         hold_music: Sequence[PlayItem] = (),
         release: asyncio.Future[None] | None = None,
         keep_caller: Callable[[LegEnd], bool] | None = None,
+        on_complete: Callable[[SipLeg, str], bool] | None = None,
     ) -> None:
         """Relay media between two answered legs until either hangs up; record if asked.
 
@@ -280,31 +281,31 @@ class CallScript:
             started = self._start_recording(call, self.recordings)
             if started is not None:
                 recording_id, recorder = started
-        bridge = Bridge(a.rtp, b.rtp, recorder)
         bridged = self.bridged[call.id] = Bridged(
-            call, bridge, recorder, self.config.recordings.pause_keys
+            call,
+            a,
+            b,
+            recorder,
+            player=self.control.media.player,
+            hold_music=hold_music,
+            pause_keys=self.config.recordings.pause_keys,
         )
+        bridged.on_complete = on_complete
         if recorder is not None:
             self.recordings_active += 1
-        held: list[Playback] = []
         previous = b.on_event
 
         def on_agent(event: LegEvent) -> None:
-            nonlocal bridge
             if previous is not None:
                 previous(event)
             if isinstance(event, DtmfReceived):
                 bridged.agent_key(event.digit)
-            elif not hold_music:
-                return
-            elif isinstance(event, LegHeld) and not held and a.rtp is not None:
-                bridge.stop()
-                bridged.replace(None)
-                held.append(self.control.media.player.play(a.rtp, hold_music, loop=True))
-            elif isinstance(event, LegUnheld) and held and a.rtp is not None and b.rtp is not None:
-                held.pop().stop()
-                bridge = Bridge(a.rtp, b.rtp, recorder)
-                bridged.replace(bridge)
+            elif not hold_music or bridged.consultation is not None:
+                return  # a consultation holds the caller itself
+            elif isinstance(event, LegHeld):
+                bridged.hold()
+            elif isinstance(event, LegUnheld):
+                bridged.unhold()
 
         b.on_event = on_agent
         waits: list[asyncio.Future[Any]] = [a.ended, b.ended]
@@ -315,11 +316,18 @@ class CallScript:
         finally:
             if self.bridged.get(call.id) is bridged:
                 del self.bridged[call.id]
-            bridged.end()
+            consultation = bridged.consultation
+            if (
+                consultation is not None
+                and consultation.state in ("talking", "conference")
+                and b.is_ended
+                and not a.is_ended
+                and bridged.on_complete is not None
+            ):
+                # The agent hung up on a colleague they consulted: the colleague takes the call.
+                bridged.on_complete(consultation.complete(), consultation.extension)
+            bridged.stop()
             b.on_event = previous
-            for playback in held:
-                playback.stop()
-            bridge.stop()
             if recorder is not None:
                 self.recordings_active -= 1
             if call.hangup_side is None or call.hangup_side == "system":
@@ -393,6 +401,43 @@ class CallScript:
         self._monitor_tasks.add(task)
         task.add_done_callback(self._monitor_tasks.discard)
         return supervision
+
+    def consult(self, call: Call, extension: str) -> Consultation:
+        """Hold ``call``'s caller and ring ``extension`` for its agent to talk to.
+
+        Raises :class:`MonitorRefused` when the call is not bridged, is in a
+        consultation already or on hold, or the extension has no phone.
+        """
+        bridged = self.bridged.get(call.id)
+        if bridged is None:
+            raise MonitorRefused(f"call {call.id} is not connected to an agent")
+        if bridged.consultation is not None:
+            raise MonitorRefused(f"call {call.id} is in a consultation already")
+        if bridged.held:
+            raise MonitorRefused(f"call {call.id} is on hold")
+        if extension == call.agent:
+            raise MonitorRefused("an agent cannot consult themselves")
+        bindings = self.location.lookup(extension)
+        if not bindings:
+            raise MonitorRefused(f"extension {extension!r} has no registered phone")
+        domain = self.config.sip.domain
+        from_addr = NameAddr(uri=SipUri(user=call.agent or "agent", host=domain))
+        to_addr = NameAddr(uri=SipUri(user=extension, host=domain))
+        legs = [
+            self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
+            for b in bindings
+        ]
+        call.other_legs.extend(legs)
+
+        async def ring() -> OutboundLeg | None:
+            await asyncio.gather(*(leg.start() for leg in legs))
+            winner = await self._first_answer(call, legs)
+            for leg in legs:
+                if leg is not winner:
+                    leg.cancel()
+            return winner
+
+        return bridged.start_consultation(extension, legs, ring)
 
     async def _ring_supervisor(
         self, call: Call, bridged: Bridged, supervision: Supervision

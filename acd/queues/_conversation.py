@@ -24,7 +24,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ivr
 from sip import Address, NameAddr, SipUri
@@ -42,7 +42,13 @@ __all__ = ["serve", "serve_restored"]
 
 log = logging.getLogger(__name__)
 
-Transfer = tuple[str, str]  # ("queue", name) or ("extension", user)
+
+class Transfer(NamedTuple):
+    """Where the agent sent the caller: a queue, an extension to ring, a consulted colleague."""
+
+    kind: str  # "queue", "extension", "consult" (with the colleague's answered leg) or "requeue"
+    target: str
+    leg: SipLeg | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +155,22 @@ async def _talk(
     transfer = await _converse(service, call, waiter.queue, agent, caller_leg, agent_leg, holdtime)
     if transfer is None:
         return None
-    kind, target = transfer
+    kind, target, colleague = transfer
     if kind == "requeue":
         return _Requeue(target, asyncio.get_running_loop().time() - waiter.joined_at)
     if kind == "queue":
         return target
     script = service.control.script
     assert script is not None
+    if kind == "consult":
+        # The colleague the agent consulted is on the line already: bridge them.
+        if colleague is not None and not colleague.is_ended:
+            call.agent = target
+            call.agent_answered_at = datetime.now(UTC)
+            await script.bridge(call, caller_leg, colleague, record=call.recording)
+            return None
+        caller_leg.hangup()
+        return None
     await script.dial_extension(call, target, record=call.recording)
     return None
 
@@ -195,6 +210,14 @@ async def _converse(
             return True
         return False
 
+    def on_complete(colleague: SipLeg, extension: str) -> bool:
+        """A consultation ends in a transfer: the colleague takes the caller."""
+        if release.done():
+            return False
+        transfers.append(Transfer("consult", extension, colleague))
+        release.set_result(None)
+        return True
+
     agent_leg.on_event = on_event
     script = service.control.script
     assert script is not None
@@ -207,6 +230,7 @@ async def _converse(
             hold_music=service.music,
             release=release,
             keep_caller=keep_caller,
+            on_complete=on_complete,
         )
     finally:
         talk = loop.time() - started
@@ -221,11 +245,12 @@ async def _converse(
         log.info(
             "call %s: agent %s's phone left after %.1f s; back to %s", call.id, agent, talk, queue
         )
-        return ("requeue", queue)
+        return Transfer("requeue", queue)
     if transfers:
-        kind, target = transfers[0]
+        kind, target, _leg = transfers[0]
         call.event("TRANSFER", queue=queue, agent=agent, kind=kind, target=target, **times)
         call.disposition = "transferred"
+        call.hangup_side = None  # the call goes on with whoever takes it
         return transfers[0]
     ended_by = "COMPLETEAGENT" if call.hangup_side == "agent" else "COMPLETECALLER"
     call.event(ended_by, queue=queue, agent=agent, **times)
@@ -240,11 +265,11 @@ def _transfer_target(service: AcdService, event: LegReferred) -> Transfer | None
     transfer: Transfer | None = None
     status = 404
     if route is not None and route.action == "queue" and route.queue is not None:
-        transfer = ("queue", route.queue)
+        transfer = Transfer("queue", route.queue)
     elif route is not None and route.action == "extension":
         extension = route.extension_for(user)
         if extension is not None and service.location.is_registered(extension):
-            transfer = ("extension", extension)
+            transfer = Transfer("extension", extension)
         else:
             status = 480
     elif route is not None:

@@ -78,6 +78,9 @@ class EventType(StrEnum):
     WRAPUPCODE = "WRAPUPCODE"  # not Asterisk's: the agent's disposition of a call, {"code"}
     MONITOR = "MONITOR"  # not Asterisk's: a supervisor joined or changed mode, {supervisor, mode}
     MONITOREND = "MONITOREND"  # not Asterisk's: the supervisor left, {supervisor, seconds}
+    CONSULT = "CONSULT"  # not Asterisk's: the agent holds the caller and rings {extension}
+    CONFERENCE = "CONFERENCE"  # not Asterisk's: the consulted {extension} joined the call
+    CONSULTEND = "CONSULTEND"  # not Asterisk's: how the consultation ended, {outcome}
     REQUEUE = "REQUEUE"  # not Asterisk's: the agent's phone left at once, the caller went back
     RECORDPAUSE = "RECORDPAUSE"  # not Asterisk's: the recording paused, {agent, by}
     RECORDRESUME = "RECORDRESUME"  # not Asterisk's: the recording resumed, {agent, by, paused_s}
