@@ -20,7 +20,7 @@ import numpy as np
 
 from media import PCMU
 from tests.conftest import RunningEngine, free_port
-from tests.interop_helpers import tone_caller
+from tests.interop_helpers import PeerProcess, tone_caller
 from tests.rtp_peer import RtpPeer
 from tests.test_acd_sipp import (
     Sipp,
@@ -61,6 +61,32 @@ def assert_nothing_left(engine: RunningEngine, agents: int = 1) -> None:
         raise AssertionError(f"left behind: {left}") from None
 
 
+def phone(sipp: Sipp, user: str, media: RtpPeer) -> PeerProcess:
+    """``user``'s phone: SIPp answers at once, ``media`` (a test socket) is its RTP end."""
+    port = free_port()
+    sipp.register(user, port)
+    return sipp._run(
+        f"phone-{user}",
+        [
+            "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
+            "-key", "rtp_port", str(media.port), "-m", "1", "-timeout", "90s",
+        ],
+    )  # fmt: skip
+
+
+def tone_call(sipp: Sipp, tmp_path: Path, seconds: int) -> PeerProcess:
+    """One SIPp caller to queue number 200 speaking 440 Hz for ``seconds``, then hanging up."""
+    return sipp._run(
+        "caller",
+        [
+            "-sf", str(tone_caller(tmp_path, 440, seconds)), "-s", "200",
+            "-i", "127.0.0.1", "-p", str(free_port()),
+            "-mi", "127.0.0.1", "-mp", str(free_port()),
+            "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
+        ],
+    )  # fmt: skip
+
+
 def monitor_state(engine: RunningEngine, agent: str) -> tuple[int, object]:
     return engine.request("GET", f"/api/v1/agents/{agent}/monitor")
 
@@ -87,24 +113,8 @@ def test_a_supervisor_listens_whispers_and_barges_from_their_phone(
     assert status == 400 and body["field"] == "mode", body  # type: ignore[index]
 
     with RtpPeer() as supervisor_media:
-        port = free_port()
-        sipp.register("9001", port)
-        sipp._run(
-            "supervisor-9001",
-            [
-                "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
-                "-key", "rtp_port", str(supervisor_media.port), "-m", "1", "-timeout", "90s",
-            ],
-        )  # fmt: skip
-        caller = sipp._run(
-            "caller",
-            [
-                "-sf", str(tone_caller(tmp_path, 440, 12)), "-s", "200",
-                "-i", "127.0.0.1", "-p", str(free_port()),
-                "-mi", "127.0.0.1", "-mp", str(free_port()),
-                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
-            ],
-        )  # fmt: skip
+        phone(sipp, "9001", supervisor_media)
+        caller = tone_call(sipp, tmp_path, 12)
         engine.wait_for(
             lambda: monitor_state(engine, "1001")[0] == 404, timeout=20, what="1001 on the call"
         )
@@ -177,25 +187,9 @@ def test_the_agent_pauses_the_recording_from_the_keypad_and_a_supervisor_over_th
     engine = engine_factory(config)
     sipp = sipp_factory(engine)
     with RtpPeer() as agent_media:
-        port = free_port()
-        sipp.register("1001", port)
-        sipp._run(
-            "agent-1001",
-            [
-                "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
-                "-key", "rtp_port", str(agent_media.port), "-m", "1", "-timeout", "90s",
-            ],
-        )  # fmt: skip
+        phone(sipp, "1001", agent_media)
         login_all(engine, ["1001"])
-        caller = sipp._run(
-            "caller",
-            [
-                "-sf", str(tone_caller(tmp_path, 440, 9)), "-s", "200",
-                "-i", "127.0.0.1", "-p", str(free_port()),
-                "-mi", "127.0.0.1", "-mp", str(free_port()),
-                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
-            ],
-        )  # fmt: skip
+        caller = tone_call(sipp, tmp_path, 9)
 
         def recording() -> object:
             status, body = engine.request("GET", "/api/v1/agents/1001/recording")
@@ -257,19 +251,6 @@ def test_the_agent_pauses_the_recording_from_the_keypad_and_a_supervisor_over_th
     assert 10 <= silent[0] <= 25 and 6 <= silent[1] <= 18, runs
 
 
-def phone(sipp: Sipp, user: str, media: RtpPeer) -> object:
-    """``user``'s phone: SIPp answers at once, ``media`` (a test socket) is its RTP end."""
-    port = free_port()
-    sipp.register(user, port)
-    return sipp._run(
-        f"phone-{user}",
-        [
-            "-sf", str(MONITOR_UAS), "-i", "127.0.0.1", "-p", str(port),
-            "-key", "rtp_port", str(media.port), "-m", "1", "-timeout", "90s",
-        ],
-    )  # fmt: skip
-
-
 def hears_tone(media: RtpPeer, frequency: float, packets: int = 50) -> bool:
     """Whether the next ``packets`` of audio ``media`` receives carry ``frequency``."""
     deadline = time.monotonic() + 10
@@ -298,15 +279,7 @@ def test_the_agent_consults_a_colleague_then_transfers_the_caller(
         agent = phone(sipp, "1001", agent_media)
         phone(sipp, "1002", colleague_media)
         login_all(engine, ["1001"])
-        caller = sipp._run(
-            "caller",
-            [
-                "-sf", str(tone_caller(tmp_path, 440, 10)), "-s", "200",
-                "-i", "127.0.0.1", "-p", str(free_port()),
-                "-mi", "127.0.0.1", "-mp", str(free_port()),
-                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
-            ],
-        )  # fmt: skip
+        caller = tone_call(sipp, tmp_path, 10)
         engine.wait_for(lambda: consult_state(engine) == 404, timeout=20, what="1001 on the call")
         assert hears_tone(agent_media, 440)
         status, body = engine.request("POST", "/api/v1/agents/1001/consult", {"extension": "1002"})
@@ -316,7 +289,7 @@ def test_the_agent_consults_a_colleague_then_transfers_the_caller(
         engine.wait_for(lambda: consult_state(engine) == "talking", timeout=10, what="talking")
         status, body = engine.request("POST", "/api/v1/agents/1001/consult/transfer")
         assert status == 200 and body["state"] == "completed", body  # type: ignore[index]
-        assert agent.wait(20) == 0, agent.describe()  # the agent's leg got its BYE  # type: ignore[attr-defined]
+        assert agent.wait(20) == 0, agent.describe()  # the agent's leg got its BYE
         assert hears_tone(colleague_media, 440), "the colleague does not hear the caller"
         assert caller.wait(40) == 0, caller.describe()
 
@@ -345,15 +318,7 @@ def test_the_agent_makes_a_conference_of_three_and_the_colleague_leaves(
         phone(sipp, "1001", agent_media)
         phone(sipp, "1002", colleague_media)
         login_all(engine, ["1001"])
-        caller = sipp._run(
-            "caller",
-            [
-                "-sf", str(tone_caller(tmp_path, 440, 10)), "-s", "200",
-                "-i", "127.0.0.1", "-p", str(free_port()),
-                "-mi", "127.0.0.1", "-mp", str(free_port()),
-                "-m", "1", "-timeout", "60s", "-timeout_error", "-trace_err",
-            ],
-        )  # fmt: skip
+        caller = tone_call(sipp, tmp_path, 10)
         engine.wait_for(lambda: consult_state(engine) == 404, timeout=20, what="1001 on the call")
         status, body = engine.request("POST", "/api/v1/agents/1001/consult/conference")
         assert (status, body["error"]) == (404, "not_found"), body  # type: ignore[index]
