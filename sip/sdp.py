@@ -461,7 +461,8 @@ def negotiate(
     Without ``secure`` a usable stream is plain ``RTP/AVP``; with it, a
     DTLS-SRTP one (``UDP/TLS/RTP/SAVPF`` and the like, with ICE credentials,
     a fingerprint and ``a=rtcp-mux``), answered with ``secure``'s lines, its
-    ``a=setup`` chosen by :func:`answer_setup` and the offer's ``a=mid``
+    ``a=setup`` chosen by :func:`answer_setup` (or kept, when ``secure``
+    names an established ``active`` or ``passive``) and the offer's ``a=mid``
     echoed. An ICE stream's ``c=0.0.0.0`` is no hold (RFC 8839 4.2.1.1).
 
     The codec is the first of the offer's formats that we support: the
@@ -490,7 +491,7 @@ def negotiate(
         if not accepted and remote is not None:
             picked = _answer_formats(media, supported, secure=secure is not None)
         if picked is not None and secure is not None:
-            theirs, setup = _secure_offer(offer, media)
+            theirs, setup = _secure_offer(offer, media, secure.setup)
             if theirs is None or setup is None:
                 picked = None
         if remote is None or picked is None:
@@ -510,20 +511,27 @@ def negotiate(
 
 
 def _secure_offer(
-    offer: SessionDescription, media: MediaDescription
+    offer: SessionDescription, media: MediaDescription, ours: Setup
 ) -> tuple[SecureMedia | None, Setup | None]:
     """An offered DTLS-SRTP stream's parameters and our a=setup, or Nones when unusable.
 
-    Unusable: ICE or DTLS lines missing or half there, ``holdconn``, or no
-    ``a=rtcp-mux`` (RTCP shares the one ICE port with RTP, RFC 5761).
+    ``ours`` is ``actpass`` to choose by :func:`answer_setup`, or the role an
+    association already has, kept when the offer allows it (RFC 8842 5.5).
+    Unusable: ICE or DTLS lines missing or half there, ``holdconn``, a role
+    the offer rules out, or no ``a=rtcp-mux`` (RTCP shares the one ICE port).
     """
     try:
         theirs = SecureMedia.read(offer, media)
         if theirs is None or not theirs.rtcp_mux:
             return None, None
-        return theirs, answer_setup(theirs.setup)
+        chosen = answer_setup(theirs.setup)
     except SdpError:
         return None, None
+    if ours == "actpass":
+        return theirs, chosen
+    if theirs.setup == "actpass" or chosen == ours:
+        return theirs, ours
+    return None, None
 
 
 def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negotiation:

@@ -186,3 +186,27 @@ def test_reading_a_browsers_answer_to_our_offer() -> None:
     assert negotiation.secure.ice_ufrag == "brws"
     plain = answer.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP")
     assert not parse_answer(offer, SessionDescription.parse(plain)).accepted
+
+
+@pytest.mark.parametrize(
+    ("established", "offered", "answered"),
+    [
+        ("passive", "actpass", "passive"),  # a browser's re-offer: we keep our role
+        ("active", "actpass", "active"),
+        ("passive", "active", "passive"),
+        ("active", "active", None),  # both active: refused
+        ("passive", "passive", None),
+    ],
+)
+def test_a_reoffer_keeps_the_established_role(
+    established: str, offered: str, answered: str | None
+) -> None:
+    from dataclasses import replace
+
+    offer = CHROME_OFFER.replace("a=setup:actpass", f"a=setup:{offered}")
+    negotiation = _answer(offer, secure=replace(OURS, setup=established))  # type: ignore[arg-type]
+    if answered is None:
+        assert not negotiation.accepted
+    else:
+        setup = negotiation.answer.media[0].attribute("setup")
+        assert setup is not None and setup.value == answered
