@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 import ivr
 from media import _native as media_native
+from media.dtls import DtlsCertificate
 from metrics.acd import AcdMetrics
 from metrics.loop import LoopLagProbe
 from metrics.media import MediaCollector, RtpTally
@@ -367,6 +368,9 @@ class Engine:
             voice=config.prompts.voice,
             advertised=str(advertised) if advertised else None,
             facing=self.endpoint.facing,
+            certificate=_dtls_certificate(config),
+            handshake_timeout=config.media.webrtc.handshake_timeout,
+            consent_timeout=config.media.webrtc.consent_timeout,
         )
         _log_addresses(config)
         self.media.on_leg_opened = self.rtp_tally.track
@@ -646,6 +650,14 @@ class Engine:
 def _sip_accounts(config: Config) -> dict[str, str]:
     """User name to SIP password of every agent who may register (enabled ones)."""
     return {a.username: a.password.get_secret_value() for a in config.agents if a.enabled}
+
+
+def _dtls_certificate(config: Config) -> DtlsCertificate | None:
+    """The configured DTLS identity for WebRTC legs; None: the media engine makes one."""
+    webrtc = config.media.webrtc
+    if webrtc.certificate is None or webrtc.private_key is None:
+        return None
+    return DtlsCertificate.load(webrtc.certificate, webrtc.private_key)
 
 
 def _log_addresses(config: Config) -> None:

@@ -136,6 +136,11 @@ class RtpLeg:
 
     on_dtmf: Callable[[DtmfReceived], None] | None
     on_timeout: Callable[[RtpLeg], None] | None
+    # The statistics and sender classes: the C ones when built, which a C
+    # relay may drive. A leg whose packets must pass through Python (SRTP,
+    # media/webrtc.py) names the pure-Python twins, and no C relay takes it.
+    _receiver_stats: type[ReceiverStats] = ReceiverStats
+    _sender_state: type[SenderState] = SenderState
 
     def __init__(
         self,
@@ -185,8 +190,8 @@ class RtpLeg:
         self._latch = SymmetricLatch(_NOWHERE)
         self._confirmed = False
         self._rtcp_target: Address | None = None
-        self.sender = SenderState(PCMU.clock_rate)
-        self.stats = ReceiverStats(0, PCMU.clock_rate)
+        self.sender = self._sender_state(PCMU.clock_rate)
+        self.stats = self._receiver_stats(0, PCMU.clock_rate)
         self._dtmf: Rfc4733Receiver | None = None
         self._detector: GoertzelDetector | None = None
         self._timeout = MediaTimeout(self._time(), media_timeout)
@@ -274,8 +279,8 @@ class RtpLeg:
             self._confirmed = False
             self._rtcp_target = None
         if codec.clock_rate != self.sender.clock_rate:
-            self.sender = SenderState(codec.clock_rate)
-            self.stats = ReceiverStats(0, codec.clock_rate)
+            self.sender = self._sender_state(codec.clock_rate)
+            self.stats = self._receiver_stats(0, codec.clock_rate)
         self.codec = codec
         self._payload_type = payload_type
         self._ptime_ms = ptime_ms
@@ -498,7 +503,7 @@ class RtpLeg:
         self._timeout.last_seen = now
         stats = self.stats
         if ssrc != stats.ssrc:
-            stats = self.stats = ReceiverStats(ssrc, self.sender.clock_rate)
+            stats = self.stats = self._receiver_stats(ssrc, self.sender.clock_rate)
             self._changed()
         elif newly_confirmed:
             self._update_receiver()

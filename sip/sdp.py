@@ -48,13 +48,23 @@ from ._sdp_parse import (
     split_lines,
     static_format,
 )
+from ._sdp_secure import (
+    SECURE_PROTOS,
+    WEBRTC_PROTO,
+    SecureMedia,
+    Setup,
+    answer_setup,
+    has_ice,
+)
 
 __all__ = [
     "DEFAULT_FORMATS",
     "DIRECTIONS",
     "PCMA",
     "PCMU",
+    "SECURE_PROTOS",
     "TELEPHONE_EVENT",
+    "WEBRTC_PROTO",
     "Attribute",
     "Bandwidth",
     "Connection",
@@ -65,8 +75,11 @@ __all__ = [
     "Origin",
     "Rtcp",
     "SdpError",
+    "SecureMedia",
     "SessionDescription",
+    "Setup",
     "Timing",
+    "answer_setup",
     "is_hold",
     "make_offer",
     "negotiate",
@@ -359,6 +372,8 @@ class Negotiation:
     remote_port: int = 0
     remote_rtcp: tuple[str, int] | None = None
     media_index: int | None = None
+    secure: SecureMedia | None = None
+    """The peer's ICE and DTLS parameters when the stream is DTLS-SRTP (WebRTC)."""
 
     @property
     def remote_rtp(self) -> tuple[str, int] | None:
@@ -387,9 +402,12 @@ def make_offer(
     version: int,
     username: str = "-",
     session_name: str = "-",
+    secure: SecureMedia | None = None,
 ) -> SessionDescription:
     """An offer with one audio stream (RFC 3264 5), formats in our order of preference.
 
+    With ``secure`` the stream is WebRTC's: ``UDP/TLS/RTP/SAVPF`` with our
+    ICE credentials, candidates, fingerprint, ``a=setup`` and ``a=rtcp-mux``.
     A re-offer reuses the session id; pass the result through :func:`revise`
     with the previous SDP so the version follows RFC 3264 8.
     """
@@ -398,12 +416,30 @@ def make_offer(
     if not formats:
         raise ValueError("an offer needs at least one format")
     connection = Connection.for_address(address)
-    return SessionDescription(
-        origin=_origin(username, session_id, version, connection),
-        name=session_name,
-        connection=connection,
-        media=[_audio(port, "RTP/AVP", formats, ptime, direction)],
+    proto = "RTP/AVP" if secure is None else WEBRTC_PROTO
+    return _secured(
+        SessionDescription(
+            origin=_origin(username, session_id, version, connection),
+            name=session_name,
+            connection=connection,
+            media=[_audio(port, proto, formats, ptime, direction)],
+        ),
+        0,
+        secure,
     )
+
+
+def _secured(
+    sdp: SessionDescription, index: int | None, secure: SecureMedia | None
+) -> SessionDescription:
+    """``sdp`` with our ICE/DTLS lines on stream ``index`` (nothing without ``secure``)."""
+    if secure is None or index is None:
+        return sdp
+    sdp.attributes += secure.session_attributes()
+    media = sdp.media[index]
+    # Direction stays the last line, as _audio writes it.
+    media.attributes[-1:-1] = secure.media_attributes()
+    return sdp
 
 
 def negotiate(
@@ -418,8 +454,16 @@ def negotiate(
     version: int,
     username: str = "-",
     session_name: str = "-",
+    secure: SecureMedia | None = None,
 ) -> Negotiation:
     """Answer an offer (RFC 3264 6): accept the first usable audio stream, reject the rest.
+
+    Without ``secure`` a usable stream is plain ``RTP/AVP``; with it, a
+    DTLS-SRTP one (``UDP/TLS/RTP/SAVPF`` and the like, with ICE credentials,
+    a fingerprint and ``a=rtcp-mux``), answered with ``secure``'s lines, its
+    ``a=setup`` chosen by :func:`answer_setup` (or kept, when ``secure``
+    names an established ``active`` or ``passive``) and the offer's ``a=mid``
+    echoed. An ICE stream's ``c=0.0.0.0`` is no hold (RFC 8839 4.2.1.1).
 
     The codec is the first of the offer's formats that we support: the
     offerer's preference order (RFC 3264 6.1). The answer uses the offer's
@@ -438,19 +482,56 @@ def negotiate(
         connection=connection,
     )
     accepted: _Accepted | None = None
+    theirs: SecureMedia | None = None
+    setup: Setup | None = None
+    ours_secure: SecureMedia | None = None
     for index, media in enumerate(offer.media):
         remote = offer.connection_for(media)
-        picked = None if accepted or remote is None else _answer_formats(media, supported)
+        picked = None
+        if not accepted and remote is not None:
+            picked = _answer_formats(media, supported, secure=secure is not None)
+        if picked is not None and secure is not None:
+            theirs, setup = _secure_offer(offer, media, secure.setup)
+            if theirs is None or setup is None:
+                picked = None
         if remote is None or picked is None:
             answer.media.append(_rejected(media))
             continue
         ours = _intersect(_reverse(offer.direction_of(media)), direction or "sendrecv")
-        if remote.is_null:
+        if remote.is_null and theirs is None:
             ours = _intersect(ours, "recvonly")
         packet_time = _ptime(media, offer, ptime)
         answer.media.append(_audio(local_port, media.proto, picked, packet_time, ours))
         accepted = _Accepted(index, media, picked, remote, ours, packet_time)
-    return _negotiation(answer, accepted)
+        if secure is not None and theirs is not None and setup is not None:
+            ours_secure = replace(secure, setup=setup, mid=theirs.mid)
+    if accepted is not None:
+        _secured(answer, len(answer.media) - 1, ours_secure)
+    return _negotiation(answer, accepted, theirs)
+
+
+def _secure_offer(
+    offer: SessionDescription, media: MediaDescription, ours: Setup
+) -> tuple[SecureMedia | None, Setup | None]:
+    """An offered DTLS-SRTP stream's parameters and our a=setup, or Nones when unusable.
+
+    ``ours`` is ``actpass`` to choose by :func:`answer_setup`, or the role an
+    association already has, kept when the offer allows it (RFC 8842 5.5).
+    Unusable: ICE or DTLS lines missing or half there, ``holdconn``, a role
+    the offer rules out, or no ``a=rtcp-mux`` (RTCP shares the one ICE port).
+    """
+    try:
+        theirs = SecureMedia.read(offer, media)
+        if theirs is None or not theirs.rtcp_mux:
+            return None, None
+        chosen = answer_setup(theirs.setup)
+    except SdpError:
+        return None, None
+    if ours == "actpass":
+        return theirs, chosen
+    if theirs.setup == "actpass" or chosen == ours:
+        return theirs, ours
+    return None, None
 
 
 def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negotiation:
@@ -466,13 +547,18 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
             "(RFC 3264 6)"
         )
     accepted: _Accepted | None = None
+    accepted_secure: SecureMedia | None = None
     for index, (ours, theirs) in enumerate(zip(offer.media, answer.media, strict=True)):
         if ours.media.lower() != theirs.media.lower():
             raise SdpError(
                 f"m= line {index + 1} of the answer is {theirs.media}, the offer's {ours.media}"
             )
         remote = answer.connection_for(theirs)
-        if accepted or remote is None or theirs.port == 0 or not _usable(ours):
+        if accepted or remote is None or theirs.port == 0 or not _usable(ours, None):
+            continue
+        offered_secure = ours.proto.upper() in SECURE_PROTOS
+        secure = SecureMedia.read(answer, theirs) if offered_secure else None
+        if offered_secure and (secure is None or theirs.proto.upper() not in SECURE_PROTOS):
             continue
         offered = ours.rtp_formats()
         picked = [f for f in theirs.rtp_formats() if any(f.same_codec(o) for o in offered)]
@@ -481,11 +567,12 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
             continue
         aux = [f for f in picked if f.is_auxiliary and f.clock_rate == codecs[0].clock_rate]
         mine = _intersect(_reverse(answer.direction_of(theirs)), offer.direction_of(ours))
-        if remote.is_null:
+        if remote.is_null and secure is None:
             mine = _intersect(mine, "recvonly")
         packet_time = theirs.ptime or ours.ptime or _DEFAULT_PTIME
         accepted = _Accepted(index, theirs, [codecs[0], *aux], remote, mine, packet_time)
-    return _negotiation(answer, accepted)
+        accepted_secure = secure
+    return _negotiation(answer, accepted, accepted_secure if accepted else None)
 
 
 def is_hold(sdp: SessionDescription) -> bool:
@@ -535,14 +622,24 @@ def _rejected(offered: MediaDescription) -> MediaDescription:
     return MediaDescription(offered.media, 0, offered.proto, list(offered.formats))
 
 
-def _usable(media: MediaDescription) -> bool:
-    """An audio RTP/AVP stream in use (we do no SRTP, so RTP/SAVP is rejected)."""
-    return media.media.lower() == "audio" and media.port != 0 and media.proto.upper() == "RTP/AVP"
+def _usable(media: MediaDescription, secure: bool | None) -> bool:
+    """An audio stream in use, plain RTP/AVP (``secure`` false), DTLS-SRTP (true) or either.
+
+    SDES-keyed RTP/SAVP is never usable: keys in signalling is what WebRTC forbids.
+    """
+    if media.media.lower() != "audio" or media.port == 0:
+        return False
+    proto = media.proto.upper()
+    if secure is None:
+        return proto == "RTP/AVP" or proto in SECURE_PROTOS
+    return proto in SECURE_PROTOS if secure else proto == "RTP/AVP"
 
 
-def _answer_formats(media: MediaDescription, supported: Sequence[Format]) -> list[Format] | None:
+def _answer_formats(
+    media: MediaDescription, supported: Sequence[Format], *, secure: bool
+) -> list[Format] | None:
     """The formats to answer an offered stream with, or None to reject it (RFC 3264 6.1)."""
-    if not _usable(media):
+    if not _usable(media, secure):
         return None
     offered = media.rtp_formats()
     codec = next(
@@ -580,7 +677,9 @@ class _Accepted(NamedTuple):
     ptime: int
 
 
-def _negotiation(answer: SessionDescription, accepted: _Accepted | None) -> Negotiation:
+def _negotiation(
+    answer: SessionDescription, accepted: _Accepted | None, secure: SecureMedia | None = None
+) -> Negotiation:
     if accepted is None:
         return Negotiation(answer, accepted=False)
     index, media, formats, remote, direction, ptime = accepted
@@ -605,6 +704,7 @@ def _negotiation(answer: SessionDescription, accepted: _Accepted | None) -> Nego
         remote_port=media.port,
         remote_rtcp=remote_rtcp,
         media_index=index,
+        secure=secure,
     )
 
 
@@ -624,7 +724,9 @@ def _ptime(media: MediaDescription, offer: SessionDescription, default: int) -> 
 def _held(sdp: SessionDescription, media: MediaDescription) -> bool:
     connection = sdp.connection_for(media)
     held = sdp.direction_of(media) in ("sendonly", "inactive")
-    return held or (connection is not None and connection.is_null)
+    # ICE puts 0.0.0.0 in c= while it has no candidate yet (RFC 8839 4.2.1.1): no hold.
+    null = connection is not None and connection.is_null and not has_ice((media, sdp))
+    return held or null
 
 
 def _reverse(direction: Direction) -> Direction:

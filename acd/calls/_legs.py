@@ -21,9 +21,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from media import DtmfReceived, PortPoolExhausted, RtpLeg, codec_for, parse_info_body
+from media.dtls import DtlsRole, Fingerprint
+from media.ice import host_candidate
+from media.webrtc import WebRtcLeg
 from sip import (
     DEFAULT_FORMATS,
     REASONS,
+    SECURE_PROTOS,
     Address,
     Dialog,
     DialogState,
@@ -33,7 +37,9 @@ from sip import (
     Request,
     Response,
     SdpError,
+    SecureMedia,
     SessionDescription,
+    Setup,
     SipSyntaxError,
     SipUri,
     is_hold,
@@ -67,6 +73,8 @@ __all__ = ["InboundLeg", "OutboundLeg", "SipLeg"]
 log = logging.getLogger(__name__)
 
 _SDP: Final = "application/sdp"
+# Browsers' SIP runs over WebSocket, and their media is WebRTC (RFC 7118, RFC 8827).
+_BROWSER_TRANSPORTS: Final = frozenset({"WS", "WSS"})
 # RFC 4028 4: the refresher sends its refresh at half the interval; the other
 # side gives up at the interval minus min(32, interval/3).
 _SESSION_GRACE: Final = 32
@@ -148,11 +156,14 @@ class SipLeg:
         if self.rtp is not None:
             self.rtp.close()
 
-    async def open_media(self) -> RtpLeg:
+    async def open_media(self, *, webrtc: bool = False) -> RtpLeg:
+        """The leg's RTP stream: WebRTC's (ICE-lite, DTLS-SRTP) for a browser, else plain."""
         if self.rtp is None:
-            self.rtp = await self.control.media.open_leg()
+            self.rtp = await self.control.media.open_leg(webrtc=webrtc)
             self.rtp.on_dtmf = self._dtmf
             self.rtp.on_timeout = self._media_timeout
+            if isinstance(self.rtp, WebRtcLeg):
+                self.rtp.on_failed = self._media_failed
         return self.rtp
 
     def _dtmf(self, event: DtmfReceived) -> None:
@@ -162,11 +173,59 @@ class SipLeg:
         log.info("%s: no RTP for %.0f s, hanging up", self, self.control.media.timeout)
         self.hangup(reason="media-timeout")
 
+    def _media_failed(self, _leg: WebRtcLeg, reason: str) -> None:
+        # ICE, DTLS or consent failed: the browser cannot be heard, as after a media timeout.
+        log.info("%s: WebRTC media failed (%s), hanging up", self, reason)
+        self.hangup(reason="media-timeout")
+
+    def _secure(self, *, offering: bool) -> SecureMedia | None:
+        """Our ICE/DTLS lines for a WebRTC leg's SDP; None for a plain leg.
+
+        ``a=setup`` is ``actpass`` until the DTLS role is settled, then that
+        role, so a re-offer or re-answer keeps the association (RFC 8842 5.5).
+        """
+        rtp = self.rtp
+        if not isinstance(rtp, WebRtcLeg):
+            return None
+        webrtc = rtp.webrtc
+        role = webrtc.role
+        setup: Setup = (
+            "actpass" if role is None else "active" if role is DtlsRole.CLIENT else "passive"
+        )
+        host = self.control.media.sdp_address(self.destination.host)
+        return SecureMedia(
+            ice_ufrag=webrtc.credentials.ufrag,
+            ice_pwd=webrtc.credentials.pwd,
+            fingerprint=str(webrtc.fingerprint),
+            setup=setup,
+            candidates=(host_candidate(host, rtp.local_address[1]),),
+            ice_lite=True,
+            mid="0" if offering else None,
+        )
+
+    def _start_webrtc(self, negotiation: Negotiation) -> None:
+        """Hand the browser's ICE credentials and fingerprint, and our DTLS role, to the leg."""
+        rtp, theirs = self.rtp, negotiation.secure
+        if not isinstance(rtp, WebRtcLeg) or theirs is None or self.local_sdp is None:
+            return
+        index = negotiation.media_index or 0
+        ours = self.local_sdp.media[index].attribute("setup") if self.local_sdp.media else None
+        setup = "actpass" if ours is None else (ours.value or "actpass")
+        # When we offered actpass the answerer chose (RFC 5763 5): its passive
+        # makes us the client; its active (or no a=setup, RFC 4145 4) the server.
+        client = theirs.setup == "passive" if setup == "actpass" else setup == "active"
+        rtp.webrtc.start(
+            DtlsRole.CLIENT if client else DtlsRole.SERVER,
+            theirs.ice_ufrag,
+            Fingerprint.parse(theirs.fingerprint),
+        )
+
     def _apply(self, negotiation: Negotiation) -> None:
         """Point the RTP stream where the latest offer/answer says."""
         self.negotiation = negotiation
         if self.rtp is None or negotiation.codec is None:
             return
+        self._start_webrtc(negotiation)
         self.rtp.configure(
             negotiation.remote_rtp,
             codec_for(negotiation.codec.encoding),
@@ -188,6 +247,7 @@ class SipLeg:
             direction=direction,  # type: ignore[arg-type]
             session_id=self._session_id,
             version=1,
+            secure=self._secure(offering=True),
         )
         if self.local_sdp is not None:
             offer = revise(self.local_sdp, offer)
@@ -203,6 +263,7 @@ class SipLeg:
             self.rtp.local_address[1],
             session_id=self._session_id,
             version=1,
+            secure=self._secure(offering=False),
         )
         answer = negotiation.answer
         if previous is not None:
@@ -511,8 +572,21 @@ class InboundLeg(SipLeg):
         """Answer with our SDP; False when the offer is unusable (488 sent) or the call ended."""
         if self._final_sent or self.is_ended:
             return False
+        offer: SessionDescription | None = None
+        if self.invite.body:
+            try:
+                offer = SessionDescription.parse(self.invite.body)
+            except SdpError as exc:
+                log.info("%s: unreadable SDP offer: %s", self, exc)
+                self.reject(400)
+                return False
+        # A browser offers DTLS-SRTP; a browser's INVITE without an offer gets ours.
+        if offer is not None:
+            webrtc = any(m.proto.upper() in SECURE_PROTOS for m in offer.media)
+        else:
+            webrtc = self.destination.transport in _BROWSER_TRANSPORTS
         try:
-            rtp = await self.open_media()
+            rtp = await self.open_media(webrtc=webrtc)
         except PortPoolExhausted as exc:
             # Out of capacity, not a fault: the caller (or carrier) may retry.
             log.warning("%s: refused, %s", self, exc)
@@ -521,13 +595,7 @@ class InboundLeg(SipLeg):
         if self.is_ended:  # cancelled while the ports were being bound
             return False
         extra: tuple[tuple[str, str], ...] = ()
-        if self.invite.body:
-            try:
-                offer = SessionDescription.parse(self.invite.body)
-            except SdpError as exc:
-                log.info("%s: unreadable SDP offer: %s", self, exc)
-                self.reject(400)
-                return False
+        if offer is not None:
             negotiation = self._answer(offer)
             if not negotiation.accepted:
                 self.reject(488)
@@ -647,9 +715,9 @@ class OutboundLeg(SipLeg):
         self._cancel_requested = False
 
     async def start(self) -> None:
-        """Send the INVITE with our offer."""
+        """Send the INVITE with our offer (WebRTC's to a browser: a contact over WS or WSS)."""
         try:
-            await self.open_media()
+            await self.open_media(webrtc=self.destination.transport in _BROWSER_TRANSPORTS)
         except PortPoolExhausted as exc:
             log.warning("%s: not dialled, %s", self, exc)
             self._finish("error", 503, by_remote=False)

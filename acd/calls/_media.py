@@ -19,6 +19,8 @@ import ivr
 from media import PortPool, RtpLeg
 from media import player as mp
 from media.clock import MediaClock
+from media.dtls import DtlsCertificate
+from media.webrtc import WebRtcLeg
 from sip.facing import FacingAddresses, is_wildcard
 
 __all__ = ["MediaEngine"]
@@ -40,6 +42,9 @@ class MediaEngine:
         voice: str = "en-us",
         advertised: str | None = None,
         facing: FacingAddresses | None = None,
+        certificate: DtlsCertificate | None = None,
+        handshake_timeout: float = 10.0,
+        consent_timeout: float = 30.0,
     ) -> None:
         self.address = address
         """Where RTP sockets bind."""
@@ -60,6 +65,19 @@ class MediaEngine:
         self.legs_opened = 0
         self.on_leg_opened: Callable[[RtpLeg], None] | None = None
         """Told of every leg opened: the metrics count RTP streams through it."""
+        self._certificate = certificate
+        self.handshake_timeout = handshake_timeout
+        self.consent_timeout = consent_timeout
+
+    @property
+    def certificate(self) -> DtlsCertificate:
+        """The DTLS identity of every WebRTC leg: the configured one, or one made on first use."""
+        if self._certificate is None:
+            self._certificate = DtlsCertificate.generate()
+            log.info(
+                "media: DTLS certificate generated, fingerprint %s", self._certificate.fingerprint
+            )
+        return self._certificate
 
     def sdp_address(self, peer_host: str) -> str:
         """The address for our SDP to the peer at ``peer_host``: the advertised one, the
@@ -70,8 +88,20 @@ class MediaEngine:
             return self.facing.toward(peer_host, v6=":" in self.address)
         return self.address
 
-    async def open_leg(self) -> RtpLeg:
-        leg = await RtpLeg.open(self.pool, self.address, media_timeout=self.timeout)
+    async def open_leg(self, *, webrtc: bool = False) -> RtpLeg:
+        """A plain RTP leg, or with ``webrtc`` one with ICE-lite and DTLS-SRTP (a browser's)."""
+        leg: RtpLeg
+        if webrtc:
+            leg = await WebRtcLeg.open_webrtc(
+                self.pool,
+                self.address,
+                self.certificate,
+                media_timeout=self.timeout,
+                handshake_timeout=self.handshake_timeout,
+                consent_timeout=self.consent_timeout,
+            )
+        else:
+            leg = await RtpLeg.open(self.pool, self.address, media_timeout=self.timeout)
         self.legs_opened += 1
         if self.on_leg_opened is not None:
             self.on_leg_opened(leg)

@@ -60,6 +60,7 @@ __all__ = [
     "Strategy",
     "TlsConfig",
     "Trunk",
+    "WebRtcConfig",
     "cross_check",
 ]
 
@@ -678,6 +679,32 @@ class Queue(_Section):
 RtpPort = Annotated[int, Field(ge=1024, le=65535)]
 
 
+class WebRtcConfig(_Section):
+    """WebRTC media for browser phones: ICE-lite, DTLS-SRTP and rtcp-mux on each leg's port.
+
+    A leg whose SIP runs over ws or wss, or whose offer is UDP/TLS/RTP/SAVPF,
+    gets it. The DTLS certificate's SHA-256 fingerprint goes in every such
+    SDP; browsers check the fingerprint, not who signed the certificate, so
+    by default a self-signed one is made at each start. Give both files to
+    keep one across restarts (an EC key: browsers offer ECDSA first).
+    """
+
+    # PEM certificate for DTLS; default: a new self-signed ECDSA P-256 one at each start
+    certificate: Annotated[ConfigPath, AfterValidator(_existing_file)] | None = None
+    # the certificate's PEM private key (EC, unencrypted)
+    private_key: Annotated[ConfigPath, AfterValidator(_existing_file)] | None = None
+    # seconds from the SDP exchange for ICE and DTLS to finish before the leg fails
+    handshake_timeout: PositiveSeconds = 10
+    # seconds without the browser's ICE consent checks before its leg ends (RFC 7675)
+    consent_timeout: PositiveSeconds = 30
+
+    @model_validator(mode="after")
+    def _both_files(self) -> WebRtcConfig:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("give both certificate and private_key, or neither")
+        return self
+
+
 class MediaConfig(_Section):
     """RTP: the UDP port range calls use, the address in SDP, and when silence means dead.
 
@@ -695,6 +722,8 @@ class MediaConfig(_Section):
     media_timeout: PositiveSeconds = 30  # no RTP this long (while not on hold) ends the call
     # not used yet: the packet time follows the offer
     ptime: Annotated[int, Field(ge=10, le=60, multiple_of=10)] = 20
+    # WebRTC media for browser phones: DTLS certificate, handshake and consent timeouts
+    webrtc: WebRtcConfig = Field(default_factory=WebRtcConfig)
 
     @field_validator("rtp_ports")
     @classmethod
