@@ -19,7 +19,6 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-import pytest
 
 from media import PCMU, read_wav
 from media.rtp import RtpPacket
@@ -164,8 +163,6 @@ async def test_a_browser_agent_answers_a_queued_caller_over_webrtc(
         await eventually(idle, "ports, dialogs and transactions released", timeout=64 * 0.05 + 20)
     except AssertionError:
         raise AssertionError(f"still held: {held}") from None
-    if any(held[name] for name in _UNSETTLED):
-        # Seen on every run so far: the call and both its legs are still referenced
-        # after a full collection, while every port, dialog and transaction is gone.
-        # Not yet traced; kept visible here rather than left out of the check.
-        pytest.xfail(f"call objects still referenced after the call: {held}")
+    # The ACD keeps the agent's last call (with its caller's leg) for the wrap-up code
+    # and time the agent may still give; nothing else of the call is referenced.
+    assert (held["calls_alive"], held["legs_alive"]) == (1, 1), held
