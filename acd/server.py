@@ -17,7 +17,7 @@ import resource
 import signal
 import ssl
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -25,7 +25,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 import ivr
 from media import _native as media_native
-from media.dtls import DtlsCertificate
 from metrics.acd import AcdMetrics
 from metrics.loop import LoopLagProbe
 from metrics.media import MediaCollector, RtpTally
@@ -65,6 +64,9 @@ from .overload import OverloadGuard, OverloadPolicy
 from .queues import AcdService
 from .recordings import recording_store_for
 from .registrar import LocationService, RegistrarPolicy
+
+if TYPE_CHECKING:
+    from media.dtls import DtlsCertificate
 from .sipapp import ALLOW, SipApplication
 from .storage import CallRecord, RecordWriter, Storage, describe_storage, storage_for
 from .webhooks import Subscription, WebhookOutbox
@@ -657,6 +659,8 @@ def _dtls_certificate(config: Config) -> DtlsCertificate | None:
     webrtc = config.media.webrtc
     if webrtc.certificate is None or webrtc.private_key is None:
         return None
+    from media.dtls import DtlsCertificate  # OpenSSL: loaded only when WebRTC is configured
+
     return DtlsCertificate.load(webrtc.certificate, webrtc.private_key)
 
 

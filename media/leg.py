@@ -36,6 +36,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from ._native import fastrtp
 from ._stats import ReceiverStats, SenderState
@@ -136,6 +137,8 @@ class RtpLeg:
 
     on_dtmf: Callable[[DtmfReceived], None] | None
     on_timeout: Callable[[RtpLeg], None] | None
+    is_webrtc: ClassVar[bool] = False
+    """A browser's leg (ICE-lite, DTLS-SRTP: media/webrtc.py's WebRtcLeg)."""
     # The statistics and sender classes: the C ones when built, which a C
     # relay may drive. A leg whose packets must pass through Python (SRTP,
     # media/webrtc.py) names the pure-Python twins, and no C relay takes it.

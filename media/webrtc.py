@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import ClassVar
 
 from ._stats import PyReceiverStats, PySenderState
 from ._udp import Address, Handler, UdpIo, discard, open_io
@@ -343,6 +344,8 @@ class WebRtcLeg(RtpLeg):
     fingerprint for our SDP and takes the browser's (:meth:`WebRtcTransport.start`).
     :attr:`on_failed` is called once with a reason if ICE, DTLS or consent fails.
     """
+
+    is_webrtc: ClassVar[bool] = True
 
     _receiver_stats = PyReceiverStats
     _sender_state = PySenderState

@@ -18,12 +18,10 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from media import DtmfReceived, PortPoolExhausted, RtpLeg, codec_for, parse_info_body
-from media.dtls import DtlsRole, Fingerprint
 from media.ice import host_candidate
-from media.webrtc import WebRtcLeg
 from sip import (
     DEFAULT_FORMATS,
     REASONS,
@@ -66,6 +64,8 @@ from ._events import (
 )
 
 if TYPE_CHECKING:
+    from media.webrtc import WebRtcLeg
+
     from ._control import CallControl
 
 __all__ = ["InboundLeg", "OutboundLeg", "SipLeg"]
@@ -162,8 +162,8 @@ class SipLeg:
             self.rtp = await self.control.media.open_leg(webrtc=webrtc)
             self.rtp.on_dtmf = self._dtmf
             self.rtp.on_timeout = self._media_timeout
-            if isinstance(self.rtp, WebRtcLeg):
-                self.rtp.on_failed = self._media_failed
+            if webrtc:
+                cast("WebRtcLeg", self.rtp).on_failed = self._media_failed
         return self.rtp
 
     def _dtmf(self, event: DtmfReceived) -> None:
@@ -185,9 +185,11 @@ class SipLeg:
         role, so a re-offer or re-answer keeps the association (RFC 8842 5.5).
         """
         rtp = self.rtp
-        if not isinstance(rtp, WebRtcLeg):
+        if rtp is None or not rtp.is_webrtc:
             return None
-        webrtc = rtp.webrtc
+        from media.dtls import DtlsRole  # WebRTC loads OpenSSL: only once a browser calls
+
+        webrtc = cast("WebRtcLeg", rtp).webrtc
         role = webrtc.role
         setup: Setup = (
             "actpass" if role is None else "active" if role is DtlsRole.CLIENT else "passive"
@@ -206,15 +208,18 @@ class SipLeg:
     def _start_webrtc(self, negotiation: Negotiation) -> None:
         """Hand the browser's ICE credentials and fingerprint, and our DTLS role, to the leg."""
         rtp, theirs = self.rtp, negotiation.secure
-        if not isinstance(rtp, WebRtcLeg) or theirs is None or self.local_sdp is None:
+        if rtp is None or not rtp.is_webrtc or theirs is None or self.local_sdp is None:
             return
+        from media.dtls import DtlsRole, Fingerprint
+
+        leg = cast("WebRtcLeg", rtp)
         index = negotiation.media_index or 0
         ours = self.local_sdp.media[index].attribute("setup") if self.local_sdp.media else None
         setup = "actpass" if ours is None else (ours.value or "actpass")
         # When we offered actpass the answerer chose (RFC 5763 5): its passive
         # makes us the client; its active (or no a=setup, RFC 4145 4) the server.
         client = theirs.setup == "passive" if setup == "actpass" else setup == "active"
-        rtp.webrtc.start(
+        leg.webrtc.start(
             DtlsRole.CLIENT if client else DtlsRole.SERVER,
             theirs.ice_ufrag,
             Fingerprint.parse(theirs.fingerprint),

@@ -14,13 +14,15 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ivr
 from media import PortPool, RtpLeg
 from media import player as mp
 from media.clock import MediaClock
-from media.dtls import DtlsCertificate
-from media.webrtc import WebRtcLeg
+
+if TYPE_CHECKING:
+    from media.dtls import DtlsCertificate
 from sip.facing import FacingAddresses, is_wildcard
 
 __all__ = ["MediaEngine"]
@@ -73,6 +75,8 @@ class MediaEngine:
     def certificate(self) -> DtlsCertificate:
         """The DTLS identity of every WebRTC leg: the configured one, or one made on first use."""
         if self._certificate is None:
+            from media.dtls import DtlsCertificate
+
             self._certificate = DtlsCertificate.generate()
             log.info(
                 "media: DTLS certificate generated, fingerprint %s", self._certificate.fingerprint
@@ -92,6 +96,8 @@ class MediaEngine:
         """A plain RTP leg, or with ``webrtc`` one with ICE-lite and DTLS-SRTP (a browser's)."""
         leg: RtpLeg
         if webrtc:
+            from media.webrtc import WebRtcLeg  # OpenSSL and libsrtp: loaded for browsers only
+
             leg = await WebRtcLeg.open_webrtc(
                 self.pool,
                 self.address,
