@@ -58,6 +58,7 @@ from .identity import (
     IdentityStore,
     PasswordHasher,
     PasswordTooWeak,
+    Permission,
     agent_accounts,
 )
 from .overload import OverloadGuard, OverloadPolicy
@@ -394,11 +395,21 @@ class Engine:
         self.calls.script = self.script
         self.app.calls = self.calls
         self.acd = AcdService(self.calls, config, self.location, self.events, self.calls.records)
+        self.acd.may_monitor = self._may_monitor
         self.acd.start()
         self.app.listeners.append(self.acd.registration_changed)
         self._callbacks = asyncio.get_running_loop().create_task(
             self._restore_callbacks(self.acd), name="callbacks"
         )
+
+    async def _may_monitor(self, username: str, agent: str) -> bool:
+        """Whether the account ``username`` (a phone's) may listen to ``agent``'s calls:
+        its user's role has calls:monitor and reaches the agent (docs/security.md)."""
+        user = await self.access.user(username)
+        if user is None or user.disabled:
+            return False
+        principal = self.access.principal_for(user, "phone")
+        return Permission.CALLS_MONITOR in principal.permissions and principal.reaches(agent)
 
     async def _restore_callbacks(self, acd: AcdService) -> None:
         """Put the callbacks an earlier run left waiting back in their queues.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from media import PCMU
-from tests.conftest import RunningEngine, free_port
+from tests.conftest import SIPP_DIR, RunningEngine, agent_password, free_port
 from tests.interop_helpers import PeerProcess, tone_caller
 from tests.rtp_peer import RtpPeer
 from tests.test_acd_sipp import (
@@ -343,3 +343,65 @@ def test_the_agent_makes_a_conference_of_three_and_the_colleague_leaves(
     ]
     assert steps == [("CONSULT", None), ("CONFERENCE", None), ("CONSULTEND", "cancelled")]
     assert_nothing_left(engine)
+
+
+def dial_feature(
+    sipp: Sipp, engine: RunningEngine, user: str, code: str, *, source: str = "127.0.0.2"
+) -> PeerProcess:
+    """``user``'s phone dials ``code``, authenticated (from an address that is no trunk)."""
+    return sipp._run(
+        f"dial-{user}",
+        [
+            "-sf", str(SIPP_DIR / "feature_code.xml"), "-s", code, "-key", "agent", user,
+            "-au", user, "-ap", agent_password(user),
+            "-auth_uri", f"{code}@127.0.0.1:{engine.sip_port}",
+            "-i", source, "-p", str(free_port()), "-mi", source, "-mp", str(free_port()),
+            "-m", "1", "-timeout", "40s", "-timeout_error",
+        ],
+    )  # fmt: skip
+
+
+def test_a_supervisors_phone_dials_in_to_listen_and_an_agents_phone_may_not(
+    tmp_path: Path,
+    engine_factory: Callable[..., RunningEngine],
+    sipp_factory: Callable[[RunningEngine], Sipp],  # noqa: F811
+) -> None:
+    """*26<agent> from a supervisor's account joins the agent's call (listening) until
+    the call ends; the same code from a plain agent's account hears the refusal."""
+    config = acd_config(tmp_path, agents={"1001": "{}", "1002": "{}", "9001": "{}"})
+    engine = engine_factory(config)
+    status, _ = engine.request(
+        "POST",
+        "/api/v1/users",
+        {"username": "9001", "role": "supervisor", "password": "sup-Password-9001"},
+    )
+    assert status == 201
+    sipp = sipp_factory(engine)
+    with RtpPeer() as agent_media:
+        phone(sipp, "1001", agent_media)
+        login_all(engine, ["1001"])
+        caller = tone_call(sipp, tmp_path, 8)
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[0] == 404, timeout=20, what="1001 on the call"
+        )
+        refused = dial_feature(sipp, engine, "1002", "*261001")
+        assert refused.wait(30) == 0, refused.describe()  # the prompt, then our BYE
+        assert monitor_state(engine, "1001")[0] == 404, "an agent's account may not listen"
+
+        supervisor = dial_feature(sipp, engine, "9001", "*261001")
+        engine.wait_for(
+            lambda: monitor_state(engine, "1001")[1].get("state") == "connected",  # type: ignore[union-attr]
+            timeout=10,
+            what="the supervisor's phone joined",
+        )
+        _status, body = monitor_state(engine, "1001")
+        assert isinstance(body, dict)
+        assert (body["supervisor"], body["mode"], body["extension"]) == ("9001", "listen", "phone")
+        assert caller.wait(40) == 0, caller.describe()
+        assert supervisor.wait(20) == 0, supervisor.describe()  # the call ended: our BYE
+
+    records = wait_records(engine, 3)
+    call = next(r for r in records if r["agent"] == "1001")
+    steps = [e["event"] for e in events_of(engine, call["call_id"])]
+    assert "MONITOR" in steps and "MONITOREND" in steps, steps
+    assert sorted(r["route"] for r in records if r["route"] != "200") == ["*261001", "*261001"]

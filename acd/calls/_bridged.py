@@ -66,8 +66,8 @@ class Supervision:
         self.extension = extension
         self.mode = mode
         self.state = "ringing"  # then "connected", then "ended"
-        self.leg: OutboundLeg | None = None
-        self.legs: list[OutboundLeg] = []  # every phone rung
+        self.leg: SipLeg | None = None
+        self.legs: list[SipLeg] = []  # every phone rung, or the phone that dialled in
         self._clock = clock
         self._bridge: Bridge | None = None
         self._connected_at: float | None = None
@@ -84,7 +84,7 @@ class Supervision:
             "state": self.state,
         }
 
-    def connected(self, leg: OutboundLeg, bridge: Bridge | None) -> None:
+    def connected(self, leg: SipLeg, bridge: Bridge | None) -> None:
         """The supervisor's phone answered: join the call's bridge of the moment."""
         self.leg = leg
         self.state = "connected"
@@ -135,11 +135,12 @@ class Supervision:
     def end(self) -> None:
         """Hang up the supervisor's phone (or stop it ringing); idempotent."""
         for leg in self.legs:
-            if not leg.is_ended:
-                if leg.is_answered:
-                    leg.hangup()
-                else:
-                    leg.cancel()
+            if leg.is_ended:
+                continue
+            if leg.is_answered:
+                leg.hangup()
+            elif isinstance(leg, OutboundLeg):
+                leg.cancel()
         self._ended()
 
     def _ended(self) -> None:

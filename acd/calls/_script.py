@@ -377,14 +377,7 @@ class CallScript:
         bindings = self.location.lookup(extension)
         if not bindings:
             raise MonitorRefused(f"extension {extension!r} has no registered phone")
-        supervision = Supervision(call, supervisor, extension, mode, self.control.media.clock)
-        bridged.supervision = supervision
-
-        def ended(finished: Supervision) -> None:
-            if bridged.supervision is finished:
-                bridged.supervision = None
-
-        supervision.on_end = ended
+        supervision = self._supervise(bridged, supervisor, extension, mode)
         domain = self.config.sip.domain
         from_addr = NameAddr(
             uri=SipUri(user=call.agent or "monitor", host=domain),
@@ -395,11 +388,43 @@ class CallScript:
             self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
             for b in bindings
         ]
-        supervision.legs = legs
+        supervision.legs = list(legs)
         call.other_legs.extend(legs)  # hung up with the call, whatever happens here
-        task = asyncio.ensure_future(self._ring_supervisor(call, bridged, supervision))
+        task = asyncio.ensure_future(self._ring_supervisor(call, bridged, supervision, legs))
         self._monitor_tasks.add(task)
         task.add_done_callback(self._monitor_tasks.discard)
+        return supervision
+
+    def join_supervisor(
+        self, call: Call, supervisor: str, leg: SipLeg, mode: MonitorMode
+    ) -> Supervision:
+        """A supervisor's phone that dialled in (a feature code), answered: join ``call``.
+
+        Raises :class:`MonitorRefused` as :meth:`monitor` does.
+        """
+        bridged = self.bridged.get(call.id)
+        if bridged is None:
+            raise MonitorRefused(f"call {call.id} is not connected to an agent")
+        if bridged.supervision is not None or bridged.consultation is not None:
+            raise MonitorRefused(f"call {call.id} has a third party already")
+        supervision = self._supervise(bridged, supervisor, "phone", mode)
+        supervision.legs = [leg]
+        supervision.connected(leg, bridged.bridge)
+        return supervision
+
+    def _supervise(
+        self, bridged: Bridged, supervisor: str, extension: str, mode: MonitorMode
+    ) -> Supervision:
+        supervision = Supervision(
+            bridged.call, supervisor, extension, mode, self.control.media.clock
+        )
+        bridged.supervision = supervision
+
+        def ended(finished: Supervision) -> None:
+            if bridged.supervision is finished:
+                bridged.supervision = None
+
+        supervision.on_end = ended
         return supervision
 
     def consult(self, call: Call, extension: str) -> Consultation:
@@ -440,9 +465,12 @@ class CallScript:
         return bridged.start_consultation(extension, legs, ring)
 
     async def _ring_supervisor(
-        self, call: Call, bridged: Bridged, supervision: Supervision
+        self,
+        call: Call,
+        bridged: Bridged,
+        supervision: Supervision,
+        legs: list[OutboundLeg],
     ) -> None:
-        legs = supervision.legs
         try:
             await asyncio.gather(*(leg.start() for leg in legs))
             winner = await self._first_answer(call, legs)

@@ -4,7 +4,12 @@
 digit picks the configured pause reason by position: ``*232`` is the
 second; plain ``*23`` is the first), ``*24`` unpauses, ``*25`` followed by
 a digit gives the agent's last call the queue's wrap-up code of that
-position (``*251`` the first) and plain ``*25`` ends wrap-up. The call arrives
+position (``*251`` the first) and plain ``*25`` ends wrap-up. ``*26``
+followed by an agent's user name (``*261001``) joins a supervisor's phone to
+that agent's call, listening; the phone's keys 4, 5 and 6 then switch to
+listen, whisper and barge, and hanging up leaves. It needs an account whose
+user may monitor that agent (``calls:monitor`` and reach); anyone else, or a
+request for an agent not on a call, hears ``agent_login_failed``. The call arrives
 authenticated (``call.user`` is the account that dialled), so nobody can
 change another agent's state this way. Each code is answered, confirmed by
 a prompt, and hung up; a code that cannot be carried out (not an agent, not
@@ -19,7 +24,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 import ivr
+from media import MonitorMode
 
+from ..calls import MonitorRefused
 from ._model import AcdError
 
 if TYPE_CHECKING:
@@ -54,6 +61,8 @@ def feature_for(number: str) -> tuple[str, str | None] | None:
         return "pause", number[3:]
     if number.startswith("*25") and number[3:].isdigit() and len(number) <= 5:
         return "wrap-up", number[3:]
+    if number.startswith("*26") and number[3:].isalnum() and len(number) <= 35:
+        return "monitor", number[3:]
     return None
 
 
@@ -64,6 +73,9 @@ async def run_feature(service: AcdService, call: Call) -> bool:
         return False
     name, argument = feature
     call.route = call.did
+    if name == "monitor" and argument is not None:
+        await _monitor(service, call, call.user, argument)
+        return True
     prompt = _FAILED
     try:
         prompt = _apply(service, call.user, name, argument)
@@ -108,3 +120,41 @@ def _apply(service: AcdService, agent: str, name: str, argument: str | None) -> 
     else:
         service.unpause(agent)
     return _CONFIRM[name]
+
+
+async def _monitor(service: AcdService, call: Call, supervisor: str, agent: str) -> None:
+    """A supervisor's phone dialled *26<agent>: join that agent's call until either ends."""
+    script = service.control.script
+    allowed = service.may_monitor is not None and await service.may_monitor(supervisor, agent)
+    target = None
+    if allowed and script is not None:
+        target = next(
+            (
+                c
+                for c in service.control.calls.values()
+                if c.agent == agent and c.id in script.bridged
+            ),
+            None,
+        )
+    if not await call.caller_leg.answer():
+        return
+    call.answered_at = datetime.now(UTC)
+    call.disposition = "answered"
+    supervision = None
+    if target is not None and script is not None:
+        try:
+            supervision = script.join_supervisor(
+                target, supervisor, call.caller_leg, MonitorMode.LISTEN
+            )
+        except MonitorRefused as exc:
+            log.info("%s dialled %s: %s", supervisor, call.did, exc)
+    if supervision is None:
+        if not allowed:
+            log.info("%s dialled %s: may not monitor agent %s", supervisor, call.did, agent)
+        with contextlib.suppress(ivr.CallerHungUp):
+            await call.play([ivr.Prompt(_FAILED)])
+        call.hangup_side = call.hangup_side or "system"
+        call.caller_leg.hangup()
+        return
+    await call.caller_leg.ended  # the supervisor hangs up, or the agent's call ends
+    call.hangup_side = call.hangup_side or ("caller" if supervision.state == "ended" else "system")

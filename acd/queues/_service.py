@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,8 @@ class AcdService:
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
         self._last_calls: dict[str, tuple[Call, str]] = {}  # agent -> its last call, queue
+        # Whether a phone's account may monitor an agent's calls (set by the engine).
+        self.may_monitor: Callable[[str, str], Awaitable[bool]] | None = None
         self._wrap_up_since: dict[str, float] = {}  # agent -> when its wrap-up started
         self.rings_started = 0
 
