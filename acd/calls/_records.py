@@ -9,6 +9,7 @@ database cannot take.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -108,6 +109,35 @@ class CallRecords:
         call.wrap_up_s = round(seconds, 3)
         if call.ended_at is not None:
             self.writer.submit_call(self.record_of(call))
+
+    def rewrite(
+        self,
+        record: CallRecord,
+        *,
+        agent: str | None = None,
+        code: str | None = None,
+        wrap_up_s: float | None = None,
+    ) -> CallRecord:
+        """An ended call's CDR written again with its wrap-up ``code`` (and a WRAPUPCODE
+        event from ``agent``) or its wrap-up time; the new record."""
+        changes: dict[str, object] = {}
+        if code is not None:
+            changes["wrap_up_code"] = code
+            self.writer.submit_event(
+                CallEvent(
+                    call_id=record.call_id,
+                    at=datetime.now(UTC),
+                    event=EventType.WRAPUPCODE,
+                    queue=record.queue,
+                    agent=agent,
+                    data={"code": code},
+                )
+            )
+        if wrap_up_s is not None:
+            changes["wrap_up_s"] = round(wrap_up_s, 3)
+        updated = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+        self.writer.submit_call(updated)
+        return updated
 
     @staticmethod
     def record_of(call: Call) -> CallRecord:

@@ -35,6 +35,7 @@ from sip import NameAddr, SipUri
 from ..events import (
     AgentOffered,
     AgentStateChanged,
+    CallEnded,
     EventBus,
     QueueJoined,
     QueueLeft,
@@ -42,7 +43,7 @@ from ..events import (
     RingAttempt,
 )
 from ..registrar import BindingAdded, BindingRemoved
-from ..storage import AgentSession, CallEvent, EventType
+from ..storage import AgentSession, CallEvent, CallRecord, EventType
 from ._callbacks import CallbackBook
 from ._core import Acd
 from ._model import (
@@ -107,6 +108,19 @@ class _Waiter:
         return True
 
 
+class _LastCall:
+    """An agent's last call, for the wrap-up code and time given after it: the live call,
+    then (once it ended) only its record, so the call and its legs can go."""
+
+    __slots__ = ("call", "call_id", "queue", "record")
+
+    def __init__(self, call: Call, queue: str) -> None:
+        self.call: Call | None = call
+        self.call_id = call.id
+        self.queue = queue
+        self.record: CallRecord | None = None
+
+
 class AcdService:
     """Queues, agents and rings for one engine; ``control.acd`` points here once started."""
 
@@ -136,6 +150,7 @@ class AcdService:
         self._waiting: dict[str, _Waiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.Handle | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._timer_at = 0.0
         self._pending: list[Action] = []
         self._applying = False
@@ -143,7 +158,7 @@ class AcdService:
         control.on_drain.append(self.callbacks.hand_over)
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
-        self._last_calls: dict[str, tuple[Call, str]] = {}  # agent -> its last call, queue
+        self._last_calls: dict[str, _LastCall] = {}  # agent -> its last call
         # Whether a phone's account may monitor an agent's calls (set by the engine).
         self.may_monitor: Callable[[str, str], Awaitable[bool]] | None = None
         self._wrap_up_since: dict[str, float] = {}  # agent -> when its wrap-up started
@@ -158,9 +173,22 @@ class AcdService:
                 self.core.set_reachable(spec.username, self.location.is_registered(spec.username))
             )
         self.control.acd = self
+        self._unsubscribe = self.events.subscribe(self._on_engine_event)
+
+    def _on_engine_event(self, event: object) -> None:
+        """A call that is some agent's last one ended: keep its record, let the call go."""
+        if not isinstance(event, CallEnded) or self.records is None:
+            return
+        for last in self._last_calls.values():
+            if last.call is not None and last.call.id == event.call_id:
+                last.record = self.records.record_of(last.call)
+                last.call = None
 
     async def stop(self) -> None:
         """Stop ringing and timers; the calls themselves are hung up by call control."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self.control.acd is self:
             self.control.acd = None
         if self._timer is not None:
@@ -363,7 +391,11 @@ class AcdService:
         last = self._last_calls.get(agent)
         if since is None or last is None or self.records is None:
             return
-        self.records.wrap_up_time(last[0], self.loop.time() - since)
+        seconds = self.loop.time() - since
+        if last.call is not None:
+            self.records.wrap_up_time(last.call, seconds)
+        elif last.record is not None:
+            last.record = self.records.rewrite(last.record, wrap_up_s=seconds)
 
     def _agent_event(self, agent: str, event: EventType, at: datetime, reason: str | None) -> None:
         if self.records is not None:
@@ -501,7 +533,7 @@ class AcdService:
     def call_ended(self, call: Call, agent: str, talk_time: float) -> None:
         """The agent's part of the call is over: wrap-up starts."""
         if call.queue is not None:
-            self._last_calls[agent] = (call, call.queue)
+            self._last_calls[agent] = _LastCall(call, call.queue)
         try:
             self._do(self.core.call_ended(call.id, agent, talk_time))
         except AcdError as exc:
@@ -517,9 +549,9 @@ class AcdService:
     def last_wrap_up_codes(self, agent: str) -> tuple[str, ...]:
         """The wrap-up codes of the queue of the agent's last call (none if no such call)."""
         last = self._last_calls.get(agent)
-        if last is None or last[1] not in self.config.queues:
+        if last is None or last.queue not in self.config.queues:
             return ()
-        return self.spec(last[1]).wrap_up_codes
+        return self.spec(last.queue).wrap_up_codes
 
     def wrap_up(
         self,
@@ -542,7 +574,7 @@ class AcdService:
             codes = self.last_wrap_up_codes(agent)
             if code not in codes:
                 known = ", ".join(codes) or "none"
-                raise AcdError(f"unknown wrap-up code {code!r} for queue {last[1]} ({known})")
+                raise AcdError(f"unknown wrap-up code {code!r} for queue {last.queue} ({known})")
         if end and extend is not None:
             raise AcdError("end and extend wrap-up at once: choose one")
         view = self.core.agent(agent)
@@ -551,12 +583,14 @@ class AcdService:
         if extend is not None and not view.wrapping_up:
             raise AcdError(f"agent {agent} is not in wrap-up")
         if code is not None and last is not None:
-            call = last[0]
-            if self.records is not None:
-                self.records.wrap_up_code(call, agent, code)
-            else:
-                call.wrap_up_code = code
-            self._do(self.core.wrap_up_code_given(agent, call.id))
+            if last.call is not None:
+                if self.records is not None:
+                    self.records.wrap_up_code(last.call, agent, code)
+                else:
+                    last.call.wrap_up_code = code
+            elif last.record is not None and self.records is not None:
+                last.record = self.records.rewrite(last.record, agent=agent, code=code)
+            self._do(self.core.wrap_up_code_given(agent, last.call_id))
         if extend is not None:
             self._do(self.core.extend_wrap_up(agent, extend))
         if end:
