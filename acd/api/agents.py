@@ -179,11 +179,10 @@ class AgentsApi:
         """The agent's bridged call and its state; 409 when the agent is not on one."""
         self._view(username)
         script = self.service.control.script
-        bridged = script.bridged if script is not None else {}
-        for call in self.service.control.calls.values():
-            if call.agent == username and call.id in bridged:
-                return call, bridged[call.id]
-        error(web.HTTPConflict, "not_on_call", f"agent {username!r} is not on a call")
+        bridged = script.bridged_for_agent(username) if script is not None else None
+        if bridged is None:
+            error(web.HTTPConflict, "not_on_call", f"agent {username!r} is not on a call")
+        return bridged.call, bridged
 
     def _supervision(self, username: str) -> tuple[Any, Supervision | None]:
         call, bridged = self._bridged(username)

@@ -34,7 +34,7 @@ from ._legs import OutboundLeg, SipLeg
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..registrar import LocationService
+    from ..registrar import Binding, LocationService
     from ._call import Call
     from ._control import CallControl
 
@@ -219,11 +219,7 @@ class CallScript:
             leg.on_event = lambda event: caller.ring(180) if isinstance(event, LegRinging) else None
             legs.append(leg)
         call.other_legs.extend(legs)
-        await asyncio.gather(*(leg.start() for leg in legs))
-        winner = await self._first_answer(call, legs)
-        for leg in legs:
-            if leg is not winner:
-                leg.cancel()
+        winner = await self._fork(call, legs)
         if winner is None:
             if not caller.is_ended:
                 busy = any(leg.sip_status in (486, 600) for leg in legs)
@@ -384,10 +380,7 @@ class CallScript:
             display=f"{mode.value} {call.agent or ''}".strip(),
         )
         to_addr = NameAddr(uri=SipUri(user=extension, host=domain))
-        legs = [
-            self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
-            for b in bindings
-        ]
+        legs = self._dial_bindings(bindings, from_addr, to_addr)
         supervision.legs = list(legs)
         call.other_legs.extend(legs)  # hung up with the call, whatever happens here
         task = asyncio.ensure_future(self._ring_supervisor(call, bridged, supervision, legs))
@@ -448,21 +441,10 @@ class CallScript:
         domain = self.config.sip.domain
         from_addr = NameAddr(uri=SipUri(user=call.agent or "agent", host=domain))
         to_addr = NameAddr(uri=SipUri(user=extension, host=domain))
-        legs = [
-            self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
-            for b in bindings
-        ]
+        legs = self._dial_bindings(bindings, from_addr, to_addr)
         call.other_legs.extend(legs)
 
-        async def ring() -> OutboundLeg | None:
-            await asyncio.gather(*(leg.start() for leg in legs))
-            winner = await self._first_answer(call, legs)
-            for leg in legs:
-                if leg is not winner:
-                    leg.cancel()
-            return winner
-
-        return bridged.start_consultation(extension, legs, ring)
+        return bridged.start_consultation(extension, legs, lambda: self._fork(call, legs))
 
     async def _ring_supervisor(
         self,
@@ -472,14 +454,12 @@ class CallScript:
         legs: list[OutboundLeg],
     ) -> None:
         try:
-            await asyncio.gather(*(leg.start() for leg in legs))
-            winner = await self._first_answer(call, legs)
+            winner = await self._fork(call, legs)
         except Exception:
             log.exception("call %s: ringing supervisor %s failed", call.id, supervision.extension)
-            winner = None
-        for leg in legs:
-            if leg is not winner:
+            for leg in legs:
                 leg.cancel()
+            winner = None
         if (
             winner is None
             or supervision.state != "ringing"
@@ -536,6 +516,28 @@ class CallScript:
                     created_at=datetime.now(UTC),
                 )
             )
+
+    def _dial_bindings(
+        self, bindings: Sequence[Binding], from_addr: NameAddr, to_addr: NameAddr
+    ) -> list[OutboundLeg]:
+        """A leg (not started) to each registered phone of an extension."""
+        return [
+            self.control.dial(b.uri, b.destination, from_addr=from_addr, to_addr=to_addr)
+            for b in bindings
+        ]
+
+    def bridged_for_agent(self, agent: str) -> Bridged | None:
+        """The bridged call ``agent`` is on now, if any."""
+        return next((b for b in self.bridged.values() if b.call.agent == agent), None)
+
+    async def _fork(self, call: Call, legs: list[OutboundLeg]) -> OutboundLeg | None:
+        """Ring every leg, keep the first to answer, cancel the rest."""
+        await asyncio.gather(*(leg.start() for leg in legs))
+        winner = await self._first_answer(call, legs)
+        for leg in legs:
+            if leg is not winner:
+                leg.cancel()
+        return winner
 
     async def _first_answer(self, call: Call, legs: list[OutboundLeg]) -> OutboundLeg | None:
         """The first leg to answer, or None when all failed, time ran out or the caller left."""

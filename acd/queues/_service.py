@@ -159,6 +159,7 @@ class AcdService:
         self._sessions: dict[str, AgentSession] = {}
         self._specs: dict[str, QueueSpec] = {}
         self._last_calls: dict[str, _LastCall] = {}  # agent -> its last call
+        self._last_live: dict[str, list[_LastCall]] = {}  # call id -> those not ended yet
         # Whether a phone's account may monitor an agent's calls (set by the engine).
         self.may_monitor: Callable[[str, str], Awaitable[bool]] | None = None
         self._wrap_up_since: dict[str, float] = {}  # agent -> when its wrap-up started
@@ -177,12 +178,12 @@ class AcdService:
 
     def _on_engine_event(self, event: object) -> None:
         """A call that is some agent's last one ended: keep its record, let the call go."""
-        if not isinstance(event, CallEnded) or self.records is None:
+        if not isinstance(event, CallEnded):
             return
-        for last in self._last_calls.values():
-            if last.call is not None and last.call.id == event.call_id:
+        for last in self._last_live.pop(event.call_id, ()):
+            if last.call is not None and self.records is not None:
                 last.record = self.records.record_of(last.call)
-                last.call = None
+            last.call = None
 
     async def stop(self) -> None:
         """Stop ringing and timers; the calls themselves are hung up by call control."""
@@ -533,7 +534,8 @@ class AcdService:
     def call_ended(self, call: Call, agent: str, talk_time: float) -> None:
         """The agent's part of the call is over: wrap-up starts."""
         if call.queue is not None:
-            self._last_calls[agent] = _LastCall(call, call.queue)
+            last = self._last_calls[agent] = _LastCall(call, call.queue)
+            self._last_live.setdefault(call.id, []).append(last)
         try:
             self._do(self.core.call_ended(call.id, agent, talk_time))
         except AcdError as exc:
