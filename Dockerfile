@@ -47,9 +47,11 @@ ENV PATH=/opt/acd/.venv/bin:$PATH \
     ACD_DATA_DIR=/var/lib/acd
 VOLUME ["/var/lib/acd"]
 
-# SIP, HTTP, and RTP: publish the range ACD_RTP_PORTS (or media.rtp_ports)
+# SIP, HTTP, SIP over WebSocket for the browser phone (8088; its page is
+# built into the image when the build context has acd/web/static, which
+# scripts/build-web makes), and RTP: publish the range ACD_RTP_PORTS (or media.rtp_ports)
 # names, UDP, one port pair per call leg.
-EXPOSE 5060/udp 5060/tcp 8080/tcp 20000-29999/udp
+EXPOSE 5060/udp 5060/tcp 8080/tcp 8088/tcp 20000-29999/udp
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
     CMD python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${ACD_HTTP_PORT:-8080}/healthz', timeout=2)"

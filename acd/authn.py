@@ -9,12 +9,19 @@ password is refused (403) for a cool-down without locking out the other
 phones behind the same office NAT. A source that fails for many names, a
 guesser walking through extensions, is counted on its own with a higher
 threshold and then refused whatever name it tries.
+
+A browser phone does not hold the account's password: a signed-in user's
+page asks the HTTP API for a phone credential (``issue_phone_credential``),
+a random password under its own digest user name ``<account>~<id>``, good
+only over SIP WebSocket, until it expires or the account goes. The rest of
+the engine sees the account itself.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip import Request, Response, SipUri, make_response, parse_uri
@@ -22,9 +29,13 @@ from sip.auth import AuthHeaderError, DigestAuthenticator, NonceManager, ha1, pa
 from sip.events import Address
 from sip.ratelimit import FailureLimiter
 
-__all__ = ["AuthDecision", "Authenticator"]
+__all__ = ["AuthDecision", "Authenticator", "PhoneCredential"]
 
 log = logging.getLogger(__name__)
+
+_PHONE_SEPARATOR = "~"
+_PHONE_TRANSPORTS = frozenset({"WS", "WSS"})
+_PHONES_PER_ACCOUNT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,23 @@ class AuthDecision:
 
     user: str | None
     response: Response | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneCredential:
+    """A browser phone's digest credential for ``account``, valid until ``expires_at``."""
+
+    account: str
+    authorization_user: str
+    password: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Phone:
+    account: str
+    ha1: dict[str, str]  # by algorithm
+    expires_at: float
 
 
 class Authenticator:
@@ -63,6 +91,8 @@ class Authenticator:
         self.nonces = NonceManager(secrets.token_bytes(32), nonce_lifetime)
         self.digest = DigestAuthenticator(realm, self.nonces, algorithms)
         self._ha1: dict[tuple[str, str], str] = {}
+        self._phones: dict[str, _Phone] = {}
+        """Browser phone credentials by digest user name, oldest first."""
         self.set_accounts(accounts)
         self.failures = 0
 
@@ -73,6 +103,44 @@ class Authenticator:
             for user, password in accounts.items()
             for algorithm in ("MD5", "SHA-256")
         }
+        self._phones = {
+            name: phone
+            for name, phone in self._phones.items()
+            if (phone.account, "MD5") in self._ha1
+        }
+
+    def issue_phone_credential(
+        self, account: str, now: float, lifetime: float
+    ) -> PhoneCredential | None:
+        """A fresh credential for a browser phone of ``account``; None for no such account.
+
+        An account keeps its newest few; an older one stops working.
+        """
+        if (account, "MD5") not in self._ha1:
+            return None
+        name = f"{account}{_PHONE_SEPARATOR}{secrets.token_hex(6)}"
+        password = secrets.token_urlsafe(24)
+        expires_at = now + lifetime
+        self._phones[name] = _Phone(
+            account,
+            {a: ha1(name, self.realm, password, a) for a in ("MD5", "SHA-256")},
+            expires_at,
+        )
+        mine = [n for n, phone in self._phones.items() if phone.account == account]
+        for old in mine[:-_PHONES_PER_ACCOUNT]:
+            del self._phones[old]
+        return PhoneCredential(account, name, password, expires_at)
+
+    def revoke_phone_credentials(self, account: str) -> None:
+        """End every browser phone credential of ``account`` (its user signed out)."""
+        self._phones = {n: p for n, p in self._phones.items() if p.account != account}
+
+    def _phone(self, username: str, source: Address, now: float) -> _Phone | None:
+        """The live phone credential named ``username``, presented over a WebSocket."""
+        phone = self._phones.get(username)
+        if phone is None or phone.expires_at <= now or source.transport not in _PHONE_TRANSPORTS:
+            return None
+        return phone
 
     def _lookup(self, username: str, realm: str, algorithm: str) -> str | None:
         if realm != self.realm:
@@ -105,11 +173,14 @@ class Authenticator:
             return AuthDecision(None, make_response(request, 403))
         if not self._uri_matches(credentials.uri, request):
             return self._failed(request, status, source, pair, now, "digest uri does not match")
-        result = self.digest.verify(request.method, credentials, self._lookup, now)
+        name = credentials.username or ""
+        phone = self._phone(name, source, now) if _PHONE_SEPARATOR in name else None
+        lookup = self._lookup if phone is None else _phone_lookup(phone, self.realm)
+        result = self.digest.verify(request.method, credentials, lookup, now)
         if result.ok:
             if pair is not None:
                 self.limiter.record_success(pair)
-            return AuthDecision(result.username, None)
+            return AuthDecision(result.username if phone is None else phone.account, None)
         if result.stale:
             return AuthDecision(None, self._challenge(request, status, now, stale=True))
         return self._failed(request, status, source, pair, now, result.reason)
@@ -155,7 +226,15 @@ class Authenticator:
         return isinstance(parsed, SipUri) and parsed == request.uri
 
     def prune(self, now: float) -> None:
-        """Forget old failure counters and nonce counts."""
+        """Forget old failure counters, nonce counts and expired phone credentials."""
+        self._phones = {n: p for n, p in self._phones.items() if p.expires_at > now}
         self.limiter.prune(now)
         self.source_limiter.prune(now)
         self.nonces.prune(now)
+
+
+def _phone_lookup(phone: _Phone, realm: str) -> Callable[[str, str, str], str | None]:
+    def lookup(_username: str, given_realm: str, algorithm: str) -> str | None:
+        return phone.ha1.get(algorithm) if given_realm == realm else None
+
+    return lookup

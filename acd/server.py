@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from media.dtls import DtlsCertificate
 from .sipapp import ALLOW, SipApplication
 from .storage import CallRecord, RecordWriter, Storage, describe_storage, storage_for
+from .web import PhoneAccount, WebPages, WebSocketPorts
 from .webhooks import Subscription, WebhookOutbox
 
 __all__ = ["Engine", "run"]
@@ -434,6 +435,7 @@ class Engine:
             app, self.access, metrics_token=token.get_secret_value() if token else None
         )
         app.router.add_routes(UsersApi(self.access).routes())
+        app.router.add_routes(self._web_pages().routes())
         app.router.add_routes(ConfigApi(self.admin).routes())
         app.router.add_routes(self.webhooks.routes())
         self.event_stream = EventStream(self.events, lambda: self.access.team_of)
@@ -461,6 +463,36 @@ class Engine:
         log.info("HTTP listening on %s:%s", http.listen, http.port)
         self._upkeep = asyncio.get_running_loop().create_task(
             self._access_upkeep(), name="access-upkeep"
+        )
+
+    def _web_pages(self) -> WebPages:
+        """The phone page and its settings: the bound WebSocket ports, phone credentials."""
+        ports: dict[str, int] = {}
+        for bound in self.sip_addresses:
+            ports.setdefault(bound.transport, bound.port)
+        path = self.config.sip.websocket.path or "/"
+        lifetime = self.access.policy.session_lifetime
+        loop = asyncio.get_running_loop()
+
+        def account(username: str) -> PhoneAccount | None:
+            for agent in self.config.agents:
+                if agent.username == username and agent.enabled:
+                    return PhoneAccount(agent.name, agent=True)
+            return None
+
+        def pause_reasons() -> tuple[str, ...]:
+            acd = self.calls.acd if self.calls is not None else None
+            return acd.pause_reasons if acd is not None else ()
+
+        return WebPages(
+            domain=self.config.sip.domain,
+            websocket=WebSocketPorts(ports.get("WS"), ports.get("WSS"), path),
+            account=account,
+            issue=lambda user: self.authenticator.issue_phone_credential(
+                user, loop.time(), lifetime
+            ),
+            pause_reasons=pause_reasons,
+            register_expires=self.config.registrar.default_expires,
         )
 
     async def _bootstrap_admin(self) -> None:

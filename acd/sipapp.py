@@ -163,8 +163,11 @@ class SipApplication:
         elif isinstance(event, TransactionTerminated) and calls is not None:
             calls.transaction_terminated(event.transaction)
         elif isinstance(event, ConnectionClosed):
-            # A browser's WebSocket: nothing registered over it can be reached again.
+            # A browser's WebSocket: nothing registered over it can be reached again,
+            # and its calls lost their far end.
             self._emit(self.location.remove_destination(event.peer, "unreachable"))
+            if calls is not None:
+                calls.connection_closed(event.peer)
 
     def _request(self, event: RequestReceived) -> None:
         request = event.request

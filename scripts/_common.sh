@@ -81,3 +81,29 @@ acd_setup_venv() {
         return 1
     fi
 }
+
+# The browser pages (web/src, JsSIP from npm) bundled by esbuild into
+# acd/web/static/, which the engine serves. Needs Node.js 18 or newer and
+# npm; installs Debian's when missing. With ACD_REQUIRE_WEB=1 (the test
+# command sets it) a failure is an error; otherwise the engine runs without
+# its pages and says so at /phone/.
+acd_build_web() {
+    if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+        if ! acd_apt_install nodejs npm; then
+            echo "no Node.js and npm: the browser pages are not built" >&2
+            [ "${ACD_REQUIRE_WEB:-0}" = 1 ] && return 1
+            return 0
+        fi
+    fi
+    if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)'; then
+        echo "Node.js 18 or newer is needed for the browser pages; this is $(node --version)" >&2
+        [ "${ACD_REQUIRE_WEB:-0}" = 1 ] && return 1
+        return 0
+    fi
+    # npm ci only when the lock file changed since the last install.
+    if [ ! -f web/node_modules/.package-lock.json ] \
+        || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+        (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    node web/build.mjs
+}

@@ -71,6 +71,11 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/metrics", "/metrics", None, CALLERS, ()),
     ("GET", "/api/v1/auth/me", "/api/v1/auth/me", None, SIGNED, ()),
     ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, SIGNED, ()),
+    ("GET", "/", "/", None, CALLERS, ()),
+    ("GET", "/phone/", "/phone/", None, CALLERS, ()),
+    ("GET", "/assets/{name}", "/assets/phone.js", None, CALLERS, ()),
+    # Allowed, then 404: this engine has no SIP WebSocket, and only 1001 an account.
+    ("GET", "/api/v1/phone", "/api/v1/phone", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents", "/api/v1/agents", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents/{username}", "/api/v1/agents/1001", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents/{username}", f"{A}/1003", None, ALL_AGENTS, OUT_OF_REACH),

@@ -30,9 +30,17 @@ EngineFactory = Callable[[Path], RunningEngine]
 
 
 def ws_config(
-    tmp_path: Path, ws_port: int, *, sip: str = "", extra: str = "", trunk: bool = True
+    tmp_path: Path,
+    ws_port: int,
+    *,
+    sip: str = "",
+    extra: str = "",
+    trunk: bool = True,
+    routes: dict[str, str] | None = None,
+    queue: str = "",
 ) -> Path:
-    """Agents 1001-1003, queue q on 200, loopback as the trunk (unless ``trunk`` is False)."""
+    """Agents 1001-1003, queue q on 200 (and ``routes``: number -> YAML target),
+    loopback as the trunk (unless ``trunk`` is False); ``queue``: more of q's settings."""
     low = 30000 + (free_port() % 1000) * 20
     lines = [
         "sip:",
@@ -48,10 +56,13 @@ def ws_config(
         ),
         *(["trunks:", "  - {name: carrier, addresses: [127.0.0.1]}"] if trunk else []),
         "routes:",
-        '  - {match: "200", queue: q}',
+        *(
+            f'  - {{match: "{number}", {target}}}'
+            for number, target in {"200": "queue: q", **(routes or {})}.items()
+        ),
         "queues:",
         "  q: {strategy: round-robin, ring_timeout: 10, wrap_up: 0, retry_delay: 0,"
-        " reject_delay: 0, announce_every: 0}",
+        f" reject_delay: 0, announce_every: 0{', ' + queue if queue else ''}}}",
         f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
         f"media: {{rtp_ports: [{low}, {low + 39}]}}",
         extra,

@@ -77,6 +77,12 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/auth/logout"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/auth/me"): AccessRule.SIGNED_IN,
     ("GET", OPENAPI_PATH): AccessRule.SIGNED_IN,
+    # The browser pages (acd/web): the page holds the sign-in form, the
+    # assets are the same code for everyone; what they show comes from the API.
+    ("GET", "/"): AccessRule.OPEN,
+    ("GET", "/phone/"): AccessRule.OPEN,
+    ("GET", "/assets/{name}"): AccessRule.OPEN,
+    ("GET", "/api/v1/phone"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/agents"): Permission.AGENTS_READ,
     ("GET", "/api/v1/agents/{username}"): Permission.AGENTS_READ,
     **{

@@ -139,6 +139,74 @@ def _open_and_auth() -> dict[tuple[str, str], Operation]:
     }
 
 
+def _pages() -> dict[tuple[str, str], Operation]:
+    html = {"text/html": {"schema": STR}}
+    return {
+        ("GET", "/"): {
+            "summary": "A browser is sent to the phone page",
+            "responses": {"302": {"description": "Location: /phone/."}},
+        },
+        ("GET", "/phone/"): {
+            "summary": "The browser phone page (its sign-in form, then the phone)",
+            "responses": {
+                "200": {"description": "The page.", "content": html},
+                "503": {"description": "The pages are not built: run scripts/build-web."},
+            },
+        },
+        ("GET", "/assets/{name}"): {
+            "summary": "A script, style sheet or source map of the browser pages",
+            "parameters": [
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                    "description": "phone.js, phone.css, phone.js.map",
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file.",
+                    "content": {"text/javascript": {"schema": STR}},
+                },
+                "404": {"description": "No such asset."},
+            },
+        },
+        ("GET", "/api/v1/phone"): {
+            "summary": "Where and as whom the signed-in user's browser phone registers",
+            "description": (
+                "A fresh phone credential each time: a digest user name and password "
+                "good only over the SIP WebSocket, until the session's lifetime ends "
+                "(the account's own password never reaches the browser)."
+            ),
+            "responses": {
+                "200": ok(
+                    obj(
+                        {
+                            "username": STR,
+                            "display_name": nullable(STR),
+                            "agent": BOOL,
+                            "uri": STR,
+                            "domain": STR,
+                            "realm": STR,
+                            "websocket_url": STR,
+                            "authorization_user": STR,
+                            "password": STR,
+                            "register_expires": INT,
+                            "pause_reasons": STRINGS,
+                        }
+                    )
+                ),
+                "403": refusal("An API key: a phone needs a signed-in user (error: forbidden)."),
+                "404": refusal(
+                    "The user has no SIP account (no_phone), or the engine no SIP "
+                    "WebSocket for this page (no_websocket)."
+                ),
+            },
+        },
+    }
+
+
 def _agents() -> dict[tuple[str, str], Operation]:
     found: dict[tuple[str, str], Operation] = {
         ("GET", "/api/v1/agents"): {
@@ -790,6 +858,7 @@ def operations() -> dict[tuple[str, str], Operation]:
     """Every described operation by (method, canonical path), without security."""
     return {
         **_open_and_auth(),
+        **_pages(),
         **_agents(),
         **_calls_and_reports(),
         **_live_and_events(),

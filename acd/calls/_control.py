@@ -350,6 +350,17 @@ class CallControl:
     def transaction_terminated(self, transaction: str) -> None:
         self._by_transaction.pop(transaction, None)
 
+    def connection_closed(self, peer: Address) -> None:
+        """A browser's WebSocket closed: the legs reached over it are gone with it.
+
+        Nothing can reach that phone again (a reload opens a new WebSocket and
+        registers anew), so each leg ends at once as if the browser had hung
+        up, without a BYE, and its call treats it as any failed agent leg. An
+        INVITE still ringing there fails through its transaction instead.
+        """
+        for leg in [leg for leg in self._by_dialog.values() if leg.destination == peer]:
+            leg.connection_lost()
+
     # -- accounting ----------------------------------------------------------------------
 
     def resources(self) -> dict[str, int]:

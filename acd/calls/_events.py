@@ -40,6 +40,7 @@ EndReason = Literal[
     "no-answer",  # nobody answered within the ring timeout
     "timeout",  # a transaction timed out: the far end is gone
     "media-timeout",  # RTP stopped
+    "connection-lost",  # the far end's WebSocket closed (a browser tab gone)
     "session-expired",  # RFC 4028 refresh never came
     "error",  # our own failure
 ]

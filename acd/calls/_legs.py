@@ -286,6 +286,13 @@ class SipLeg:
             self.send_in_dialog("BYE")
         self._finish(reason, status, by_remote=False)
 
+    def connection_lost(self) -> None:
+        """The far end's only connection (a browser's WebSocket) closed: no BYE can go."""
+        if self.is_ended:
+            return
+        log.info("%s: its WebSocket closed, the leg ends", self)
+        self._finish("connection-lost", by_remote=True)
+
     def send_in_dialog(
         self,
         method: str,

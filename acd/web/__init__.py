@@ -1,0 +1,191 @@
+"""The engine's browser pages: static assets built from ``web/`` and the phone's settings.
+
+``scripts/build-web`` bundles ``web/src`` (JsSIP from npm, esbuild) into
+``acd/web/static``; this module serves them:
+
+- ``GET /`` sends a browser to the phone page;
+- ``GET /phone/`` is the page: open, since it holds the sign-in form, and
+  nothing else until the user signs in;
+- ``GET /assets/{name}``: the bundle, its style sheet and source map;
+- ``GET /api/v1/phone``: for a signed-in user with a SIP account, where the
+  SIP WebSocket is and a fresh phone credential (``acd.authn``), so the
+  page never needs, keeps or sees the account's own password.
+
+Every page goes out with a Content-Security-Policy that allows scripts and
+styles from this origin only (no inline script anywhere), connections only
+to this origin and the SIP WebSocket, and no framing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ..api._params import error
+from ..api._principal import principal_of
+from ..authn import PhoneCredential
+
+__all__ = ["STATIC_DIR", "PhoneAccount", "WebPages", "WebSocketPorts"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+_ASSET = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".map": "application/json",
+    ".txt": "text/plain",
+    ".html": "text/html",
+}
+_PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), geolocation=(), microphone=(self)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketPorts:
+    """Where the SIP WebSocket listens: ports of ws and wss (None when off) and the path."""
+
+    ws: int | None
+    wss: int | None
+    path: str
+
+    def url(self, host: str, *, secure_page: bool) -> str | None:
+        """The URL a page at ``host`` connects to; an https page may only use wss."""
+        if self.wss is not None and (secure_page or self.ws is None):
+            return f"wss://{host}:{self.wss}{self.path}"
+        if self.ws is not None and not secure_page:
+            return f"ws://{host}:{self.ws}{self.path}"
+        return None
+
+    def sources(self, host: str) -> list[str]:
+        """CSP connect-src entries for both listeners."""
+        found = []
+        if self.ws is not None:
+            found.append(f"ws://{host}:{self.ws}")
+        if self.wss is not None:
+            found.append(f"wss://{host}:{self.wss}")
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneAccount:
+    """What the phone page shows of a user's SIP account."""
+
+    display_name: str | None
+    agent: bool
+
+
+class WebPages:
+    """The routes of the browser pages (their access rules are in acd/api/_access.py)."""
+
+    def __init__(
+        self,
+        *,
+        domain: str,
+        websocket: WebSocketPorts,
+        account: Callable[[str], PhoneAccount | None],
+        issue: Callable[[str], PhoneCredential | None],
+        pause_reasons: Callable[[], Sequence[str]],
+        register_expires: int,
+        static_dir: Path = STATIC_DIR,
+    ) -> None:
+        self.domain = domain
+        self.websocket = websocket
+        self.account = account
+        self.issue = issue
+        self.pause_reasons = pause_reasons
+        self.register_expires = register_expires
+        self.static_dir = static_dir
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.root),
+            web.get("/phone/", self.phone_page),
+            web.get("/assets/{name}", self.asset),
+            web.get("/api/v1/phone", self.phone_settings),
+        ]
+
+    async def root(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/phone/")
+
+    def _csp(self, host: str) -> str:
+        connect = " ".join(["'self'", *self.websocket.sources(host)])
+        return (
+            "default-src 'none'; script-src 'self'; style-src 'self'; "
+            f"connect-src {connect}; media-src 'self' blob: mediastream:; img-src 'self' data:; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )
+
+    async def phone_page(self, request: web.Request) -> web.StreamResponse:
+        page = self.static_dir / "phone.html"
+        if not page.is_file():
+            raise web.HTTPServiceUnavailable(
+                text="The browser pages are not built: run scripts/build-web.\n",
+                content_type="text/plain",
+            )
+        headers = {
+            **_PAGE_HEADERS,
+            "Content-Security-Policy": self._csp(request.url.host or "127.0.0.1"),
+            "Cache-Control": "no-cache",
+            "Content-Type": "text/html; charset=utf-8",
+        }
+        return web.FileResponse(page, headers=headers)
+
+    async def asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = self.static_dir / name
+        kind = _TYPES.get(path.suffix)
+        if not _ASSET.fullmatch(name) or kind is None or kind == "text/html" or not path.is_file():
+            raise web.HTTPNotFound(text="no such asset\n", content_type="text/plain")
+        headers = {
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-cache",
+            "Content-Type": f"{kind}; charset=utf-8",
+        }
+        return web.FileResponse(path, headers=headers)
+
+    async def phone_settings(self, request: web.Request) -> web.Response:
+        """Where and as whom the signed-in user's browser phone registers."""
+        principal = principal_of(request)
+        if principal.via == "api_key":
+            error(web.HTTPForbidden, "forbidden", "a browser phone needs a signed-in user")
+        account = self.account(principal.username)
+        if account is None:
+            error(web.HTTPNotFound, "no_phone", f"user {principal.username!r} has no SIP account")
+        host = request.url.host or "127.0.0.1"
+        url = self.websocket.url(host, secure_page=request.secure)
+        if url is None:
+            error(
+                web.HTTPNotFound,
+                "no_websocket",
+                "the engine has no SIP WebSocket for this page: add ws"
+                + (" or wss" if not request.secure else "")
+                + " to sip.transports",
+            )
+        credential = self.issue(principal.username)
+        if credential is None:
+            error(web.HTTPNotFound, "no_phone", f"user {principal.username!r} has no SIP account")
+        body = {
+            "username": principal.username,
+            "display_name": account.display_name,
+            "agent": account.agent,
+            "uri": f"sip:{principal.username}@{self.domain}",
+            "domain": self.domain,
+            "realm": self.domain,
+            "websocket_url": url,
+            "authorization_user": credential.authorization_user,
+            "password": credential.password,
+            "register_expires": self.register_expires,
+            "pause_reasons": list(self.pause_reasons()),
+        }
+        # A secret: never kept by a cache on the way.
+        return web.json_response(body, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,25 @@
+// Bundle the browser pages into acd/web/static/ (run by scripts/build-web).
+// The output is the same bytes for the same sources and package versions, so
+// tests/test_web_pages.py can tell a stale bundle from a fresh one.
+import { build } from "esbuild";
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "..", "acd", "web", "static");
+await mkdir(out, { recursive: true });
+await build({
+  entryPoints: [join(here, "src", "phone.js")],
+  outdir: out,
+  bundle: true,
+  format: "esm",
+  target: ["chrome100", "firefox100", "safari15"],
+  minify: true,
+  sourcemap: "linked",
+  legalComments: "linked",
+  logLevel: "warning",
+});
+for (const page of ["phone.html", "phone.css"]) {
+  await copyFile(join(here, "src", page), join(out, page));
+}
