@@ -240,10 +240,12 @@ nodes:
 """
 
 
+@pytest.mark.parametrize("method", ["RFC2833", "INFO"])
 def test_the_page_calls_an_ivr_and_its_keypad_reaches_the_menu(
     tmp_path: Path,
     engine_factory: Callable[[Path], RunningEngine],
     chromium: object,
+    method: str,
 ) -> None:
     ivr_dir = tmp_path / "ivr"
     ivr_dir.mkdir()
@@ -255,11 +257,12 @@ def test_the_page_calls_an_ivr_and_its_keypad_reaches_the_menu(
         routes={"300": "ivr: keys, record: false"},
     )
     page = _signed_in_page(chromium, engine)
+    page.select_option("#dtmf-method", method)  # type: ignore[attr-defined]
     page.fill("#dial-number", "300")  # type: ignore[attr-defined]
     page.click("#dial button[type=submit]")  # type: ignore[attr-defined]
     page.wait_for_selector("body[data-call=talking]")  # type: ignore[attr-defined]
-    # Typed ahead, as callers do: the browser queues the tones (RFC 4733), the
-    # menu takes the 4 and the account number's collect the rest.
+    # Typed ahead, as callers do: the browser queues the keys (RFC 4733 tones
+    # or one INFO after another), the menu takes the 4 and the collect the rest.
     for key in "4725":
         page.click(f"#keypad button[data-key='{key}']")  # type: ignore[attr-defined]
     # The flow says goodbye and hangs up: the page sees the call end.

@@ -172,6 +172,11 @@ async function signOut() {
 }
 
 function wire() {
+  const method = localStorage.getItem("acd.dtmf");
+  if (method) $("dtmf-method").value = method;
+  $("dtmf-method").addEventListener("change", () =>
+    localStorage.setItem("acd.dtmf", $("dtmf-method").value),
+  );
   $("sign-in").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("answer").addEventListener("click", () => phone.answer());
@@ -182,7 +187,7 @@ function wire() {
   $("keypad").addEventListener("click", (event) => {
     const key = event.target.dataset && event.target.dataset.key;
     if (key) {
-      phone.sendDtmf(key);
+      phone.sendDtmf(key, $("dtmf-method").value);
       log(`Key ${key}`);
     }
   });

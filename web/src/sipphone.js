@@ -41,7 +41,12 @@ export class SipPhone extends EventTarget {
     this.ua.on("connecting", () => this._state("connecting"));
     this.ua.on("registered", () => this._state("registered"));
     this.ua.on("unregistered", () => this._state("unregistered"));
-    this.ua.on("disconnected", () => this._state("offline"));
+    this.ua.on("disconnected", () => {
+      this._state("offline");
+      // The engine ends a call whose WebSocket closed: end ours too, rather
+      // than show a call nobody is on. JsSIP reconnects and registers again.
+      if (this.session) this.session.terminate();
+    });
     this.ua.on("registrationFailed", (e) => this._state("failed", e.cause));
     this.ua.on("newRTCSession", (e) => this._newSession(e));
   }
