@@ -24,6 +24,7 @@ __all__ = [
     "CallArrived",
     "CallEnded",
     "CallSetup",
+    "ConsultationChanged",
     "EngineEvent",
     "EventBus",
     "IvrResponse",
@@ -147,6 +148,17 @@ class AgentStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsultationChanged:
+    """An agent's consultation of a colleague moved on: ``state`` is ringing, talking,
+    conference, or how it ended (completed, cancelled, failed, colleague-left, ended)."""
+
+    call_id: str
+    agent: str
+    extension: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingError:
     """A call could not be (fully) recorded: disk guard, write failure."""
 
@@ -164,6 +176,7 @@ EngineEvent = (
     | RingAttempt
     | AgentOffered
     | AgentStateChanged
+    | ConsultationChanged
     | RecordingError
 )
 

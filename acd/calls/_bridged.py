@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from media import Bridge, DtmfReceived, MonitorMode
 from media.player import Playback, PlayItem
 
+from ..events import ConsultationChanged
 from ._events import LegEnded, LegEvent
 from ._legs import OutboundLeg, SipLeg
 
@@ -169,6 +170,14 @@ class Consultation:
         self.leg: OutboundLeg | None = None
         self.state = "ringing"  # talking, conference; or ended: cancelled, failed, completed
         self._bridge: Bridge | None = None
+        self._changed()
+
+    def _changed(self) -> None:
+        """Tell the event stream (the agent's desktop follows its consultation there)."""
+        call = self.bridged.call
+        call.control.events.publish(
+            ConsultationChanged(call.id, call.agent or "", self.extension, self.state)
+        )
 
     def public(self) -> dict[str, object]:
         """As the API shows it."""
@@ -199,6 +208,7 @@ class Consultation:
             return
         self.leg = leg
         self.state = "talking"
+        self._changed()
         leg.on_event = self._on_event
         self._bridge = Bridge(agent.rtp, leg.rtp)
 
@@ -233,6 +243,7 @@ class Consultation:
             raise ValueError("the caller's bridge is not up")
         bridged.bridge.monitor(self.leg.rtp, MonitorMode.BARGE, clock)
         self.state = "conference"
+        self._changed()
         bridged.call.event("CONFERENCE", agent=bridged.call.agent, extension=self.extension)
 
     def complete(self) -> SipLeg:
@@ -271,6 +282,7 @@ class Consultation:
 
     def _finish(self, outcome: str) -> None:
         self.state = outcome
+        self._changed()
         self.bridged.call.event(
             "CONSULTEND", agent=self.bridged.call.agent, extension=self.extension, outcome=outcome
         )
@@ -313,6 +325,7 @@ class Bridged:
         self._player = player
         self._hold_music = tuple(hold_music)
         self._held: Playback | None = None
+        self._held_at: float | None = None
         self._pause_keys = pause_keys
         self._typed = ""
         self._paused_at: float | None = None
@@ -370,6 +383,8 @@ class Bridged:
             return
         self.bridge.stop()
         self._set_bridge(None)
+        self._held_at = asyncio.get_running_loop().time()
+        self.call.event("HOLD", agent=self.call.agent)
         if self.a.rtp is not None:
             self._held = self._player.play(self.a.rtp, self._hold_music, loop=True)
 
@@ -378,6 +393,10 @@ class Bridged:
         if self._held is not None:
             self._held.stop()
             self._held = None
+        if self._held_at is not None:
+            held = asyncio.get_running_loop().time() - self._held_at
+            self._held_at = None
+            self.call.event("UNHOLD", agent=self.call.agent, held_s=round(held, 3))
         if self.bridge is not None or self.a.rtp is None or self.b.rtp is None:
             return
         if self.a.is_ended or self.b.is_ended:

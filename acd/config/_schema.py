@@ -810,6 +810,7 @@ _EVENT_TYPES = (
     "RingAttempt",
     "AgentOffered",
     "AgentStateChanged",
+    "ConsultationChanged",
     "RecordingError",
 )
 

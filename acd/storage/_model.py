@@ -84,6 +84,8 @@ class EventType(StrEnum):
     REQUEUE = "REQUEUE"  # not Asterisk's: the agent's phone left at once, the caller went back
     RECORDPAUSE = "RECORDPAUSE"  # not Asterisk's: the recording paused, {agent, by}
     RECORDRESUME = "RECORDRESUME"  # not Asterisk's: the recording resumed, {agent, by, paused_s}
+    HOLD = "HOLD"  # not Asterisk's queue_log (its CEL's): the agent's phone held the caller
+    UNHOLD = "UNHOLD"  # not Asterisk's queue_log: the caller back from hold, {agent, held_s}
 
 
 def _require_aware(owner: object, **stamps: datetime | None) -> None:
