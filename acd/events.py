@@ -60,7 +60,11 @@ class CallSetup:
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """A call's record is closed. ``disposition`` as in storage's ``Disposition``."""
+    """A call's record is closed. ``disposition`` as in storage's ``Disposition``.
+
+    ``agent`` is who took the call (None when nobody did), so the event reaches
+    that agent's desktop and their team lead as well as supervisors.
+    """
 
     call_id: str
     disposition: str
@@ -68,6 +72,7 @@ class CallEnded:
     hangup_side: str
     duration_s: float
     reason: str | None = None  # for failed calls: why (no-flow, error, media-timeout...)
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -466,7 +466,7 @@ class Engine:
         )
 
     def _web_pages(self) -> WebPages:
-        """The phone page and its settings: the bound WebSocket ports, phone credentials."""
+        """The agent desktop and its settings: the bound WebSocket ports, phone credentials."""
         ports: dict[str, int] = {}
         for bound in self.sip_addresses:
             ports.setdefault(bound.transport, bound.port)
@@ -493,6 +493,7 @@ class Engine:
             ),
             pause_reasons=pause_reasons,
             register_expires=self.config.registrar.default_expires,
+            crm_url=lambda: self.config.http.crm_url,
         )
 
     async def _bootstrap_admin(self) -> None:

@@ -86,7 +86,7 @@ acd_setup_venv() {
 # acd/web/static/, which the engine serves. Needs Node.js 18 or newer and
 # npm; installs Debian's when missing. With ACD_REQUIRE_WEB=1 (the test
 # command sets it) a failure is an error; otherwise the engine runs without
-# its pages and says so at /phone/.
+# its pages and says so at /agent/.
 acd_build_web() {
     if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
         if ! acd_apt_install nodejs npm; then

@@ -72,8 +72,8 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/api/v1/auth/me", "/api/v1/auth/me", None, SIGNED, ()),
     ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, SIGNED, ()),
     ("GET", "/", "/", None, CALLERS, ()),
-    ("GET", "/phone/", "/phone/", None, CALLERS, ()),
-    ("GET", "/assets/{name}", "/assets/phone.js", None, CALLERS, ()),
+    ("GET", "/agent/", "/agent/", None, CALLERS, ()),
+    ("GET", "/assets/{name}", "/assets/agent.js", None, CALLERS, ()),
     # Allowed, then 404: this engine has no SIP WebSocket, and only 1001 an account.
     ("GET", "/api/v1/phone", "/api/v1/phone", None, SIGNED[:-1], ()),
     ("GET", "/api/v1/agents", "/api/v1/agents", None, SIGNED[:-1], ()),

@@ -1,7 +1,7 @@
 """The browser phone page in Debian's Chromium, against a running engine and SIPp.
 
 Playwright drives ``/usr/bin/chromium`` (no browser download): the page at
-``/phone/`` signs in as agent 1001, registers over the engine's SIP
+``/agent/`` signs in as agent 1001, registers over the engine's SIP
 WebSocket with the phone credential the API hands out, and logs the agent
 in. Chromium's fake microphone plays a 1 kHz tone from a WAV file; the SIPp
 caller speaks 440 Hz. So the caller's tone is what the browser must hear
@@ -28,7 +28,7 @@ from playwright import sync_api as playwright_api
 
 from media import read_wav
 
-from .conftest import RunningEngine, agent_password, free_port, require_tool
+from .conftest import ROOT, RunningEngine, agent_password, free_port, require_tool
 from .test_acd_sipp import (  # noqa: F401 (sipp_factory is a fixture)
     Sipp,
     events_of,
@@ -135,8 +135,11 @@ def _engine(
     extra: str = "",
     routes: dict[str, str] | None = None,
     queue: str = "",
+    wrap_up: int = 0,
 ) -> RunningEngine:
-    config = ws_config(tmp_path, free_port(), extra=extra, routes=routes, queue=queue)
+    config = ws_config(
+        tmp_path, free_port(), extra=extra, routes=routes, queue=queue, wrap_up=wrap_up
+    )
     return engine_factory(config)
 
 
@@ -146,12 +149,32 @@ def _signed_in_page(browser: object, engine: RunningEngine, user: str = "1001") 
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors
-    page.goto(f"{engine.url}/phone/")
+    page.goto(f"{engine.url}/agent/")
     page.fill("#username", user)
     page.fill("#password", agent_password(user))
     page.click("#sign-in button[type=submit]")
     page.wait_for_selector("body[data-phone=registered]")
     return page
+
+
+SCREENS = Path(os.environ.get("ACD_SCREENSHOTS", ROOT / "build" / "screenshots"))
+WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def screenshots(page: object, name: str) -> list[Path]:
+    """The page as it is now, at a desktop's and a phone's width, kept under
+    build/screenshots (or $ACD_SCREENSHOTS) for people to look at."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    taken = []
+    before = page.viewport_size  # type: ignore[attr-defined]
+    for kind, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})  # type: ignore[attr-defined]
+        path = SCREENS / f"{name}-{kind}.png"
+        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        taken.append(path)
+    if before:
+        page.set_viewport_size(before)  # type: ignore[attr-defined]
+    return taken
 
 
 def _registrations(engine: RunningEngine, user: str) -> list[dict[str, object]]:

@@ -594,3 +594,13 @@ queues:
         "training",
         "no-answer",
     )
+
+
+def test_the_crm_link_names_a_bad_scheme_or_placeholder(tmp_path: Path) -> None:
+    good = "https://crm.example.com/find?phone={caller}&tier={var.tier}"
+    config = load_config(write(tmp_path, f"http: {{crm_url: '{good}'}}\n"), env={})
+    assert config.http.crm_url == good
+    (scheme,) = errors_of(write(tmp_path, "http: {crm_url: 'javascript:alert(1)'}\n"))
+    assert "http.crm_url" in scheme and "https://host" in scheme, scheme
+    (field,) = errors_of(write(tmp_path, "http: {crm_url: 'https://crm/x?p={phone}'}\n"))
+    assert "unknown placeholder {phone}" in field and "{caller}" in field, field

@@ -99,7 +99,7 @@ def test_a_call_followed_from_arrival_to_wrap_up_with_the_screen_pop(
     states = [(e["old"], e["new"]) for e in seen if e["type"] == "AgentStateChanged"]
     assert ("on_call", "wrap_up") in states and states[-1] == ("wrap_up", "available"), states
     ended = next(e for e in seen if e["type"] == "CallEnded")
-    assert ended["disposition"] == "answered"
+    assert ended["disposition"] == "answered" and ended["agent"] == "1001"
 
 
 def test_a_client_that_reconnects_resumes_without_a_gap(

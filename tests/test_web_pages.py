@@ -127,20 +127,22 @@ def test_the_phone_settings_and_the_pages_headers(
 ) -> None:
     ws_port = free_port()
     engine = engine_factory(ws_config(tmp_path, ws_port))
-    assert (STATIC_DIR / "phone.js").is_file(), "run scripts/build-web"
+    assert (STATIC_DIR / "agent.js").is_file(), "run scripts/build-web"
 
-    status, headers, body = _page(engine, "/phone/")
+    status, headers, body = _page(engine, "/agent/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     csp = headers["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
-    assert f"connect-src 'self' ws://127.0.0.1:{ws_port};" in csp
+    http_port = engine.url.rsplit(":", 1)[1]
+    assert f"connect-src 'self' ws://127.0.0.1:{http_port} ws://127.0.0.1:{ws_port};" in csp
     assert "frame-ancestors 'none'" in csp and headers["X-Frame-Options"] == "DENY"
     assert b"<script" in body and b"<script>" not in body  # no inline script
-    status, headers, body = _page(engine, "/assets/phone.js")
+    status, headers, body = _page(engine, "/assets/agent.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert headers["X-Content-Type-Options"] == "nosniff"
-    for bad in ("/assets/phone.html", "/assets/nope.js", "/assets/..%2Facd.yaml", "/assets/.js"):
+    for bad in ("/assets/agent.html", "/assets/nope.js", "/assets/..%2Facd.yaml", "/assets/.js"):
         assert _page(engine, bad)[0] == 404, bad
+    assert _page(engine, "/phone/")[0] == 404  # the page is the desktop now
 
     assert engine.request("GET", "/api/v1/phone", token=None)[0] == 401
     # The admin has no SIP account.
@@ -157,6 +159,7 @@ def test_the_phone_settings_and_the_pages_headers(
     assert settings["authorization_user"].startswith("1001~")
     assert settings["password"] != agent_password("1001")
     assert settings["pause_reasons"], settings
+    assert settings["crm_url"] is None
     # A second ask is a second credential; neither is in the engine's log.
     again = engine.request("GET", "/api/v1/phone", token=token)[1]
     assert again["password"] != settings["password"]  # type: ignore[index]

@@ -38,6 +38,7 @@ def ws_config(
     trunk: bool = True,
     routes: dict[str, str] | None = None,
     queue: str = "",
+    wrap_up: int = 0,
 ) -> Path:
     """Agents 1001-1003, queue q on 200 (and ``routes``: number -> YAML target),
     loopback as the trunk (unless ``trunk`` is False); ``queue``: more of q's settings."""
@@ -61,7 +62,7 @@ def ws_config(
             for number, target in {"200": "queue: q", **(routes or {})}.items()
         ),
         "queues:",
-        "  q: {strategy: round-robin, ring_timeout: 10, wrap_up: 0, retry_delay: 0,"
+        f"  q: {{strategy: round-robin, ring_timeout: 10, wrap_up: {wrap_up}, retry_delay: 0,"
         f" reject_delay: 0, announce_every: 0{', ' + queue if queue else ''}}}",
         f"prompts: {{dir: {ROOT / 'config' / 'prompts'}}}",
         f"media: {{rtp_ports: [{low}, {low + 39}]}}",

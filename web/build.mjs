@@ -2,15 +2,17 @@
 // The output is the same bytes for the same sources and package versions, so
 // tests/test_web_pages.py can tell a stale bundle from a fresh one.
 import { build } from "esbuild";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "..", "acd", "web", "static");
+// A page renamed or dropped must not linger: the output is rebuilt whole.
+await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 await build({
-  entryPoints: [join(here, "src", "phone.js")],
+  entryPoints: [join(here, "src", "agent.js")],
   outdir: out,
   bundle: true,
   format: "esm",
@@ -20,6 +22,6 @@ await build({
   legalComments: "linked",
   logLevel: "warning",
 });
-for (const page of ["phone.html", "phone.css"]) {
+for (const page of ["agent.html", "acd.css"]) {
   await copyFile(join(here, "src", page), join(out, page));
 }

@@ -80,7 +80,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     # The browser pages (acd/web): the page holds the sign-in form, the
     # assets are the same code for everyone; what they show comes from the API.
     ("GET", "/"): AccessRule.OPEN,
-    ("GET", "/phone/"): AccessRule.OPEN,
+    ("GET", "/agent/"): AccessRule.OPEN,
     ("GET", "/assets/{name}"): AccessRule.OPEN,
     ("GET", "/api/v1/phone"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/agents"): Permission.AGENTS_READ,

@@ -143,11 +143,11 @@ def _pages() -> dict[tuple[str, str], Operation]:
     html = {"text/html": {"schema": STR}}
     return {
         ("GET", "/"): {
-            "summary": "A browser is sent to the phone page",
-            "responses": {"302": {"description": "Location: /phone/."}},
+            "summary": "A browser is sent to the agent desktop",
+            "responses": {"302": {"description": "Location: /agent/."}},
         },
-        ("GET", "/phone/"): {
-            "summary": "The browser phone page (its sign-in form, then the phone)",
+        ("GET", "/agent/"): {
+            "summary": "The agent desktop (its sign-in form, then the phone, screen pop, wrap-up)",
             "responses": {
                 "200": {"description": "The page.", "content": html},
                 "503": {"description": "The pages are not built: run scripts/build-web."},
@@ -161,7 +161,7 @@ def _pages() -> dict[tuple[str, str], Operation]:
                     "in": "path",
                     "required": True,
                     "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
-                    "description": "phone.js, phone.css, phone.js.map",
+                    "description": "agent.js, acd.css, agent.js.map",
                 }
             ],
             "responses": {
@@ -194,6 +194,7 @@ def _pages() -> dict[tuple[str, str], Operation]:
                             "password": STR,
                             "register_expires": INT,
                             "pause_reasons": STRINGS,
+                            "crm_url": nullable(STR),
                         }
                     )
                 ),
@@ -780,6 +781,7 @@ def _config() -> dict[tuple[str, str], Operation]:
                             "queues": array(ref("ConfigQueue")),
                             "routes": array(ref("ConfigRoute")),
                             "pause_reasons": STRINGS,
+                            "crm_url": nullable(STR),
                         }
                     ),
                     headers=_ETAG,

@@ -368,6 +368,8 @@ def components() -> dict[str, Any]:
             {
                 "name": STR,
                 "strategy": STR,
+                "wrap_up_codes": STRINGS,
+                "wrap_up_code_required": BOOL,
                 "oldest_wait_s": NUM,
                 **dict.fromkeys(counts, INT),
                 "calls": array(waiting),

@@ -333,6 +333,8 @@ class AgentsApi:
                 {
                     "name": name,
                     "strategy": queue.strategy,
+                    "wrap_up_codes": list(queue.wrap_up_codes),
+                    "wrap_up_code_required": queue.wrap_up_code_required,
                     "waiting": stats.waiting,
                     "oldest_wait_s": round(stats.oldest_wait, 3),
                     "logged_in": stats.logged_in,

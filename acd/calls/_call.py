@@ -267,6 +267,7 @@ class Call:
                 self.hangup_side or "system",
                 asyncio.get_running_loop().time() - self.arrived_monotonic,
                 self.failure_reason if self.disposition == "failed" else None,
+                self.agent if self.agent_answered_at is not None else None,
             )
         )
         recorder = self.control.records

@@ -427,6 +427,20 @@ class HttpAuthConfig(_Section):
     metrics_token: Annotated[SecretStr | None, AfterValidator(_check_token)] = None
 
 
+_CRM_FIELDS = frozenset({"caller", "caller_name", "did", "queue", "call_id"})
+
+
+def _check_crm_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("use http://host[:port]/path or https://host[:port]/path")
+    for name in re.findall(r"\{([^{}]*)\}", value):
+        if name not in _CRM_FIELDS and not re.fullmatch(r"var\.[A-Za-z_][A-Za-z0-9_]*", name):
+            known = ", ".join(f"{{{f}}}" for f in sorted(_CRM_FIELDS))
+            raise ValueError(f"unknown placeholder {{{name}}}; use {known} or {{var.NAME}}")
+    return value
+
+
 class HttpConfig(_Section):
     """The HTTP listener: API, /metrics, /healthz and web pages."""
 
@@ -436,6 +450,10 @@ class HttpConfig(_Section):
     port: Port = 8080
     # sign-in, sessions and the /metrics credential
     auth: HttpAuthConfig = Field(default_factory=lambda: HttpAuthConfig())
+    # the agent desktop's link to the CRM for a ringing call, such as
+    # https://crm.example.com/search?phone={caller}; placeholders {caller}, {caller_name},
+    # {did}, {queue}, {call_id} and {var.NAME} (an IVR variable), each URL-encoded
+    crm_url: Annotated[str, AfterValidator(_check_crm_url)] | None = None
 
 
 def _check_storage_url(value: str, info: ValidationInfo) -> str:

@@ -3,17 +3,20 @@
 ``scripts/build-web`` bundles ``web/src`` (JsSIP from npm, esbuild) into
 ``acd/web/static``; this module serves them:
 
-- ``GET /`` sends a browser to the phone page;
-- ``GET /phone/`` is the page: open, since it holds the sign-in form, and
-  nothing else until the user signs in;
+- ``GET /`` sends a browser to the agent desktop;
+- ``GET /agent/`` is the desktop (the browser phone, the agent's state, the
+  screen pop, wrap-up): open, since it holds the sign-in form, and nothing
+  else until the user signs in;
 - ``GET /assets/{name}``: the bundle, its style sheet and source map;
 - ``GET /api/v1/phone``: for a signed-in user with a SIP account, where the
   SIP WebSocket is and a fresh phone credential (``acd.authn``), so the
-  page never needs, keeps or sees the account's own password.
+  page never needs, keeps or sees the account's own password, and the
+  desktop's link to the CRM.
 
 Every page goes out with a Content-Security-Policy that allows scripts and
 styles from this origin only (no inline script anywhere), connections only
-to this origin and the SIP WebSocket, and no framing.
+to this origin (the event stream's WebSocket included) and the SIP
+WebSocket, and no framing.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class WebPages:
         issue: Callable[[str], PhoneCredential | None],
         pause_reasons: Callable[[], Sequence[str]],
         register_expires: int,
+        crm_url: Callable[[], str | None] = lambda: None,
         static_dir: Path = STATIC_DIR,
     ) -> None:
         self.domain = domain
@@ -104,29 +108,33 @@ class WebPages:
         self.issue = issue
         self.pause_reasons = pause_reasons
         self.register_expires = register_expires
+        self.crm_url = crm_url
         self.static_dir = static_dir
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.root),
-            web.get("/phone/", self.phone_page),
+            web.get("/agent/", self.agent_page),
             web.get("/assets/{name}", self.asset),
             web.get("/api/v1/phone", self.phone_settings),
         ]
 
     async def root(self, request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/phone/")
+        raise web.HTTPFound("/agent/")
 
-    def _csp(self, host: str) -> str:
-        connect = " ".join(["'self'", *self.websocket.sources(host)])
+    def _csp(self, request: web.Request) -> str:
+        host = request.url.host or "127.0.0.1"
+        # 'self' covers this origin's WebSocket in CSP 3, not in older browsers: say it.
+        own = f"{'wss' if request.secure else 'ws'}://{request.host}"
+        connect = " ".join(["'self'", own, *self.websocket.sources(host)])
         return (
             "default-src 'none'; script-src 'self'; style-src 'self'; "
             f"connect-src {connect}; media-src 'self' blob: mediastream:; img-src 'self' data:; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
         )
 
-    async def phone_page(self, request: web.Request) -> web.StreamResponse:
-        page = self.static_dir / "phone.html"
+    async def agent_page(self, request: web.Request) -> web.StreamResponse:
+        page = self.static_dir / "agent.html"
         if not page.is_file():
             raise web.HTTPServiceUnavailable(
                 text="The browser pages are not built: run scripts/build-web.\n",
@@ -134,7 +142,7 @@ class WebPages:
             )
         headers = {
             **_PAGE_HEADERS,
-            "Content-Security-Policy": self._csp(request.url.host or "127.0.0.1"),
+            "Content-Security-Policy": self._csp(request),
             "Cache-Control": "no-cache",
             "Content-Type": "text/html; charset=utf-8",
         }
@@ -186,6 +194,7 @@ class WebPages:
             "password": credential.password,
             "register_expires": self.register_expires,
             "pause_reasons": list(self.pause_reasons()),
+            "crm_url": self.crm_url(),
         }
         # A secret: never kept by a cache on the way.
         return web.json_response(body, headers={"Cache-Control": "no-store"})

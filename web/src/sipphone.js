@@ -75,6 +75,13 @@ export class SipPhone extends EventTarget {
     this.ua.call(uri, { mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
   }
 
+  // Blind transfer (REFER): the caller goes to target and this call ends.
+  transfer(target) {
+    if (!this.session || !this.session.isEstablished()) return;
+    const uri = target.includes("@") ? target : `sip:${target}@${this.settings.domain}`;
+    this.session.refer(uri);
+  }
+
   hangup() {
     if (this.session) this.session.terminate();
   }
