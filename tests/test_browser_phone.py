@@ -280,10 +280,11 @@ def test_the_page_calls_an_ivr_and_its_keypad_reaches_the_menu(
         routes={"300": "ivr: keys, record: false"},
     )
     page = _signed_in_page(chromium, engine)
-    page.select_option("#dtmf-method", method)  # type: ignore[attr-defined]
     page.fill("#dial-number", "300")  # type: ignore[attr-defined]
     page.click("#dial button[type=submit]")  # type: ignore[attr-defined]
     page.wait_for_selector("body[data-call=talking]")  # type: ignore[attr-defined]
+    # The choice is offered with the keypad, during the call.
+    page.select_option("#dtmf-method", method)  # type: ignore[attr-defined]
     # Typed ahead, as callers do: the browser queues the keys (RFC 4733 tones
     # or one INFO after another), the menu takes the 4 and the collect the rest.
     for key in "4725":
