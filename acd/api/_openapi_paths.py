@@ -781,7 +781,6 @@ def _config() -> dict[tuple[str, str], Operation]:
                             "queues": array(ref("ConfigQueue")),
                             "routes": array(ref("ConfigRoute")),
                             "pause_reasons": STRINGS,
-                            "crm_url": nullable(STR),
                         }
                     ),
                     headers=_ETAG,
