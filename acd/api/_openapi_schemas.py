@@ -347,7 +347,9 @@ def components() -> dict[str, Any]:
             {
                 "username": STR,
                 "name": nullable(STR),
+                "team": nullable(STR),
                 "state": {"type": "string", "enum": _AGENT_STATES},
+                "state_s": nullable(NUM),
                 "reason": nullable(STR),
                 "logged_in": BOOL,
                 "paused": BOOL,
@@ -370,9 +372,26 @@ def components() -> dict[str, Any]:
                 "strategy": STR,
                 "wrap_up_codes": STRINGS,
                 "wrap_up_code_required": BOOL,
+                "service_level_s": NUM,
                 "oldest_wait_s": NUM,
                 **dict.fromkeys(counts, INT),
                 "calls": array(waiting),
+                "today": obj(
+                    {
+                        **dict.fromkeys(
+                            (
+                                "offered",
+                                "answered",
+                                "answered_in_sl",
+                                "abandoned",
+                                "abandoned_in_sl",
+                                "other",
+                            ),
+                            INT,
+                        ),
+                        "service_level": NUM,
+                    }
+                ),
             }
         ),
         "Call": obj(call),

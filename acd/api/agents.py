@@ -50,12 +50,22 @@ _ACTIONS = ("login", "logout", "pause", "unpause")
 _CONSULT_STEPS = ("transfer", "conference", "cancel")
 
 
-def agent_json(view: AgentView, now: float, name: str | None = None) -> dict[str, Any]:
+def agent_json(
+    view: AgentView,
+    now: float,
+    name: str | None = None,
+    *,
+    team: str | None = None,
+    state_since: float | None = None,
+) -> dict[str, Any]:
     """An agent as the API shows it; times on the loop's clock become ages in seconds."""
     return {
         "username": view.username,
         "name": name,
+        "team": team,
         "state": view.state,
+        # how long the agent has been in this state (None: since before the engine started)
+        "state_s": round(now - state_since, 3) if state_since is not None else None,
         "reason": view.reason,
         "logged_in": view.logged_in,
         "paused": view.paused,
@@ -107,7 +117,13 @@ class AgentsApi:
 
     def _json(self, view: AgentView) -> dict[str, Any]:
         agent = self.service.config.agent(view.username)  # the live configuration's
-        return agent_json(view, self.service.loop.time(), agent.name if agent else None)
+        return agent_json(
+            view,
+            self.service.loop.time(),
+            agent.name if agent else None,
+            team=agent.team if agent else None,
+            state_since=self.service.state_since(view.username),
+        )
 
     def _view(self, username: str) -> AgentView:
         if not self.service.is_agent(username):
@@ -335,6 +351,7 @@ class AgentsApi:
                     "strategy": queue.strategy,
                     "wrap_up_codes": list(queue.wrap_up_codes),
                     "wrap_up_code_required": queue.wrap_up_code_required,
+                    "service_level_s": queue.service_level,
                     "waiting": stats.waiting,
                     "oldest_wait_s": round(stats.oldest_wait, 3),
                     "logged_in": stats.logged_in,
@@ -354,6 +371,7 @@ class AgentsApi:
                         }
                         for w in core.waiting(name)
                     ],
+                    "today": self.service.queue_today(name),
                 }
             )
         return web.json_response({"queues": rows})

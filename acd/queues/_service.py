@@ -59,6 +59,7 @@ from ._model import (
     StopRinging,
 )
 from ._ringing import AgentRing
+from ._today import Today
 from ._waiting import WaitingMusic, hold_music
 
 if TYPE_CHECKING:
@@ -163,6 +164,8 @@ class AcdService:
         # Whether a phone's account may monitor an agent's calls (set by the engine).
         self.may_monitor: Callable[[str, str], Awaitable[bool]] | None = None
         self._wrap_up_since: dict[str, float] = {}  # agent -> when its wrap-up started
+        self._state_since: dict[str, float] = {}  # agent -> when its state last changed
+        self.today = Today()
         self.rings_started = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -341,7 +344,23 @@ class AcdService:
     def unpause(self, username: str) -> None:
         self._do(self.core.unpause(username))
 
+    def state_since(self, username: str) -> float | None:
+        """When (loop clock) the agent's state last changed; None: not since the engine started."""
+        return self._state_since.get(username)
+
+    def queue_today(self, queue: str) -> dict[str, object]:
+        """The queue's calls today (see :mod:`._today`)."""
+        self._new_day()
+        return self.today.queue(queue).public()
+
+    def _new_day(self) -> None:
+        """At the first moment after local midnight: the agents' daily figures start at 0."""
+        if self.today.rolled():
+            self.core.reset_daily()
+            log.info("a new day: today's queue and agent figures start again")
+
     def _agent_changed(self, change: AgentChanged) -> None:
+        self._state_since[change.agent] = self.loop.time()
         self.events.publish(AgentStateChanged(change.agent, change.old, change.new, change.reason))
         if change.new == "wrap_up" and change.old != "wrap_up":
             self._wrap_up_since[change.agent] = self.loop.time()
@@ -457,6 +476,8 @@ class AcdService:
         waiter = _Waiter(call, queue, self.loop.time() - waited, self.loop.create_future())
         waiter.callback = callback
         self._waiting[call.id] = waiter
+        self._new_day()
+        self.today.joined(queue)
         self.events.publish(QueueJoined(call.id, queue, priority))
         if not callback:
             call.caller_leg.ended.add_done_callback(lambda _f: self._caller_left(waiter))
@@ -524,6 +545,8 @@ class AcdService:
         within = None
         if outcome in ("answered", "abandoned"):
             within = waited <= self.spec(waiter.queue).service_level
+        self._new_day()
+        self.today.left(waiter.queue, outcome, within)
         self.events.publish(QueueLeft(waiter.call.id, waiter.queue, outcome, waited, agent, within))
 
     def leave(self, waiter: _Waiter, outcome: str) -> None:
