@@ -136,24 +136,42 @@ def _engine(
     routes: dict[str, str] | None = None,
     queue: str = "",
     wrap_up: int = 0,
+    agents: tuple[str, ...] = ("1001", "1002", "1003"),
+    teams: dict[str, str] | None = None,
 ) -> RunningEngine:
     config = ws_config(
-        tmp_path, free_port(), extra=extra, routes=routes, queue=queue, wrap_up=wrap_up
+        tmp_path,
+        free_port(),
+        extra=extra,
+        routes=routes,
+        queue=queue,
+        wrap_up=wrap_up,
+        agents=agents,
+        teams=teams,
     )
     return engine_factory(config)
 
 
-def _signed_in_page(browser: object, engine: RunningEngine, user: str = "1001") -> object:
+def open_page(
+    browser: object, engine: RunningEngine, path: str, user: str, password: str
+) -> object:
+    """A new page at ``path``, signed in through its form; page errors are kept in
+    ``page.errors`` for the test to check."""
     page = browser.new_page()  # type: ignore[attr-defined]
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors
-    page.goto(f"{engine.url}/agent/")
+    page.goto(f"{engine.url}{path}")
     page.fill("#username", user)
-    page.fill("#password", agent_password(user))
+    page.fill("#password", password)
     page.click("#sign-in button[type=submit]")
-    page.wait_for_selector("body[data-phone=registered]")
+    return page
+
+
+def _signed_in_page(browser: object, engine: RunningEngine, user: str = "1001") -> object:
+    page = open_page(browser, engine, "/agent/", user, agent_password(user))
+    page.wait_for_selector("body[data-phone=registered]")  # type: ignore[attr-defined]
     return page
 
 

@@ -129,14 +129,15 @@ def test_the_phone_settings_and_the_pages_headers(
     engine = engine_factory(ws_config(tmp_path, ws_port))
     assert (STATIC_DIR / "agent.js").is_file(), "run scripts/build-web"
 
-    status, headers, body = _page(engine, "/agent/")
-    assert status == 200 and headers["Content-Type"].startswith("text/html")
-    csp = headers["Content-Security-Policy"]
-    assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
     http_port = engine.url.rsplit(":", 1)[1]
-    assert f"connect-src 'self' ws://127.0.0.1:{http_port} ws://127.0.0.1:{ws_port};" in csp
-    assert "frame-ancestors 'none'" in csp and headers["X-Frame-Options"] == "DENY"
-    assert b"<script" in body and b"<script>" not in body  # no inline script
+    for page in ("/agent/", "/wallboard/"):
+        status, headers, body = _page(engine, page)
+        assert status == 200 and headers["Content-Type"].startswith("text/html"), page
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
+        assert f"connect-src 'self' ws://127.0.0.1:{http_port} ws://127.0.0.1:{ws_port};" in csp
+        assert "frame-ancestors 'none'" in csp and headers["X-Frame-Options"] == "DENY"
+        assert b"<script" in body and b"<script>" not in body  # no inline script
     status, headers, body = _page(engine, "/assets/agent.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert headers["X-Content-Type-Options"] == "nosniff"

@@ -39,9 +39,12 @@ def ws_config(
     routes: dict[str, str] | None = None,
     queue: str = "",
     wrap_up: int = 0,
+    agents: tuple[str, ...] = ("1001", "1002", "1003"),
+    teams: dict[str, str] | None = None,
 ) -> Path:
-    """Agents 1001-1003, queue q on 200 (and ``routes``: number -> YAML target),
-    loopback as the trunk (unless ``trunk`` is False); ``queue``: more of q's settings."""
+    """Agents 1001-1003 (or ``agents``, in ``teams``: user -> team), queue q on 200
+    (and ``routes``: number -> YAML target), loopback as the trunk (unless
+    ``trunk`` is False); ``queue``: more of q's settings."""
     low = 30000 + (free_port() % 1000) * 20
     lines = [
         "sip:",
@@ -52,8 +55,9 @@ def ws_config(
         "registrar: {keepalive_interval: 0}",
         "agents:",
         *(
-            f'  - {{username: "{u}", password: "{agent_password(u)}", skills: {{}}}}'
-            for u in ("1001", "1002", "1003")
+            f'  - {{username: "{u}", password: "{agent_password(u)}", skills: {{}}'
+            + (f", team: {(teams or {})[u]}}}" if u in (teams or {}) else "}")
+            for u in agents
         ),
         *(["trunks:", "  - {name: carrier, addresses: [127.0.0.1]}"] if trunk else []),
         "routes:",

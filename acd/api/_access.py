@@ -81,6 +81,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     # assets are the same code for everyone; what they show comes from the API.
     ("GET", "/"): AccessRule.OPEN,
     ("GET", "/agent/"): AccessRule.OPEN,
+    ("GET", "/wallboard/"): AccessRule.OPEN,
     ("GET", "/assets/{name}"): AccessRule.OPEN,
     ("GET", "/api/v1/phone"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/agents"): Permission.AGENTS_READ,

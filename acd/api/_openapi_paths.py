@@ -153,6 +153,13 @@ def _pages() -> dict[tuple[str, str], Operation]:
                 "503": {"description": "The pages are not built: run scripts/build-web."},
             },
         },
+        ("GET", "/wallboard/"): {
+            "summary": "The supervisors' wallboard (its sign-in form, then queues, agents, calls)",
+            "responses": {
+                "200": {"description": "The page.", "content": html},
+                "503": {"description": "The pages are not built: run scripts/build-web."},
+            },
+        },
         ("GET", "/assets/{name}"): {
             "summary": "A script, style sheet or source map of the browser pages",
             "parameters": [
@@ -161,7 +168,7 @@ def _pages() -> dict[tuple[str, str], Operation]:
                     "in": "path",
                     "required": True,
                     "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
-                    "description": "agent.js, acd.css, agent.js.map",
+                    "description": "agent.js, wallboard.js, acd.css, agent.js.map",
                 }
             ],
             "responses": {

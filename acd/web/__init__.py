@@ -5,8 +5,10 @@
 
 - ``GET /`` sends a browser to the agent desktop;
 - ``GET /agent/`` is the desktop (the browser phone, the agent's state, the
-  screen pop, wrap-up): open, since it holds the sign-in form, and nothing
-  else until the user signs in;
+  screen pop, wrap-up), ``GET /wallboard/`` the supervisors' live board
+  (queues, agents by team, live calls with listen, whisper and barge): open,
+  since they hold the sign-in form, and nothing else until the user signs
+  in; every figure on them comes from the API, under the user's role;
 - ``GET /assets/{name}``: the bundle, its style sheet and source map;
 - ``GET /api/v1/phone``: for a signed-in user with a SIP account, where the
   SIP WebSocket is and a fresh phone credential (``acd.authn``), so the
@@ -115,6 +117,7 @@ class WebPages:
         return [
             web.get("/", self.root),
             web.get("/agent/", self.agent_page),
+            web.get("/wallboard/", self.wallboard_page),
             web.get("/assets/{name}", self.asset),
             web.get("/api/v1/phone", self.phone_settings),
         ]
@@ -134,7 +137,13 @@ class WebPages:
         )
 
     async def agent_page(self, request: web.Request) -> web.StreamResponse:
-        page = self.static_dir / "agent.html"
+        return self._page(request, "agent.html")
+
+    async def wallboard_page(self, request: web.Request) -> web.StreamResponse:
+        return self._page(request, "wallboard.html")
+
+    def _page(self, request: web.Request, name: str) -> web.StreamResponse:
+        page = self.static_dir / name
         if not page.is_file():
             raise web.HTTPServiceUnavailable(
                 text="The browser pages are not built: run scripts/build-web.\n",

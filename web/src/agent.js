@@ -10,9 +10,9 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
+import { $, clock, show, text } from "./ui.js";
 
 const api = new Api();
-const $ = (id) => document.getElementById(id);
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];
 const DONE = new Set(["available", "paused", "logged_out"]);
 
@@ -47,22 +47,6 @@ const STATE = {
   wrap_up: "Wrap-up",
   paused: "Paused",
 };
-
-function clock(seconds) {
-  const s = Math.max(0, Math.floor(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const mmss = `${String(m).padStart(h ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
-  return h ? `${h}:${mmss}` : mmss;
-}
-
-function text(id, value) {
-  $(id).textContent = value === null || value === undefined || value === "" ? "–" : String(value);
-}
-
-function show(id, visible) {
-  $(id).hidden = !visible;
-}
 
 function log(line) {
   const item = document.createElement("li");

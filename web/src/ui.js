@@ -1,0 +1,29 @@
+// Small DOM and formatting helpers every page uses.
+
+export const $ = (id) => document.getElementById(id);
+
+// Seconds as m:ss, or h:mm:ss from an hour on.
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const mmss = `${String(m).padStart(h ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return h ? `${h}:${mmss}` : mmss;
+}
+
+// An element's text, with a dash for nothing.
+export function text(id, value) {
+  $(id).textContent = value === null || value === undefined || value === "" ? "–" : String(value);
+}
+
+export function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+// A new element with a class and text.
+export function element(tag, className, content) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (content !== undefined && content !== null) node.textContent = String(content);
+  return node;
+}
