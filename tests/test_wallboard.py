@@ -5,7 +5,8 @@ agents 1001 (team red) and 1002 (team blue) are SIPp phones. The board's
 figures must equal /api/v1/queues and the Prometheus metrics, follow an
 agent's change within a second, show the SIPp caller's call with its
 agent, and listen, whisper and barge from the page through the supervisor's
-own browser phone (which hears the caller's 440 Hz while listening); the
+own browser phone (which hears the caller's 440 Hz while listening), and
+stay equal to them through a SIPp run of callers who wait for 1002; the
 supervisor pauses and logs agents out from the page. An agent's sign-in is
 refused the board. Screenshots at desktop and phone widths, and of the
 big-screen mode.
@@ -98,10 +99,11 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
     )
     assert status == 201
     sipp = sipp_factory(engine)
-    # Both agents answer after a second and stay until the caller hangs up.
-    answering = scenario_copy(tmp_path, "agent_uas.xml", t3000=60000)
+    # 1001 stays on a call until the caller hangs up; 1002 answers at once
+    # and hangs up after 1.5 s.
+    sipp.agent("1001", scenario_copy(tmp_path, "agent_uas.xml", t3000=60000))
+    sipp.agent("1002", scenario_copy(tmp_path, "agent_uas.xml", t1000=200, t3000=1500))
     for agent in ("1001", "1002"):
-        sipp.agent(agent, answering)
         assert engine.request("POST", f"/api/v1/agents/{agent}/login")[0] == 200
 
     page = open_page(chromium, engine, "/wallboard/", SUPERVISOR, SUPERVISOR_PASSWORD)
@@ -120,8 +122,8 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
 
     # An agent's change reaches the board within a second (the event stream).
     started = time.monotonic()
-    assert engine.request("POST", "/api/v1/agents/1002/pause")[0] == 200
-    page.wait_for_selector('tr[data-agent="1002"][data-state="paused"]', timeout=5000)  # type: ignore[attr-defined]
+    assert engine.request("POST", "/api/v1/agents/1001/pause")[0] == 200
+    page.wait_for_selector('tr[data-agent="1001"][data-state="paused"]', timeout=5000)  # type: ignore[attr-defined]
     took = time.monotonic() - started
     assert took < 1.0, f"the board showed the pause after {took:.2f} s"
     page.wait_for_function(  # type: ignore[attr-defined]
@@ -129,13 +131,30 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
         ".textContent === '1'"
     )
 
-    # A caller: the board shows the call with its agent, and counts it.
+    # A SIPp run of five callers, faster than 1002 alone serves them: they
+    # wait, and the board's figures equal the API's while they do and after.
+    run = sipp.callers("200", 5, rate="5", concurrent=5)
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => Number(document.querySelector('[data-queue=q] [data-field=waiting] dd')"
+        ".textContent) >= 2"
+    )
+    assert _figures(page)["oldest"] != "\u2013"  # a dash: nobody waits
+    engine.wait_for(lambda: _board_equals_api(page, engine), timeout=5, what="board = API")
+    assert run.wait(60) == 0, run.describe()
+    engine.wait_for(lambda: _board_equals_api(page, engine), timeout=5, what="board = API")
+    figures = _figures(page)
+    assert figures["answered"] == "5" == str(int(metric(engine, "calls_answered_total", queue="q")))
+    assert figures["offered"] == "5" == str(int(metric(engine, "calls_offered_total", queue="q")))
+    assert figures["waiting"] == "0"
+    screenshots(page, "wallboard")
+
+    # A caller for 1001: the board shows the call with its agent.
+    assert engine.request("POST", "/api/v1/agents/1002/pause")[0] == 200
+    assert engine.request("POST", "/api/v1/agents/1001/unpause")[0] == 200
     caller = tone_call(sipp, tmp_path, 20)
     page.wait_for_selector('#calls tr[data-agent="1001"]')  # type: ignore[attr-defined]
     engine.wait_for(lambda: _board_equals_api(page, engine), timeout=5, what="board = API")
-    assert _figures(page)["answered"] == "1"
-    assert metric(engine, "calls_answered_total", queue="q") == 1
-    assert metric(engine, "calls_offered_total", queue="q") == 1
+    assert _figures(page)["answered"] == "6"
     assert _figures(page)["service-level"] == "100%"
 
     # Listen through the browser phone: it is called, answers by itself, hears the caller.
@@ -184,8 +203,7 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
         what="1002 logged out",
     )
     engine.wait_for(lambda: _board_equals_api(page, engine), timeout=5, what="board = API")
-    screenshots(page, "wallboard")
-    wait_records(engine, 1)
+    wait_records(engine, 6)
     assert page.errors == []  # type: ignore[attr-defined]
     assert_nothing_left(engine)
 
