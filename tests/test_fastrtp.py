@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import struct
 
 import numpy as np
@@ -277,3 +278,41 @@ def test_a_recording_is_the_same_file_on_both_paths(
         patch.setattr(wavwriter, "fastrtp", None)
         python = write("python.wav")
     assert native == python
+
+
+# -- Port ------------------------------------------------------------------------------
+
+
+def test_a_port_reads_what_is_queued_in_order_and_drops_oversized_datagrams() -> None:
+    """More datagrams than one recvmmsg takes, one too large among them: every other
+    one reaches the handler in order, with its source; a drained socket returns."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        sender.bind(("127.0.0.1", 0))
+        port = fastrtp.Port(receiver.fileno())
+        got: list[tuple[bytes, tuple[str, int]]] = []
+        port.handler = lambda data, source: got.append((data, source))
+        sent = [b"%03d" % i + b"x" * i for i in range(20)]
+        for i, datagram in enumerate(sent):
+            sender.sendto(b"y" * 5000 if i == 7 else datagram, receiver.getsockname())
+        # Everything was sent on loopback before the read: it is all queued.
+        port.readable()
+        assert [data for data, _ in got] == [d for i, d in enumerate(sent) if i != 7]
+        assert {source for _, source in got} == {sender.getsockname()}
+        assert port.dropped == 1
+        port.readable()  # nothing queued: returns at once
+        assert len(got) == 19
+        # More than a call's batch (64) waits for the next call.
+        for i in range(70):
+            sender.sendto(b"%02d" % i, receiver.getsockname())
+        got.clear()
+        port.readable()
+        assert len(got) == 64
+        port.readable()
+        assert [data for data, _ in got][-6:] == [b"%02d" % i for i in range(64, 70)]
+    finally:
+        receiver.close()
+        sender.close()
