@@ -19,6 +19,7 @@ are read (``fast_packets``, ``last_arrival``; always 0 for a transport).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -155,10 +156,26 @@ class PortIo:
         except OSError as exc:
             logger.debug("RTP socket error: %s", exc)
 
-    def close(self) -> None:
+    def idle(self) -> None:
+        """Parked (:class:`~media.portpool.PortPool`), and again when a new leg takes
+        it: what is queued and what arrives is dropped in C, the counters start again."""
         self._port.handler = None
-        self._loop.remove_reader(self._port.fd)
+        self._port.readable()  # with no handler: read and dropped
+        self._port.reset()
+
+    def close(self) -> None:
+        if self._sock.fileno() == -1:
+            return
+        self._port.handler = None
+        if not self._loop.is_closed():  # a parked socket may outlive its loop
+            self._loop.remove_reader(self._port.fd)
         self._sock.close()
+
+    def __del__(self) -> None:
+        # Never let the socket's own finaliser close a descriptor the loop
+        # still polls (libuv aborts the process on that): unregister first.
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 async def open_io(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> UdpIo:

@@ -40,7 +40,7 @@ from typing import ClassVar
 
 from ._native import fastrtp
 from ._stats import ReceiverStats, SenderState
-from ._udp import Address, Handler, UdpIo, discard, open_io
+from ._udp import Address, Handler, PortIo, UdpIo, discard, open_io
 from .dtmf import DtmfReceived, GoertzelDetector, Rfc4733Receiver, Rfc4733Sender
 from .g711 import PCMU, Codec
 from .latch import MediaTimeout, SymmetricLatch
@@ -105,6 +105,47 @@ def _bind_pair(pool: PortPool, host: str) -> tuple[int, socket.socket, socket.so
             continue
         return port, bound[0], bound[1]
     raise OSError(errno.EADDRINUSE, f"no free RTP port pair after {_BIND_ATTEMPTS} attempts")
+
+
+class _ParkedPair:
+    """A closed plain leg's two sockets, bound and read (and dropped) in C, kept by
+    the pool for the next leg on the same address."""
+
+    __slots__ = ("rtcp", "rtp")
+
+    def __init__(self, rtp: PortIo, rtcp: PortIo) -> None:
+        self.rtp = rtp
+        self.rtcp = rtcp
+
+    def close(self) -> None:
+        self.rtp.close()
+        self.rtcp.close()
+
+
+class _Spent:
+    """A closed leg's sockets once another leg may have them: the counts it had."""
+
+    __slots__ = ("fast_packets", "last_arrival")
+
+    fileno = -1
+
+    def __init__(self, fast_packets: int, last_arrival: float) -> None:
+        self.fast_packets = fast_packets
+        self.last_arrival = last_arrival
+
+    @property
+    def handler(self) -> Handler:
+        return discard
+
+    @handler.setter
+    def handler(self, handler: Handler) -> None:
+        pass
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        pass  # closed: nothing goes out
+
+    def close(self) -> None:
+        pass
 
 
 class RtpLeg:
@@ -225,6 +266,23 @@ class RtpLeg:
         sends nothing until :meth:`configure` gives it a peer.
         """
         loop = loop or asyncio.get_running_loop()
+        parked = pool.unpark(host, loop.time())
+        if parked is not None:
+            port, pair = parked
+            assert isinstance(pair, _ParkedPair)
+            # Whatever the old call's peer sent since is not the new peer's.
+            pair.rtp.idle()
+            pair.rtcp.idle()
+            return cls(
+                loop,
+                pool,
+                host,
+                port,
+                pair.rtp,
+                pair.rtcp,
+                media_timeout=media_timeout,
+                rtcp_interval=rtcp_interval,
+            )
         port, rtp_sock, rtcp_sock = _bind_pair(pool, host)
         try:
             rtp = await open_io(loop, rtp_sock)
@@ -773,10 +831,20 @@ class RtpLeg:
         self._on_audio = None
         self.on_dtmf = None
         self.on_timeout = None
-        self._rtp.handler = discard
-        self._rtcp.handler = discard
-        self._rtp.close()
-        self._rtcp.close()
+        rtp, rtcp = self._rtp, self._rtcp
+        if isinstance(rtp, PortIo) and isinstance(rtcp, PortIo):
+            # Bound and registered with the loop: the next leg takes them as they
+            # are. What this leg's figures read from them is kept first.
+            self._rtp = self._rtcp = _Spent(rtp.fast_packets, rtp.last_arrival)
+            rtp.idle()
+            rtcp.idle()
+            pair = _ParkedPair(rtp, rtcp)
+            self._pool.park(self._port, self.local_address[0], pair, self._time())
+            return
+        rtp.handler = discard
+        rtcp.handler = discard
+        rtp.close()
+        rtcp.close()
         self._pool.release(self._port)
 
     def __repr__(self) -> str:

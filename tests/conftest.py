@@ -365,6 +365,7 @@ def pool() -> Iterator[object]:
     ports = PortPool(41000, 43999)
     yield ports
     assert ports.in_use == 0, "a test left a leg open"
+    ports.close_parked()
 
 
 @pytest.fixture(params=["c", "python"])

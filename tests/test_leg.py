@@ -387,3 +387,49 @@ async def test_a_leg_nobody_listens_to_still_counts_measures_and_reports_keys(
     leg.close()
     peer.close()
     stranger.close()
+
+
+async def test_a_closed_legs_sockets_are_parked_and_serve_the_next_leg_afresh() -> None:
+    """A plain leg's sockets stay bound after close (parked) and the next leg on the
+    address takes them once rested: same port, counters from zero, and nothing that
+    arrived while parked reaches it."""
+    if fastrtp is None:
+        pytest.skip("parking needs the C port")
+    pool = PortPool(41950, 41959, rest=0.0)
+    old_peer, new_peer = await Peer.open(), await Peer.open()
+    try:
+        first = await RtpLeg.open(pool)
+        first.configure(old_peer.address, PCMU, 0)
+        _got, done = collect_audio(first, 3)
+        for n in range(3):
+            old_peer.send(_packet(n), first.local_address)
+        await asyncio.wait_for(done.wait(), 2)
+        port = first.local_address[1]
+        first.close()
+        assert (pool.in_use, pool.parked, port in pool) == (0, 1, False)
+        old_peer.send(_packet(9), (HOST, port))  # late: dropped while parked
+
+        second = await RtpLeg.open(pool)
+        assert second.local_address[1] == port and pool.parked == 0
+        assert second.packets_received == 0
+        second.configure(new_peer.address, PCMU, 0)
+        fresh, arrived = collect_audio(second, 2)
+        new_peer.send(_packet(20), second.local_address)
+        new_peer.send(_packet(21), second.local_address)
+        await asyncio.wait_for(arrived.wait(), 2)
+        assert [payload[0] for payload, _ in fresh] == [20, 21]
+        assert second.packets_received == 2
+        assert first.packets_received == 3  # a closed leg's figures stay its own
+        second.send_audio(b"\x01" * 160, 160)
+        assert (await new_peer.receive())[12:13] == b"\x01"
+        second.close()
+    finally:
+        pool.close_parked()
+        old_peer.close()
+        new_peer.close()
+    assert pool.parked == 0 and pool.in_use == 0
+
+
+def _packet(n: int) -> bytes:
+    """An RTP packet of PCMU with ``n`` as sequence number and payload byte."""
+    return SenderState(8000, ssrc=0x1234).build(bytes([n]) * 160, 0, 160 * n)

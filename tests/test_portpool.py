@@ -91,3 +91,60 @@ def test_never_hands_out_a_port_twice(ops: list[bool], rnd: random.Random) -> No
             held.remove(port)
         assert pool.in_use == len(held)
         assert pool.available == pool.capacity - len(held)
+
+
+class Bound:
+    """A stand-in for a closed leg's sockets: counts its closing."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_parked_pair_is_reused_after_its_rest_oldest_first() -> None:
+    pool = PortPool(10000, 10011, rest=4.0, max_age=30.0)
+    a, b = pool.allocate(), pool.allocate()
+    first, second = Bound(), Bound()
+    pool.park(a, "127.0.0.1", first, now=100.0)
+    pool.park(b, "127.0.0.1", second, now=101.0)
+    assert (pool.in_use, pool.parked, a in pool) == (0, 2, False)
+    assert pool.unpark("127.0.0.1", now=103.9) is None  # not rested yet
+    assert pool.unpark("::1", now=104.0) is None  # another address has none
+    assert pool.unpark("127.0.0.1", now=104.0) == (a, first)
+    assert (pool.in_use, pool.parked, a in pool) == (1, 1, True)
+    assert first.closed == 0
+    pool.release(a)  # a reused pair ends as any allocated one
+    assert pool.unpark("127.0.0.1", now=105.0) == (b, second)
+
+
+def test_parked_pairs_close_when_old_too_many_or_their_ports_are_needed() -> None:
+    pool = PortPool(10000, 10005, rest=0.0, max_age=30.0, max_parked=2)  # three pairs
+    ports = [pool.allocate() for _ in range(3)]
+    bound = [Bound() for _ in ports]
+    for i, (port, item) in enumerate(zip(ports, bound, strict=True)):
+        pool.park(port, "127.0.0.1", item, now=float(i))
+    # Over max_parked: the oldest is closed and its port freed.
+    assert [b.closed for b in bound] == [1, 0, 0]
+    assert (pool.parked, pool.available) == (2, 1)
+    # The pool is short of free ports: allocate() closes the oldest parked pair.
+    assert pool.allocate() == ports[0]
+    assert pool.allocate() == ports[1] and bound[1].closed == 1
+    # Older than max_age: closed on the next look.
+    pool.expire(now=40.0)
+    assert bound[2].closed == 1 and pool.parked == 0 and pool.available == 1
+    with pytest.raises(ValueError):
+        pool.park(ports[2], "127.0.0.1", Bound(), now=41.0)  # not allocated
+
+
+def test_closing_the_parked_pairs_frees_every_port() -> None:
+    pool = PortPool(10000, 10005)
+    bound = []
+    for _ in range(3):
+        item = Bound()
+        pool.park(pool.allocate(), "127.0.0.1", item, now=0.0)
+        bound.append(item)
+    pool.close_parked()
+    assert [b.closed for b in bound] == [1, 1, 1]
+    assert (pool.parked, pool.in_use, pool.available) == (0, 0, 3)

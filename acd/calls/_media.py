@@ -163,3 +163,4 @@ class MediaEngine:
     def close(self) -> None:
         self.player.close()
         self.clock.close()
+        self.pool.close_parked()

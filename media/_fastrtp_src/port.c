@@ -217,9 +217,21 @@ port_set_handler(PortObject *self, PyObject *value, void *closure)
     return 0;
 }
 
+/* reset(): the counters back to a new port's, for a socket a new leg reuses. */
+static PyObject *
+port_py_reset(PortObject *self, PyObject *unused)
+{
+    self->fast_packets = 0;
+    self->dropped = 0;
+    self->last_arrival = 0.0;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef port_methods[] = {
     {"readable", (PyCFunction)port_py_readable, METH_NOARGS,
      "The event loop's reader callback: read and hand on what the socket holds."},
+    {"reset", (PyCFunction)port_py_reset, METH_NOARGS,
+     "Count from zero again: the socket serves a new leg."},
     {NULL}};
 
 static PyMemberDef port_members[] = {
