@@ -11,6 +11,7 @@ Imported only when the extension is built (media/_native.py).
 
 from __future__ import annotations
 
+import os
 import random
 
 from ._fastrtp import ReceiverStatsCore, SenderStateCore
@@ -61,11 +62,15 @@ class SenderState(SenderStateCore):
         self, clock_rate: int, *, ssrc: int | None = None, rng: random.Random | None = None
     ) -> None:
         super().__init__(clock_rate)
-        source = rng if rng is not None else random.SystemRandom()
-        self.ssrc = source.getrandbits(32) if ssrc is None else ssrc
+        if rng is not None:
+            drawn = rng.getrandbits(32), rng.getrandbits(15), rng.getrandbits(32)
+        else:  # one system call for the three
+            seed = int.from_bytes(os.urandom(10))
+            drawn = seed & 0xFFFFFFFF, (seed >> 32) & 0x7FFF, seed >> 48
+        self.ssrc = drawn[0] if ssrc is None else ssrc
         # Below 2**15, as browsers do (see the reference class).
-        self.sequence_number = source.getrandbits(15)
-        self.timestamp = source.getrandbits(32)
+        self.sequence_number = drawn[1]
+        self.timestamp = drawn[2]
         self.packet_count = 0
         self.octet_count = 0
 

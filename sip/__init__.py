@@ -4,6 +4,7 @@ Bytes and time go in, events and bytes come out; the asyncio transports in
 ``sip.transport`` are the only part that touches sockets.
 """
 
+from ._entropy import token_hex
 from ._grammar import SipSyntaxError
 from .dialog import Dialog, DialogId, DialogSet, DialogState
 from .events import (
@@ -118,4 +119,5 @@ __all__ = [
     "revise",
     "salvage_response",
     "stamp_via",
+    "token_hex",
 ]

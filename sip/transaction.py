@@ -16,8 +16,8 @@ way: it answers CANCEL (9.2), builds and holds the CANCEL for a client INVITE
 from __future__ import annotations
 
 import logging
-import secrets
 
+from ._entropy import token_urlsafe
 from ._grammar import SipSyntaxError
 from ._timers import (
     Context,
@@ -61,12 +61,12 @@ _DialogKey = tuple[str, int, str, str]
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch: the magic cookie and 16 random url-safe characters."""
-    return MAGIC_COOKIE + secrets.token_urlsafe(12)
+    return MAGIC_COOKIE + token_urlsafe(12)
 
 
 def new_tag() -> str:
     """A fresh From/To tag with 64 random bits (RFC 3261 19.3 asks for 32)."""
-    return secrets.token_urlsafe(8)
+    return token_urlsafe(8)
 
 
 def _format_host(host: str) -> str:

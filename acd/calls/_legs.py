@@ -47,6 +47,7 @@ from sip import (
     new_tag,
     parse_answer,
     revise,
+    token_hex,
 )
 from sip.dialog import DialogError
 
@@ -717,7 +718,7 @@ class OutboundLeg(SipLeg):
         to_addr: NameAddr,
         call_id: str | None = None,
     ) -> None:
-        super().__init__(control, call_id or secrets.token_hex(16), destination)
+        super().__init__(control, call_id or token_hex(16), destination)
         self.target = target
         self.from_addr = from_addr
         self.to_addr = to_addr
