@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,34 +210,44 @@ class _Entry:
     key: tuple[int, int]
     pcm: npt.NDArray[np.int16]
     payloads: dict[str, bytes]
+    checked_at: float = 0.0
 
 
 class WavCache:
     """WAV files converted once to 8 kHz and encoded once per codec.
 
     Entries are keyed by path and checked against the file's modification
-    time and size on every look-up (one ``stat``), so a prompt re-recorded on
-    disk is picked up by the next call that plays it.
+    time and size (one ``stat``) at most every ``recheck`` seconds, so a
+    prompt re-recorded on disk is picked up within a second, and a busy
+    engine does not ask the file system about its hold music for every call.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, recheck: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._recheck = recheck
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _entry(self, path: str | os.PathLike[str]) -> _Entry:
         name = os.path.abspath(path)
+        entry = self._entries.get(name)
+        now = self._clock()
+        if entry is not None and now - entry.checked_at < self._recheck:
+            return entry
         try:
             status = os.stat(name)
         except OSError as exc:
             raise FileNotFoundError(f"{name}: {exc.strerror}") from exc
         key = (status.st_mtime_ns, status.st_size)
-        entry = self._entries.get(name)
         if entry is None or entry.key != key:
             pcm = load_wav(name)
             pcm.setflags(write=False)  # shared by every call that plays it
             entry = self._entries[name] = _Entry(key, pcm, {})
+        entry.checked_at = now
         return entry
 
     def pcm(self, path: str | os.PathLike[str]) -> npt.NDArray[np.int16]:

@@ -201,7 +201,8 @@ def test_the_cache_converts_once_and_encodes_once_per_codec(
 
     real = wav_module.load_wav
     monkeypatch.setattr(wav_module, "load_wav", lambda p: loads.append(str(p)) or real(p))
-    cache = WavCache()
+    now = [0.0]
+    cache = WavCache(clock=lambda: now[0])
     ulaw = cache.payload(path, PCMU)
     assert cache.payload(path, PCMU) is ulaw
     alaw = cache.payload(path, PCMA)
@@ -210,9 +211,13 @@ def test_the_cache_converts_once_and_encodes_once_per_codec(
     assert len(ulaw) == len(alaw) == 480
     assert ulaw[400:] == PCMU.silence(80) and alaw[400:] == PCMA.silence(80)
     assert not cache.pcm(path).flags.writeable
-    # A file rewritten on disk (new size, new mtime) is converted again.
+    # A file rewritten on disk (new size, new mtime) is converted again, once
+    # the cache looks (at most every second: not for every call of a busy engine).
     write_wav(path, np.zeros(1000, np.int16))
     os.utime(path, ns=(1, 1))
+    now[0] = 0.9
+    assert cache.payload(path, PCMU) is ulaw
+    now[0] = 1.0
     assert len(cache.payload(path, PCMU)) == 1120
     assert len(loads) == 2
 
