@@ -65,7 +65,7 @@ def _config(tmp_path: Path) -> Path:
 
 def _record(engine: RunningEngine) -> dict[str, object]:
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = today.isoformat().replace("+00:00", "Z")
+    since = (today - dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")  # near midnight too
     until = (today + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
     found: list[dict[str, object]] = []
 

@@ -70,6 +70,17 @@ async () => {
 """
 
 
+def hears(page: object, frequency: float, looks: int = 10) -> float | None:
+    """What the page's remote audio carries most strongly, looked at (about a
+    second a look) until it is ``frequency`` within 20 Hz or ``looks`` have passed."""
+    heard = None
+    for _ in range(looks):
+        heard = page.evaluate(_DOMINANT_JS)  # type: ignore[attr-defined]
+        if heard is not None and abs(heard - frequency) < 20:
+            break
+    return heard
+
+
 def _tone_wav(path: Path, frequency: float, seconds: float = 10.0) -> Path:
     rate = 48_000
     n = np.arange(int(rate * seconds))
@@ -226,11 +237,7 @@ def test_the_page_signs_in_registers_answers_a_sipp_caller_and_both_are_recorded
         lambda: engine.http_json("/api/v1/agents/1001")["state"] == "on_call",
         what="1001 on the call",
     )
-    heard = None
-    for _ in range(10):
-        heard = page.evaluate(_DOMINANT_JS)  # type: ignore[attr-defined]
-        if heard is not None and abs(heard - CALLER_TONE) < 20:
-            break
+    heard = hears(page, CALLER_TONE)
     assert heard is not None and abs(heard - CALLER_TONE) < 20, f"the browser hears {heard} Hz"
 
     # Hold and resume: a re-INVITE from the browser both ways.

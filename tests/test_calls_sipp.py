@@ -9,7 +9,6 @@ node the key led to.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from tests.captures import inband_dtmf_capture
 from tests.conftest import ROOT, SIPP_DIR, RunningEngine, free_port, require_tool, write_config
 from tests.interop_helpers import sipp_caller_args
+from tests.test_acd_sipp import call_records  # a window from yesterday: calls near midnight
 
 pytestmark = pytest.mark.interop
 
@@ -65,15 +65,6 @@ def run_sipp(engine: RunningEngine, tmp_path: Path, scenario: Path, *args: str) 
     )
     errors = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("*_errors.log"))
     assert result.returncode == 0, f"sipp failed ({result.returncode}):\n{errors}\n{engine.log()}"
-
-
-def call_records(engine: RunningEngine) -> list[dict[str, object]]:
-    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = today.isoformat().replace("+00:00", "Z")
-    until = (today + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
-    rows = engine.http_json(f"/api/v1/calls?since={since}&until={until}")["calls"]
-    assert isinstance(rows, list)
-    return rows
 
 
 def one_record(engine: RunningEngine) -> dict[str, object]:

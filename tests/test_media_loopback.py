@@ -104,6 +104,7 @@ async def bridged_recorded_call(tmp_path: Path) -> None:
     agent.play_to(b, start)
     await asyncio.wait_for(asyncio.gather(caller.heard_all, agent.heard_all), SECONDS + 5)
     bridge.stop()
+    closed = loop.time()
     finished = await recorder.close()
     a.close()
     b.close()
@@ -116,9 +117,10 @@ async def bridged_recorded_call(tmp_path: Path) -> None:
     assert dominant_frequency(agent.heard(PCMA)) == pytest.approx(440, abs=2)
     assert dominant_frequency(caller.heard(PCMU)) == pytest.approx(1000, abs=2)
 
-    # The recording: 5 s of stereo, caller left, agent right.
+    # The recording: 5 s of stereo, caller left, agent right; it runs to its
+    # close, which a loaded machine may reach a little after the last packet.
     assert finished.channels == 2
-    assert finished.duration_s == pytest.approx(SECONDS, abs=0.04)
+    assert SECONDS - 0.04 <= finished.duration_s <= closed - start + 0.04, finished
     with wave.open(str(finished.path), "rb") as wav:
         assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, RATE, 2)
         frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)

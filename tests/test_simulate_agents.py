@@ -93,7 +93,7 @@ def simulator(tmp_path: Path) -> Iterator[StartSimulator]:
 
 def _calls(engine: RunningEngine) -> list[dict[str, object]]:
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = today.isoformat().replace("+00:00", "Z")
+    since = (today - dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")  # near midnight too
     until = (today + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
     rows = engine.http_json(f"/api/v1/calls?since={since}&until={until}")["calls"]
     assert isinstance(rows, list)

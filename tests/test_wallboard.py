@@ -31,9 +31,9 @@ from .test_acd_sipp import (  # noqa: F401 (sipp_factory is a fixture)
     wait_records,
 )
 from .test_browser_phone import (  # noqa: F401 (chromium is a fixture)
-    _DOMINANT_JS,
     _engine,
     chromium,
+    hears,
     open_page,
     screenshots,
 )
@@ -165,11 +165,7 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
         timeout=10,
         what="the supervisor's browser joined",
     )
-    heard = None
-    for _ in range(10):
-        heard = page.evaluate(_DOMINANT_JS)  # type: ignore[attr-defined]
-        if heard is not None and abs(heard - CALLER_TONE) < 20:
-            break
+    heard = hears(page, CALLER_TONE)
     assert heard is not None and abs(heard - CALLER_TONE) < 20, f"the supervisor hears {heard} Hz"
     screenshots(page, "wallboard-listening")
 

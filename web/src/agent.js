@@ -10,7 +10,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, clock, show, text } from "./ui.js";
+import { $, clock, show, text, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];
@@ -545,19 +545,6 @@ async function start() {
   if (settings.agent) startStream();
 }
 
-async function signIn(event) {
-  event.preventDefault();
-  $("sign-in-error").textContent = "";
-  try {
-    await api.signIn($("username").value.trim(), $("password").value);
-    $("password").value = "";
-    await start();
-  } catch (error) {
-    $("sign-in-error").textContent =
-      error instanceof ApiError && error.status === 404 ? "This user has no phone." : error.message;
-  }
-}
-
 async function signOut() {
   stopPhone();
   if (stream) stream.stop();
@@ -589,7 +576,9 @@ function wire() {
   $("dtmf-method").addEventListener("change", () =>
     localStorage.setItem("acd.dtmf", $("dtmf-method").value),
   );
-  $("sign-in").addEventListener("submit", signIn);
+  wireSignIn(api, start, (error) =>
+    error instanceof ApiError && error.status === 404 ? "This user has no phone." : error.message,
+  );
   $("sign-out").addEventListener("click", signOut);
   $("use-browser").addEventListener("change", () => usePhone($("use-browser").checked));
   $("answer").addEventListener("click", () => phone && phone.answer());

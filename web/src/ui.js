@@ -27,3 +27,20 @@ export function element(tag, className, content) {
   if (content !== undefined && content !== null) node.textContent = String(content);
   return node;
 }
+
+// The page's sign-in form (#sign-in with #username, #password and
+// #sign-in-error): signs in through `api`, then runs `start`; `explain`
+// words a failure for the form.
+export function wireSignIn(api, start, explain = (error) => error.message) {
+  $("sign-in").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("sign-in-error").textContent = "";
+    try {
+      await api.signIn($("username").value.trim(), $("password").value);
+      $("password").value = "";
+      await start();
+    } catch (error) {
+      $("sign-in-error").textContent = explain(error);
+    }
+  });
+}

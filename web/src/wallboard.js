@@ -13,7 +13,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, clock, element } from "./ui.js";
+import { $, clock, element, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = [
@@ -556,18 +556,6 @@ async function start() {
   setInterval(render, 1000);
 }
 
-async function signIn(event) {
-  event.preventDefault();
-  $("sign-in-error").textContent = "";
-  try {
-    await api.signIn($("username").value.trim(), $("password").value);
-    $("password").value = "";
-    await start();
-  } catch (error) {
-    $("sign-in-error").textContent = error.message;
-  }
-}
-
 async function signOut() {
   if (phone) phone.stop();
   if (stream) stream.stop();
@@ -578,7 +566,7 @@ async function signOut() {
   }
 }
 
-$("sign-in").addEventListener("submit", signIn);
+wireSignIn(api, start);
 $("sign-out").addEventListener("click", signOut);
 $("big-screen").addEventListener("click", toggleBig);
 document.addEventListener("keydown", (event) => {
