@@ -10,7 +10,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, clock, show, text, wireSignIn } from "./ui.js";
+import { $, STATE, clock, show, text, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];
@@ -38,14 +38,6 @@ const STATUS = {
   failed: "Registration failed",
   offline: "Offline, reconnecting…",
   desk: "Desk phone",
-};
-const STATE = {
-  logged_out: "Logged out",
-  available: "Available",
-  ringing: "Ringing",
-  on_call: "On a call",
-  wrap_up: "Wrap-up",
-  paused: "Paused",
 };
 
 function log(line) {

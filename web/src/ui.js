@@ -2,6 +2,16 @@
 
 export const $ = (id) => document.getElementById(id);
 
+// An agent's states as people read them.
+export const STATE = {
+  logged_out: "Logged out",
+  available: "Available",
+  ringing: "Ringing",
+  on_call: "On a call",
+  wrap_up: "Wrap-up",
+  paused: "Paused",
+};
+
 // Seconds as m:ss, or h:mm:ss from an hour on.
 export function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds));

@@ -13,7 +13,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, clock, element, wireSignIn } from "./ui.js";
+import { $, STATE, clock, element, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = [
@@ -25,14 +25,6 @@ const TYPES = [
   "ConsultationChanged",
   "CallEnded",
 ];
-const STATE = {
-  logged_out: "Logged out",
-  available: "Available",
-  ringing: "Ringing",
-  on_call: "On a call",
-  wrap_up: "Wrap-up",
-  paused: "Paused",
-};
 const NO_TEAM = "No team";
 const MODES = { listen: "Listen", whisper: "Whisper", barge: "Barge" };
 const PHONE = {
