@@ -19,7 +19,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 
 __all__ = ["QueueDay", "Today"]
 
@@ -50,28 +51,29 @@ class QueueDay:
         }
 
 
-def _local_date(clock: Callable[[], float]) -> date:
-    return datetime.fromtimestamp(clock()).date()
-
-
 class Today:
     """The day's counts per queue; :meth:`rolled` says when a new local day began."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._date = _local_date(clock)
         self._queues: dict[str, QueueDay] = {}
+        self._begin(clock())
+
+    def _begin(self, now: float) -> None:
+        self._date = datetime.fromtimestamp(now).date()
+        # Asked twice a queued call: a comparison, not a date conversion.
+        self._ends = datetime.combine(self._date + timedelta(days=1), dt_time()).timestamp()
 
     @property
     def date(self) -> date:
         return self._date
 
     def rolled(self) -> bool:
-        """Start a new day if the date changed since the last call; True when it did."""
-        today = _local_date(self._clock)
-        if today == self._date:
+        """Start a new day if local midnight passed since the last call; True when it did."""
+        now = self._clock()
+        if now < self._ends:
             return False
-        self._date = today
+        self._begin(now)
         self._queues.clear()
         return True
 
