@@ -190,9 +190,21 @@ SCREENS = Path(os.environ.get("ACD_SCREENSHOTS", ROOT / "build" / "screenshots")
 WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
+# The innermost elements that stick out past the right edge of the viewport.
+_WIDER_JS = """
+(width) => [...document.querySelectorAll("body *")]
+  .filter((e) => e.getBoundingClientRect().right > width + 1 && e.getClientRects().length)
+  .filter((e) => ![...e.children].some((c) => c.getBoundingClientRect().right > width + 1))
+  .slice(0, 5)
+  .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${e.className} [${e.textContent.slice(0, 20)}] ${Math.round(e.getBoundingClientRect().left)}-${Math.round(e.getBoundingClientRect().right)}`)
+"""
+
+
 def screenshots(page: object, name: str) -> list[Path]:
     """The page as it is now, at a desktop's and a phone's width, kept under
-    build/screenshots (or $ACD_SCREENSHOTS) for people to look at."""
+    build/screenshots (or $ACD_SCREENSHOTS) for people to look at; nothing on
+    it may stick out past the screen's edge, and axe-core must find nothing
+    serious in it."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     taken = []
     before = page.viewport_size  # type: ignore[attr-defined]
@@ -201,9 +213,36 @@ def screenshots(page: object, name: str) -> list[Path]:
         path = SCREENS / f"{name}-{kind}.png"
         page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
         taken.append(path)
+        wide = page.evaluate(_WIDER_JS, width)  # type: ignore[attr-defined]
+        assert not wide, f"{name} is wider than a {kind}'s {width} px: {wide}"
     if before:
         page.set_viewport_size(before)  # type: ignore[attr-defined]
+    assert accessibility_problems(page) == [], name
     return taken
+
+
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def accessibility_problems(page: object) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each.
+
+    The script (from npm, with the pages' other packages) goes in through
+    DevTools, which the page's CSP does not govern, so the page is checked
+    under its real policy."""
+    assert AXE.is_file(), "run scripts/build-web (it installs axe-core)"
+    page.evaluate(AXE.read_text())  # type: ignore[attr-defined]
+    found = page.evaluate(  # type: ignore[attr-defined]
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations.map(
+            (v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" "))})
+        )"""
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {', '.join(v['nodes'][:5])}"
+        for v in found
+        if v["impact"] in SERIOUS
+    ]
 
 
 def _registrations(engine: RunningEngine, user: str) -> list[dict[str, object]]:

@@ -160,6 +160,13 @@ def _pages() -> dict[tuple[str, str], Operation]:
                 "503": {"description": "The pages are not built: run scripts/build-web."},
             },
         },
+        ("GET", "/admin/"): {
+            "summary": "The administrators' pages (agents, queues, routes, users, API keys, audit)",
+            "responses": {
+                "200": {"description": "The page.", "content": html},
+                "503": {"description": "The pages are not built: run scripts/build-web."},
+            },
+        },
         ("GET", "/assets/{name}"): {
             "summary": "A script, style sheet or source map of the browser pages",
             "parameters": [
@@ -168,7 +175,7 @@ def _pages() -> dict[tuple[str, str], Operation]:
                     "in": "path",
                     "required": True,
                     "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
-                    "description": "agent.js, wallboard.js, acd.css, agent.js.map",
+                    "description": "agent.js, wallboard.js, admin.js, acd.css, agent.js.map",
                 }
             ],
             "responses": {

@@ -6,9 +6,12 @@
 - ``GET /`` sends a browser to the agent desktop;
 - ``GET /agent/`` is the desktop (the browser phone, the agent's state, the
   screen pop, wrap-up), ``GET /wallboard/`` the supervisors' live board
-  (queues, agents by team, live calls with listen, whisper and barge): open,
-  since they hold the sign-in form, and nothing else until the user signs
-  in; every figure on them comes from the API, under the user's role;
+  (queues, agents by team, live calls with listen, whisper and barge),
+  ``GET /admin/`` the administrators' pages (agents, queues, routes, pause
+  reasons, users, API keys, webhooks, the audit log, over the runtime
+  administration API): open, since they hold the sign-in form, and nothing
+  else until the user signs in; every figure and every change on them goes
+  through the API, under the user's role;
 - ``GET /assets/{name}``: the bundle, its style sheet and source map;
 - ``GET /api/v1/phone``: for a signed-in user with a SIP account, where the
   SIP WebSocket is and a fresh phone credential (``acd.authn``), so the
@@ -118,6 +121,7 @@ class WebPages:
             web.get("/", self.root),
             web.get("/agent/", self.agent_page),
             web.get("/wallboard/", self.wallboard_page),
+            web.get("/admin/", self.admin_page),
             web.get("/assets/{name}", self.asset),
             web.get("/api/v1/phone", self.phone_settings),
         ]
@@ -141,6 +145,9 @@ class WebPages:
 
     async def wallboard_page(self, request: web.Request) -> web.StreamResponse:
         return self._page(request, "wallboard.html")
+
+    async def admin_page(self, request: web.Request) -> web.StreamResponse:
+        return self._page(request, "admin.html")
 
     def _page(self, request: web.Request, name: str) -> web.StreamResponse:
         page = self.static_dir / name

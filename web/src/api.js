@@ -15,8 +15,8 @@ export class Api {
     this.csrf = sessionStorage.getItem("acd.csrf") || "";
   }
 
-  async request(method, path, body) {
-    const headers = { Accept: "application/json" };
+  async request(method, path, body, extra = {}) {
+    const headers = { Accept: "application/json", ...extra };
     if (method !== "GET") headers["X-CSRF-Token"] = this.csrf;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, {
