@@ -75,6 +75,7 @@ MATRIX: list[tuple[str, str, str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("GET", "/agent/", "/agent/", None, CALLERS, ()),
     ("GET", "/wallboard/", "/wallboard/", None, CALLERS, ()),
     ("GET", "/admin/", "/admin/", None, CALLERS, ()),
+    ("GET", "/reports/", "/reports/", None, CALLERS, ()),
     ("GET", "/assets/{name}", "/assets/agent.js", None, CALLERS, ()),
     # Allowed, then 404: this engine has no SIP WebSocket, and only 1001 an account.
     ("GET", "/api/v1/phone", "/api/v1/phone", None, SIGNED[:-1], ()),

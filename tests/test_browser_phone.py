@@ -190,13 +190,23 @@ SCREENS = Path(os.environ.get("ACD_SCREENSHOTS", ROOT / "build" / "screenshots")
 WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
-# The innermost elements that stick out past the right edge of the viewport.
+# The innermost elements that stick out past the right edge of the viewport
+# (inside a box that scrolls sideways, such as a wide table's, they may).
 _WIDER_JS = """
-(width) => [...document.querySelectorAll("body *")]
-  .filter((e) => e.getBoundingClientRect().right > width + 1 && e.getClientRects().length)
-  .filter((e) => ![...e.children].some((c) => c.getBoundingClientRect().right > width + 1))
-  .slice(0, 5)
-  .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${e.className} [${e.textContent.slice(0, 20)}] ${Math.round(e.getBoundingClientRect().left)}-${Math.round(e.getBoundingClientRect().right)}`)
+(width) => {
+  const scrolls = (e) => {
+    for (let up = e.parentElement; up; up = up.parentElement) {
+      if (getComputedStyle(up).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  const out = (e) => e.getBoundingClientRect().right > width + 1 && e.getClientRects().length;
+  return [...document.querySelectorAll("body *")]
+    .filter((e) => out(e) && !scrolls(e))
+    .filter((e) => ![...e.children].some(out))
+    .slice(0, 5)
+    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${e.className}`);
+}
 """
 
 

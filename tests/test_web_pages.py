@@ -130,7 +130,7 @@ def test_the_phone_settings_and_the_pages_headers(
     assert (STATIC_DIR / "agent.js").is_file(), "run scripts/build-web"
 
     http_port = engine.url.rsplit(":", 1)[1]
-    for page in ("/agent/", "/wallboard/", "/admin/"):
+    for page in ("/agent/", "/wallboard/", "/admin/", "/reports/"):
         status, headers, body = _page(engine, page)
         assert status == 200 and headers["Content-Type"].startswith("text/html"), page
         csp = headers["Content-Security-Policy"]

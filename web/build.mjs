@@ -12,7 +12,7 @@ const out = join(here, "..", "acd", "web", "static");
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 await build({
-  entryPoints: ["agent.js", "wallboard.js", "admin.js"].map((name) => join(here, "src", name)),
+  entryPoints: ["agent.js", "wallboard.js", "admin.js", "reports.js"].map((name) => join(here, "src", name)),
   outdir: out,
   bundle: true,
   format: "esm",
@@ -22,6 +22,6 @@ await build({
   legalComments: "linked",
   logLevel: "warning",
 });
-for (const page of ["agent.html", "wallboard.html", "admin.html", "acd.css"]) {
+for (const page of ["agent.html", "wallboard.html", "admin.html", "reports.html", "acd.css"]) {
   await copyFile(join(here, "src", page), join(out, page));
 }

@@ -83,6 +83,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/agent/"): AccessRule.OPEN,
     ("GET", "/wallboard/"): AccessRule.OPEN,
     ("GET", "/admin/"): AccessRule.OPEN,
+    ("GET", "/reports/"): AccessRule.OPEN,
     ("GET", "/assets/{name}"): AccessRule.OPEN,
     ("GET", "/api/v1/phone"): AccessRule.SIGNED_IN,
     ("GET", "/api/v1/agents"): Permission.AGENTS_READ,

@@ -167,6 +167,13 @@ def _pages() -> dict[tuple[str, str], Operation]:
                 "503": {"description": "The pages are not built: run scripts/build-web."},
             },
         },
+        ("GET", "/reports/"): {
+            "summary": "The reports (a period's figures, charts, CSV, the calls with recordings)",
+            "responses": {
+                "200": {"description": "The page.", "content": html},
+                "503": {"description": "The pages are not built: run scripts/build-web."},
+            },
+        },
         ("GET", "/assets/{name}"): {
             "summary": "A script, style sheet or source map of the browser pages",
             "parameters": [

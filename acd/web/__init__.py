@@ -9,7 +9,9 @@
   (queues, agents by team, live calls with listen, whisper and barge),
   ``GET /admin/`` the administrators' pages (agents, queues, routes, pause
   reasons, users, API keys, webhooks, the audit log, over the runtime
-  administration API): open, since they hold the sign-in form, and nothing
+  administration API), ``GET /reports/`` the reports (by period: calls by
+  hour, service level, abandons, queues, teams, agents, wrap-up codes, CSV,
+  and a recording player): open, since they hold the sign-in form, and nothing
   else until the user signs in; every figure and every change on them goes
   through the API, under the user's role;
 - ``GET /assets/{name}``: the bundle, its style sheet and source map;
@@ -122,6 +124,7 @@ class WebPages:
             web.get("/agent/", self.agent_page),
             web.get("/wallboard/", self.wallboard_page),
             web.get("/admin/", self.admin_page),
+            web.get("/reports/", self.reports_page),
             web.get("/assets/{name}", self.asset),
             web.get("/api/v1/phone", self.phone_settings),
         ]
@@ -148,6 +151,9 @@ class WebPages:
 
     async def admin_page(self, request: web.Request) -> web.StreamResponse:
         return self._page(request, "admin.html")
+
+    async def reports_page(self, request: web.Request) -> web.StreamResponse:
+        return self._page(request, "reports.html")
 
     def _page(self, request: web.Request, name: str) -> web.StreamResponse:
         page = self.static_dir / name

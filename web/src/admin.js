@@ -15,7 +15,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { FieldForm, FormProblems, choicesOf, defaultsOf } from "./forms.js";
-import { $, element, wireSignIn } from "./ui.js";
+import { $, element, pageLinks, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const ROLES = [
@@ -616,6 +616,7 @@ function buildNav() {
 
 async function start() {
   me = await api.me();
+  pageLinks(me, "/admin/");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
   $("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;

@@ -10,7 +10,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, STATE, clock, show, text, wireSignIn } from "./ui.js";
+import { $, STATE, clock, pageLinks, show, text, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];
@@ -519,6 +519,7 @@ function tick() {
 async function start() {
   settings = await api.phone();
   $("who").textContent = settings.display_name || settings.username;
+  api.me().then((me) => pageLinks(me, "/agent/"), () => undefined);
   show("sign-in", false);
   show("desk", true);
   show("sign-out", true);

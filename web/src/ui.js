@@ -54,3 +54,27 @@ export function wireSignIn(api, start, explain = (error) => error.message) {
     }
   });
 }
+
+// The pages a user may open, for the header's links between them.
+const PAGES = [
+  ["/agent/", "Desktop", () => true],
+  ["/wallboard/", "Wallboard", (me) => me.role !== "agent" && me.permissions.includes("live:read")],
+  ["/reports/", "Reports", (me) => me.permissions.includes("reports:read")],
+  ["/admin/", "Admin", (me) => me.permissions.includes("config:read") || me.permissions.includes("users:admin")],
+];
+
+// Fills the header's #pages with links to the other pages `me` may open
+// (nothing for a user who has only this one).
+export function pageLinks(me, here) {
+  const nav = $("pages");
+  if (!nav) return;
+  const allowed = PAGES.filter(([, , may]) => may(me));
+  nav.replaceChildren();
+  if (allowed.length < 2) return;
+  for (const [path, label] of allowed) {
+    const link = element("a", null, label);
+    link.href = path;
+    if (path === here) link.setAttribute("aria-current", "page");
+    nav.append(link);
+  }
+}

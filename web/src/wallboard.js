@@ -13,7 +13,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, STATE, clock, element, wireSignIn } from "./ui.js";
+import { $, STATE, clock, element, pageLinks, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = [
@@ -531,6 +531,7 @@ function toggleBig() {
 
 async function start() {
   me = await api.me();
+  pageLinks(me, "/wallboard/");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
   $("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
