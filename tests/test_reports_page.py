@@ -7,8 +7,9 @@ reports for today: the totals, the queue's and the agent's rows equal what
 (answered and abandoned bars, the abandon in its wait bucket), the CSV
 download is the API's CSV, and the player plays a call's recording (the
 WAV, streamed with Range). A period that ends before it begins is refused
-with the API's words. A team lead sees their team's agents only; an agent
-is refused the page. Screenshots at desktop and phone widths.
+with the API's words. A team lead sees their team's agents only; another
+agent is refused the page and reaches neither 1001's calls nor recordings.
+Screenshots at desktop and phone widths.
 """
 
 from __future__ import annotations
@@ -152,8 +153,17 @@ def test_the_reports_show_the_days_calls_and_play_a_recording(
     lead.wait_for_selector("body[data-loaded=yes]")  # type: ignore[attr-defined]
     assert set(_cells(lead, "agents-table")) <= {"1001"}
     assert set(_cells(lead, "teams-table")) == {"red"}
-    agent = open_page(chromium, engine, "/reports/", "1001", agent_password("1001"))
+    # Another agent, signed in, reaches neither 1001's calls nor their recordings.
+    agent = open_page(chromium, engine, "/reports/", "1002", agent_password("1002"))
     agent.wait_for_selector("#refused:not([hidden])")  # type: ignore[attr-defined]
     assert agent.locator("#reports").is_hidden()  # type: ignore[attr-defined]
     screenshots(agent, "reports-refused")
+    reached = agent.evaluate(  # type: ignore[attr-defined]
+        """async (path) => [
+            (await fetch(path)).status,
+            (await (await fetch("/api/v1/calls?limit=100")).json()).calls.length,
+        ]""",
+        f"/api/v1/recordings/{first['recording_id']}",
+    )
+    assert reached == [403, 0], reached  # no role of agent may hear recordings
     assert "Traceback" not in engine.log()
