@@ -164,11 +164,21 @@ def _engine(
 
 
 def open_page(
-    browser: object, engine: RunningEngine, path: str, user: str, password: str
+    browser: object,
+    engine: RunningEngine,
+    path: str,
+    user: str,
+    password: str,
+    *,
+    locale: str | None = None,
 ) -> object:
     """A new page at ``path``, signed in through its form; page errors are kept in
-    ``page.errors`` for the test to check."""
-    page = browser.new_page()  # type: ignore[attr-defined]
+    ``page.errors`` for the test to check. ``locale`` (say ``zh-CN``) is the
+    browser's language, in a context of its own."""
+    if locale is None:
+        page = browser.new_page()  # type: ignore[attr-defined]
+    else:
+        page = browser.new_context(locale=locale).new_page()  # type: ignore[attr-defined]
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -233,6 +243,11 @@ def screenshots(page: object, name: str) -> list[Path]:
 
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
+
+
+def untranslated(page: object) -> list[str]:
+    """The texts the page showed in English for want of a translation (i18n.js)."""
+    return sorted(page.evaluate("() => [...(window.acdMissing || [])]"))  # type: ignore[attr-defined]
 
 
 def accessibility_problems(page: object) -> list[str]:

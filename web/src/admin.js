@@ -15,7 +15,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { FieldForm, FormProblems, choicesOf, defaultsOf } from "./forms.js";
-import { $, element, pageLinks, wireSignIn } from "./ui.js";
+import { $, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const ROLES = [
@@ -619,7 +619,7 @@ async function start() {
   pageLinks(me, "/admin/");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
+  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (!can("config:read") && !can("users:admin")) {
     $("refused").hidden = false;
     $("status").textContent = "Not allowed";

@@ -10,7 +10,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, STATE, clock, pageLinks, show, text, wireSignIn } from "./ui.js";
+import { $, clock, pageLinks, show, stateLabel, text, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];
@@ -137,7 +137,7 @@ function showAgent(agent) {
         : Date.now();
   }
   document.body.dataset.agent = agent.state;
-  $("agent-state").textContent = STATE[agent.state] || agent.state;
+  $("agent-state").textContent = stateLabel(agent.state);
   $("agent-reason").textContent = agent.reason ? `(${agent.reason})` : "";
   show("agent-login", !agent.logged_in);
   show("agent-logout", agent.logged_in);
@@ -172,7 +172,7 @@ async function agentAction(action, body) {
   try {
     showAgent(await api.agentAction(settings.username, action, body));
     $("agent-error").textContent = "";
-    log(action === "pause" ? `Paused (${body.reason})` : STATE[view.state] || action);
+    log(action === "pause" ? `Paused (${body.reason})` : (view.state ? stateLabel(view.state) : action));
   } catch (error) {
     failed("agent-error", error);
   }

@@ -12,7 +12,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { horizontalBars, stackedBars } from "./charts.js";
-import { $, clock, element, pageLinks, wireSignIn } from "./ui.js";
+import { $, clock, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const DAY = 86400 * 1000;
@@ -365,7 +365,7 @@ async function start() {
   pageLinks(me, "/reports/");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
+  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (!me.permissions.includes("reports:read")) {
     $("refused").hidden = false;
     $("status").textContent = "Not allowed";

@@ -1,9 +1,11 @@
 // Small DOM and formatting helpers every page uses.
 
+import { t, translatePage } from "./i18n.js";
+
 export const $ = (id) => document.getElementById(id);
 
-// An agent's states as people read them.
-export const STATE = {
+// An agent's states as people read them (English; t() gives the language's).
+const STATES = {
   logged_out: "Logged out",
   available: "Available",
   ringing: "Ringing",
@@ -11,6 +13,17 @@ export const STATE = {
   wrap_up: "Wrap-up",
   paused: "Paused",
 };
+
+export function stateLabel(state) {
+  return state in STATES ? t(STATES[state]) : state;
+}
+
+// A role as people read it.
+const ROLES = { agent: "agent", team_lead: "team lead", supervisor: "supervisor", admin: "admin" };
+
+export function roleLabel(role) {
+  return role in ROLES ? t(ROLES[role]) : role;
+}
 
 // Seconds as m:ss, or h:mm:ss from an hour on.
 export function clock(seconds) {
@@ -42,6 +55,7 @@ export function element(tag, className, content) {
 // #sign-in-error): signs in through `api`, then runs `start`; `explain`
 // words a failure for the form.
 export function wireSignIn(api, start, explain = (error) => error.message) {
+  translatePage();
   $("sign-in").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("sign-in-error").textContent = "";
@@ -72,7 +86,7 @@ export function pageLinks(me, here) {
   nav.replaceChildren();
   if (allowed.length < 2) return;
   for (const [path, label] of allowed) {
-    const link = element("a", null, label);
+    const link = element("a", null, t(label));
     link.href = path;
     if (path === here) link.setAttribute("aria-current", "page");
     nav.append(link);

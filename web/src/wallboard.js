@@ -13,7 +13,7 @@
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { SipPhone } from "./sipphone.js";
-import { $, STATE, clock, element, pageLinks, wireSignIn } from "./ui.js";
+import { $, clock, element, pageLinks, roleLabel, stateLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = [
@@ -307,7 +307,7 @@ function agentRow(username, agent, now) {
   name.append(element("span", "", row.name || username));
   if (row.name && row.name !== username) name.append(element("span", "muted small", ` ${username}`));
   const state = element("td");
-  state.append(element("span", "state", STATE[row.state] || row.state));
+  state.append(element("span", "state", stateLabel(row.state)));
   if (row.reason) state.append(element("span", "muted small", ` ${row.reason}`));
   const since = element("td", "num", agent.since === null ? "–" : clock((now - agent.since) / 1000));
   since.dataset.field = "since";
@@ -534,7 +534,7 @@ async function start() {
   pageLinks(me, "/wallboard/");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
+  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (me.role === "agent" || !me.permissions.includes("live:read")) {
     $("refused").hidden = false;
     $("status").textContent = "Not allowed";

@@ -1,0 +1,3 @@
+// Simplified Chinese: the admin page's texts (English text -> Chinese).
+export default {
+};

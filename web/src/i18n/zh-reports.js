@@ -1,0 +1,3 @@
+// Simplified Chinese: the reports page's texts (English text -> Chinese).
+export default {
+};
