@@ -18,6 +18,7 @@ import contextlib
 import math
 import os
 import signal
+import subprocess
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,10 +176,9 @@ def open_page(
     """A new page at ``path``, signed in through its form; page errors are kept in
     ``page.errors`` for the test to check. ``locale`` (say ``zh-CN``) is the
     browser's language, in a context of its own."""
-    if locale is None:
-        page = browser.new_page()  # type: ignore[attr-defined]
-    else:
-        page = browser.new_context(locale=locale).new_page()  # type: ignore[attr-defined]
+    # A context of its own only when it has a language of its own.
+    owner = browser if locale is None else browser.new_context(locale=locale)  # type: ignore[attr-defined]
+    page = owner.new_page()  # type: ignore[attr-defined]
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -246,7 +246,12 @@ SERIOUS = ("serious", "critical")
 
 
 def untranslated(page: object) -> list[str]:
-    """The texts the page showed in English for want of a translation (i18n.js)."""
+    """The texts the page showed in English for want of a translation (i18n.js).
+
+    Chinese screenshots are only worth looking at with a font that has the
+    glyphs (scripts/test installs one): without it they show empty boxes."""
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, check=False)
+    assert fonts.stdout.strip(), "no font with Chinese glyphs: apt-get install fonts-wqy-microhei"
     return sorted(page.evaluate("() => [...(window.acdMissing || [])]"))  # type: ignore[attr-defined]
 
 

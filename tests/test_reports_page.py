@@ -9,7 +9,9 @@ download is the API's CSV, and the player plays a call's recording (the
 WAV, streamed with Range). A period that ends before it begins is refused
 with the API's words. A team lead sees their team's agents only; another
 agent is refused the page and reaches neither 1001's calls nor recordings.
-Screenshots at desktop and phone widths.
+The page in Simplified Chinese (the browser's language) has every text
+translated, and its switch turns it back to English. Screenshots at desktop
+and phone widths.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .test_browser_phone import (  # noqa: F401 (chromium is a fixture)
     chromium,
     open_page,
     screenshots,
+    untranslated,
 )
 
 SUPERVISOR, SUPERVISOR_PASSWORD = "sup", "sup-Password-5512"
@@ -147,6 +150,19 @@ def test_the_reports_show_the_days_calls_and_play_a_recording(
     page.wait_for_selector("body[data-loaded=failed]")  # type: ignore[attr-defined]
     assert "since" in str(page.text_content("#range-error"))  # type: ignore[attr-defined]
     assert page.errors == []  # type: ignore[attr-defined]
+
+    # In Simplified Chinese by the browser's language, then English by the switch.
+    zh = open_page(chromium, engine, "/reports/", SUPERVISOR, SUPERVISOR_PASSWORD, locale="zh-CN")
+    zh.wait_for_selector("body[data-loaded=yes]")  # type: ignore[attr-defined]
+    assert zh.get_attribute("html", "lang") == "zh-CN"  # type: ignore[attr-defined]
+    assert zh.text_content("#volume-title") == "每小时来电"  # type: ignore[attr-defined]
+    assert _cells(zh, "queues-table")["q"]["offered"] == "4"
+    screenshots(zh, "reports-zh")
+    assert untranslated(zh) == []
+    zh.click("#language")  # type: ignore[attr-defined]
+    zh.wait_for_function("document.documentElement.lang === 'en'")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-loaded=yes]")  # type: ignore[attr-defined]
+    assert zh.text_content("#volume-title") == "Calls by hour"  # type: ignore[attr-defined]
 
     # A team lead: their team's agents only; an agent: refused.
     lead = open_page(chromium, engine, "/reports/", LEAD, LEAD_PASSWORD)

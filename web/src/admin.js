@@ -14,15 +14,16 @@
 // attributes mirror the page's state, for the browser tests.
 
 import { Api, ApiError } from "./api.js";
+import { locale, t } from "./i18n.js";
 import { FieldForm, FormProblems, choicesOf, defaultsOf } from "./forms.js";
 import { $, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const ROLES = [
-  ["agent", "Agent"],
-  ["team_lead", "Team lead"],
-  ["supervisor", "Supervisor"],
-  ["admin", "Administrator"],
+  ["agent", t("Agent")],
+  ["team_lead", t("Team lead")],
+  ["supervisor", t("Supervisor")],
+  ["admin", t("Administrator")],
 ];
 
 let me = null;
@@ -36,7 +37,7 @@ const enc = encodeURIComponent;
 function when(seconds, timeStyle = "short") {
   if (seconds === null || seconds === undefined) return "–";
   const date = new Date(seconds * 1000);
-  return date.toLocaleString(undefined, { dateStyle: "short", timeStyle });
+  return date.toLocaleString(locale, { dateStyle: "short", timeStyle });
 }
 
 function skillsText(skills) {
@@ -45,10 +46,10 @@ function skillsText(skills) {
 }
 
 function routeTarget(route) {
-  if (route.queue) return `queue ${route.queue}`;
-  if (route.ivr) return `IVR ${route.ivr}`;
-  if (route.extension) return `extension ${route.extension}`;
-  if (route.hangup) return `refuse (${route.hangup})`;
+  if (route.queue) return t("queue {name}", { name: route.queue });
+  if (route.ivr) return t("IVR {name}", { name: route.ivr });
+  if (route.extension) return t("extension {name}", { name: route.extension });
+  if (route.hangup) return t("refuse ({status})", { status: route.hangup });
   return "–";
 }
 
@@ -98,108 +99,108 @@ const queueNames = () => ((cache.queues && cache.queues.rows) || []).map((q) => 
 
 const AGENTS = configSection({
   id: "agents",
-  one: "agent",
-  title: "Agents",
+  one: t("agent"),
+  title: t("Agents"),
   key: "username",
   component: "NewAgent",
-  intro: "SIP accounts of the people who answer calls. A new agent can register and log in at once.",
+  intro: t("SIP accounts of the people who answer calls. A new agent can register and log in at once."),
   columns: [
-    ["Agent", (a) => a.username],
-    ["Name", (a) => a.name],
-    ["Team", (a) => a.team || "–"],
-    ["Skills", (a) => skillsText(a.skills)],
-    ["Enabled", (a) => (a.enabled ? "yes" : "no")],
+    [t("Agent"), (a) => a.username],
+    [t("Name"), (a) => a.name],
+    [t("Team"), (a) => a.team || "–"],
+    [t("Skills"), (a) => skillsText(a.skills)],
+    [t("Enabled"), (a) => (a.enabled ? t("yes") : t("no"))],
   ],
   fields: [
-    { key: "username", label: "Extension (SIP user name)", kind: "text", required: true, readonly: false, hint: "Digits or letters; the agent's number and sign-in name." },
-    { key: "name", label: "Name", kind: "text", placeholder: "the extension" },
-    { key: "password", label: "SIP password", kind: "password", required: true, hint: "At least 8 characters; never shown again.", editHint: "Leave blank to keep the current one." },
-    { key: "team", label: "Team", kind: "text" },
-    { key: "skills", label: "Skills", kind: "map", min: 1, max: 10, add: "Add skill", valueLabel: "level", hint: "Level 1 (novice) to 10." },
-    { key: "max_calls", label: "Calls at once", kind: "number", step: "1" },
-    { key: "weights", label: "Share per queue", kind: "map", step: "any", add: "Add queue", valueLabel: "weight", hint: "When several queues wait for this agent (default 1 each)." },
-    { key: "enabled", label: "Enabled (may register, sign in and log in)", kind: "bool" },
+    { key: "username", label: t("Extension (SIP user name)"), kind: "text", required: true, readonly: false, hint: t("Digits or letters; the agent's number and sign-in name.") },
+    { key: "name", label: t("Name"), kind: "text", placeholder: t("the extension") },
+    { key: "password", label: t("SIP password"), kind: "password", required: true, hint: t("At least 8 characters; never shown again."), editHint: t("Leave blank to keep the current one.") },
+    { key: "team", label: t("Team"), kind: "text" },
+    { key: "skills", label: t("Skills"), kind: "map", min: 1, max: 10, add: t("Add skill"), valueLabel: t("level"), hint: t("Level 1 (novice) to 10.") },
+    { key: "max_calls", label: t("Calls at once"), kind: "number", step: "1" },
+    { key: "weights", label: t("Share per queue"), kind: "map", step: "any", add: t("Add queue"), valueLabel: t("weight"), hint: t("When several queues wait for this agent (default 1 each).") },
+    { key: "enabled", label: t("Enabled (may register, sign in and log in)"), kind: "bool" },
   ],
 });
 
 const QUEUES = configSection({
   id: "queues",
-  one: "queue",
-  title: "Queues",
+  one: t("queue"),
+  title: t("Queues"),
   key: "name",
   component: "NewQueue",
-  intro: "Where callers wait for an agent with the skills they need. Changes apply to waiting callers at once; nobody loses their place.",
+  intro: t("Where callers wait for an agent with the skills they need. Changes apply to waiting callers at once; nobody loses their place."),
   columns: [
-    ["Queue", (q) => q.name],
-    ["Skills", (q) => skillsText(q.skills)],
-    ["Strategy", (q) => q.strategy],
-    ["Service level", (q) => `${q.service_level} s`],
-    ["Max wait", (q) => `${q.max_wait} s`],
+    [t("Queue"), (q) => q.name],
+    [t("Skills"), (q) => skillsText(q.skills)],
+    [t("Strategy"), (q) => t(q.strategy)],
+    [t("Service level"), (q) => `${q.service_level} s`],
+    [t("Max wait"), (q) => `${q.max_wait} s`],
   ],
   fields: [
-    { key: "name", label: "Name", kind: "text", required: true },
-    { group: "Routing" },
-    { key: "skills", label: "Skills needed", kind: "map", min: 1, max: 10, add: "Add skill", valueLabel: "minimum level" },
-    { key: "strategy", label: "Strategy", kind: "select", required: true, options: () => choicesOf(openapi, "NewQueue", "strategy") },
-    { key: "ring_timeout", label: "Ring an agent for (s)", kind: "number" },
-    { key: "retry_delay", label: "Ring again after no answer (s)", kind: "number" },
-    { key: "reject_delay", label: "Ring again after a rejection (s)", kind: "number" },
-    { key: "max_misses", label: "Missed rings that pause an agent", kind: "number", step: "1", hint: "0 never pauses." },
-    { key: "requeue_window", label: "Requeue if the agent's leg drops within (s)", kind: "number" },
-    { key: "escalation", label: "Escalation steps", kind: "json", hint: 'e.g. [{"after": 60, "skills": {"sales": 2}}]' },
-    { group: "Waiting" },
-    { key: "max_wait", label: "Longest wait (s)", kind: "number" },
-    { key: "on_max_wait", label: "Then", kind: "text", hint: "hangup, callback or queue:NAME" },
-    { key: "service_level", label: "Service level threshold (s)", kind: "number" },
-    { key: "announce_every", label: "Announce position every (s)", kind: "number", hint: "0 turns announcements off." },
-    { key: "join_empty", label: "Join when no agent who can serve is logged in", kind: "bool" },
-    { key: "join_paused", label: "Join when every such agent is paused", kind: "bool" },
-    { key: "leave_empty", label: "Take callers out when the last such agent logs out", kind: "bool" },
-    { group: "Callbacks" },
-    { key: "callback_key", label: "Key for a callback", kind: "text", hint: "One of 0-9, * or #; empty: none." },
-    { key: "callback_attempts", label: "Dial attempts", kind: "number", step: "1" },
-    { key: "callback_retry_delay", label: "Between attempts (s)", kind: "number" },
-    { key: "callback_expiry", label: "A request expires after (s)", kind: "number" },
-    { group: "Wrap-up" },
-    { key: "wrap_up", label: "Wrap-up time (s)", kind: "number" },
-    { key: "wrap_up_codes", label: "Wrap-up codes", kind: "list", hint: "Names separated by commas." },
-    { key: "wrap_up_code_required", label: "Wrap-up lasts until a code is given", kind: "bool" },
+    { key: "name", label: t("Name"), kind: "text", required: true },
+    { group: t("Routing") },
+    { key: "skills", label: t("Skills needed"), kind: "map", min: 1, max: 10, add: t("Add skill"), valueLabel: t("minimum level") },
+    { key: "strategy", label: t("Strategy"), kind: "select", required: true, options: () => choicesOf(openapi, "NewQueue", "strategy").map((name) => [name, t(name)]) },
+    { key: "ring_timeout", label: t("Ring an agent for (s)"), kind: "number" },
+    { key: "retry_delay", label: t("Ring again after no answer (s)"), kind: "number" },
+    { key: "reject_delay", label: t("Ring again after a rejection (s)"), kind: "number" },
+    { key: "max_misses", label: t("Missed rings that pause an agent"), kind: "number", step: "1", hint: t("0 never pauses.") },
+    { key: "requeue_window", label: t("Requeue if the agent's leg drops within (s)"), kind: "number" },
+    { key: "escalation", label: t("Escalation steps"), kind: "json", hint: t('e.g. [{"after": 60, "skills": {"sales": 2}}]') },
+    { group: t("Waiting") },
+    { key: "max_wait", label: t("Longest wait (s)"), kind: "number" },
+    { key: "on_max_wait", label: t("Then"), kind: "text", hint: t("hangup, callback or queue:NAME") },
+    { key: "service_level", label: t("Service level threshold (s)"), kind: "number" },
+    { key: "announce_every", label: t("Announce position every (s)"), kind: "number", hint: t("0 turns announcements off.") },
+    { key: "join_empty", label: t("Join when no agent who can serve is logged in"), kind: "bool" },
+    { key: "join_paused", label: t("Join when every such agent is paused"), kind: "bool" },
+    { key: "leave_empty", label: t("Take callers out when the last such agent logs out"), kind: "bool" },
+    { group: t("Callbacks") },
+    { key: "callback_key", label: t("Key for a callback"), kind: "text", hint: t("One of 0-9, * or #; empty: none.") },
+    { key: "callback_attempts", label: t("Dial attempts"), kind: "number", step: "1" },
+    { key: "callback_retry_delay", label: t("Between attempts (s)"), kind: "number" },
+    { key: "callback_expiry", label: t("A request expires after (s)"), kind: "number" },
+    { group: t("Wrap-up") },
+    { key: "wrap_up", label: t("Wrap-up time (s)"), kind: "number" },
+    { key: "wrap_up_codes", label: t("Wrap-up codes"), kind: "list", hint: t("Names separated by commas.") },
+    { key: "wrap_up_code_required", label: t("Wrap-up lasts until a code is given"), kind: "bool" },
   ],
 });
 
 const ROUTES = configSection({
   id: "routes",
-  one: "route",
-  title: "Routes",
+  one: t("route"),
+  title: t("Routes"),
   key: "match",
   component: "NewRoute",
-  intro: "Where a dialled number goes; the first matching route wins (a pattern starts with _, e.g. _8XXX).",
+  intro: t("Where a dialled number goes; the first matching route wins (a pattern starts with _, e.g. _8XXX)."),
   columns: [
-    ["#", (r, index) => String(index)],
-    ["Number", (r) => r.match],
-    ["Goes to", routeTarget],
-    ["Recorded", (r) => (r.record ? "yes" : "no")],
+    [t("#"), (r, index) => String(index)],
+    [t("Number"), (r) => r.match],
+    [t("Goes to"), routeTarget],
+    [t("Recorded"), (r) => (r.record ? t("yes") : t("no"))],
   ],
   fields: [
-    { key: "match", label: "Dialled number or pattern", kind: "text", required: true },
-    { key: "queue", label: "Queue", kind: "select", none: "– not a queue –", options: queueNames },
-    { key: "ivr", label: "IVR flow", kind: "text" },
-    { key: "extension", label: "Extension", kind: "text", hint: "* is the dialled number itself." },
-    { key: "hangup", label: "Refuse with SIP status", kind: "number", step: "1", placeholder: "e.g. 404" },
-    { key: "record", label: "Record these calls", kind: "bool" },
-    { key: "variables", label: "Call variables", kind: "pairs", add: "Add variable", valueLabel: "value" },
-    { key: "position", label: "Place in the order", kind: "number", step: "1", hint: "0 is first; empty: last (new) or unchanged." },
+    { key: "match", label: t("Dialled number or pattern"), kind: "text", required: true },
+    { key: "queue", label: t("Queue"), kind: "select", none: t("– not a queue –"), options: queueNames },
+    { key: "ivr", label: t("IVR flow"), kind: "text" },
+    { key: "extension", label: t("Extension"), kind: "text", hint: t("* is the dialled number itself.") },
+    { key: "hangup", label: t("Refuse with SIP status"), kind: "number", step: "1", placeholder: t("e.g. 404") },
+    { key: "record", label: t("Record these calls"), kind: "bool" },
+    { key: "variables", label: t("Call variables"), kind: "pairs", add: t("Add variable"), valueLabel: t("value") },
+    { key: "position", label: t("Place in the order"), kind: "number", step: "1", hint: t("0 is first; empty: last (new) or unchanged.") },
   ],
 });
-ROUTES.note = "Give exactly one of: a queue, an IVR flow, an extension, or a SIP status to refuse with.";
+ROUTES.note = t("Give exactly one of: a queue, an IVR flow, an extension, or a SIP status to refuse with.");
 
 // Teams and skills are not entries of their own: they are what the agents
 // and queues name. This view gathers them, and links to the entries.
 const TEAMS = {
   id: "teams",
-  title: "Teams and skills",
+  title: t("Teams and skills"),
   need: "config:read",
-  intro: "A team is the team named on its agents; a skill is what agents have and queues need. Edit them on the agents and queues.",
+  intro: t("A team is the team named on its agents; a skill is what agents have and queues need. Edit them on the agents and queues."),
   async render(box) {
     const [agents, queues] = await Promise.all([loadSection(AGENTS), loadSection(QUEUES)]);
     const teams = new Map();
@@ -209,10 +210,10 @@ const TEAMS = {
       teams.get(team).push(agent);
     }
     const teamTable = table(
-      ["Team", "Agents", "Members"],
+      [t("Team"), t("Agents"), t("Members")],
       [...teams]
         .sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)))
-        .map(([team, members]) => [team || "No team", String(members.length), members.map((a) => a.username).join(", ")]),
+        .map(([team, members]) => [team || t("No team"), String(members.length), members.map((a) => a.username).join(", ")]),
     );
     teamTable.id = "teams-table";
     const skills = new Map();
@@ -227,7 +228,7 @@ const TEAMS = {
       for (const [name, level] of Object.entries(queue.skills || {})) entry(name).queues.push(`${queue.name} (≥ ${level})`);
     }
     const skillTable = table(
-      ["Skill", "Agents (level)", "Queues (minimum)"],
+      [t("Skill"), t("Agents (level)"), t("Queues (minimum)")],
       [...skills].sort(([a], [b]) => a.localeCompare(b)).map(([name, s]) => [name, s.agents.join(", ") || "–", s.queues.join(", ") || "–"]),
     );
     skillTable.id = "skills-table";
@@ -237,19 +238,19 @@ const TEAMS = {
 
 const PAUSE_REASONS = {
   id: "pause-reasons",
-  title: "Pause reasons",
+  title: t("Pause reasons"),
   need: "config:read",
-  intro: "The reasons an agent can give for a pause (the desktop's list, and *21N from a phone for the Nth).",
+  intro: t("The reasons an agent can give for a pause (the desktop's list, and *21N from a phone for the Nth)."),
   async render(box) {
     const data = await api.request("GET", "/api/v1/config/pause-reasons");
-    const fields = [{ key: "pause_reasons", label: "Reasons", kind: "list", hint: "Names separated by commas, in the order agents see them." }];
+    const fields = [{ key: "pause_reasons", label: t("Reasons"), kind: "list", hint: t("Names separated by commas, in the order agents see them.") }];
     const form = new FieldForm(fields, { pause_reasons: data.pause_reasons });
     const card = element("form", "editor");
     const problem = element("p", "error");
     problem.setAttribute("role", "alert");
     card.append(form.node, problem);
     if (can("config:admin")) {
-      const save = element("button", null, "Save");
+      const save = element("button", null, t("Save"));
       save.type = "submit";
       card.append(save);
       card.addEventListener("submit", async (event) => {
@@ -267,24 +268,24 @@ const PAUSE_REASONS = {
 
 const USERS = {
   id: "users",
-  title: "Users and roles",
-  one: "user",
+  title: t("Users and roles"),
+  one: t("user"),
   need: "users:admin",
   key: "username",
-  intro: "Who signs in to the pages and the API, and with what role. An agent signs in with their SIP password unless given one here; changing a password or role ends the user's sessions.",
+  intro: t("Who signs in to the pages and the API, and with what role. An agent signs in with their SIP password unless given one here; changing a password or role ends the user's sessions."),
   columns: [
-    ["User", (u) => u.username],
-    ["Role", (u) => (ROLES.find(([v]) => v === u.role) || [u.role, u.role])[1]],
-    ["Team", (u) => u.team || "–"],
-    ["SIP account", (u) => (u.agent ? "yes" : "no")],
-    ["Status", (u) => (u.disabled ? "disabled" : u.source === "config" ? "agent (default)" : "active")],
+    [t("User"), (u) => u.username],
+    [t("Role"), (u) => (ROLES.find(([v]) => v === u.role) || [u.role, u.role])[1]],
+    [t("Team"), (u) => u.team || "–"],
+    [t("SIP account"), (u) => (u.agent ? t("yes") : t("no"))],
+    [t("Status"), (u) => (u.disabled ? t("disabled") : u.source === "config" ? t("agent (default)") : t("active"))],
   ],
   fields: [
-    { key: "username", label: "User name", kind: "text", required: true },
-    { key: "role", label: "Role", kind: "select", required: true, options: ROLES },
-    { key: "team", label: "Team", kind: "text", hint: "A team lead sees and acts on this team only." },
-    { key: "password", label: "Password", kind: "password", hint: "Needed unless the user is an agent (who may use their SIP password).", editHint: "Leave blank to keep the current one." },
-    { key: "disabled", label: "Disabled (cannot sign in)", kind: "bool", editOnly: true },
+    { key: "username", label: t("User name"), kind: "text", required: true },
+    { key: "role", label: t("Role"), kind: "select", required: true, options: ROLES },
+    { key: "team", label: t("Team"), kind: "text", hint: t("A team lead sees and acts on this team only.") },
+    { key: "password", label: t("Password"), kind: "password", hint: t("Needed unless the user is an agent (who may use their SIP password)."), editHint: t("Leave blank to keep the current one.") },
+    { key: "disabled", label: t("Disabled (cannot sign in)"), kind: "bool", editOnly: true },
   ],
   writable: () => true,
   async load() {
@@ -312,24 +313,24 @@ let newKey = null; // the key just created: shown once
 
 const API_KEYS = {
   id: "api-keys",
-  title: "API keys",
-  one: "API key",
+  title: t("API keys"),
+  one: t("API key"),
   need: "users:admin",
   key: "id",
-  intro: "Keys for integrations (a CRM, a wallboard on a TV): each acts as its owner, within its scopes. A key is shown once, when it is made.",
+  intro: t("Keys for integrations (a CRM, a wallboard on a TV): each acts as its owner, within its scopes. A key is shown once, when it is made."),
   columns: [
-    ["Name", (k) => k.name],
-    ["Owner", (k) => k.username],
-    ["Scopes", (k) => k.scopes.join(", ")],
-    ["Last used", (k) => when(k.last_used_at)],
-    ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
-    ["Status", (k) => (k.revoked_at ? `revoked ${when(k.revoked_at)}` : "active")],
+    [t("Name"), (k) => k.name],
+    [t("Owner"), (k) => k.username],
+    [t("Scopes"), (k) => k.scopes.join(", ")],
+    [t("Last used"), (k) => when(k.last_used_at)],
+    [t("Expires"), (k) => (k.expires_at ? when(k.expires_at) : t("never"))],
+    [t("Status"), (k) => (k.revoked_at ? t("revoked {when}", { when: when(k.revoked_at) }) : t("active"))],
   ],
   fields: [
-    { key: "name", label: "Name", kind: "text", required: true },
-    { key: "username", label: "Owner (user name)", kind: "text", placeholder: "you" },
-    { key: "scopes", label: "Scopes", kind: "checks", options: () => permissionNames() },
-    { key: "expires_in", label: "Expires after (days)", kind: "number", placeholder: "never" },
+    { key: "name", label: t("Name"), kind: "text", required: true },
+    { key: "username", label: t("Owner (user name)"), kind: "text", placeholder: t("you") },
+    { key: "scopes", label: t("Scopes"), kind: "checks", options: () => permissionNames() },
+    { key: "expires_in", label: t("Expires after (days)"), kind: "number", placeholder: t("never") },
   ],
   writable: () => true,
   editable: () => false,
@@ -348,13 +349,13 @@ const API_KEYS = {
     return api.request("DELETE", `/api/v1/api-keys/${enc(row.id)}`);
   },
   removable: (row) => !row.revoked_at,
-  removeLabel: "Revoke",
+  removeLabel: t("Revoke"),
   before(box) {
     if (!newKey) return;
     const shown = element("div", "card secret");
     shown.id = "new-key";
     shown.append(
-      element("p", null, `The key "${newKey.name}" — copy it now, it is not shown again:`),
+      element("p", null, t("The key \"{name}\" — copy it now, it is not shown again:", { name: newKey.name })),
       element("code", null, newKey.key),
     );
     box.append(shown);
@@ -370,15 +371,15 @@ function permissionNames() {
 
 const WEBHOOKS = {
   id: "webhooks",
-  title: "Webhooks",
+  title: t("Webhooks"),
   need: "webhooks:read",
-  intro: "Signed event deliveries to other systems, from a durable outbox (configured in the engine's YAML file).",
+  intro: t("Signed event deliveries to other systems, from a durable outbox (configured in the engine's YAML file)."),
   columns: [
-    ["Name", (w) => w.name],
-    ["URL", (w) => w.url],
-    ["Events", (w) => w.events.join(", ") || "all"],
-    ["Delivered through", (w) => `#${w.delivered_through}`],
-    ["Pending", (w) => String(w.pending)],
+    [t("Name"), (w) => w.name],
+    [t("URL"), (w) => w.url],
+    [t("Events"), (w) => w.events.join(", ") || t("all")],
+    [t("Delivered through"), (w) => `#${w.delivered_through}`],
+    [t("Pending"), (w) => String(w.pending)],
   ],
   writable: () => false,
   async load() {
@@ -389,15 +390,15 @@ const WEBHOOKS = {
 
 const AUDIT = {
   id: "audit",
-  title: "Audit log",
+  title: t("Audit log"),
   need: "audit:read",
-  intro: "Every change made through the API or these pages (and every refusal), newest first.",
+  intro: t("Every change made through the API or these pages (and every refusal), newest first."),
   columns: [
-    ["When", (e) => when(e.at, "medium")],
-    ["Who", (e) => `${e.actor || "–"}${e.role ? ` (${e.role})` : ""}`],
-    ["Change", (e) => e.action],
-    ["Target", (e) => e.target || "–"],
-    ["Status", (e) => String(e.status)],
+    [t("When"), (e) => when(e.at, "medium")],
+    [t("Who"), (e) => `${e.actor || "–"}${e.role ? ` (${e.role})` : ""}`],
+    [t("Change"), (e) => e.action],
+    [t("Target"), (e) => e.target || "–"],
+    [t("Status"), (e) => String(e.status)],
   ],
   writable: () => false,
   async load() {
@@ -446,7 +447,7 @@ async function saving(form, problem, send) {
       return false;
     }
     if (error instanceof ApiError && error.status === 412) {
-      problem.textContent = "Someone changed the configuration since this page loaded: reload the section and make the change again.";
+      problem.textContent = t("Someone changed the configuration since this page loaded: reload the section and make the change again.");
       return false;
     }
     const problems = problemsOf(error);
@@ -465,7 +466,7 @@ function openEditor(section, row, box) {
   const card = element("form", "card editor");
   card.id = "editor";
   card.noValidate = true; // the API's checks, next to the field, are the ones that count
-  const heading = editing ? `${section.title}: ${row[section.key]}` : `New ${section.one}`;
+  const heading = editing ? `${section.title}: ${row[section.key]}` : t("New {what}", { what: section.one });
   card.append(element("h3", null, heading));
   if (section.note) card.append(element("p", "muted small", section.note));
   const fields = section.fields
@@ -475,10 +476,10 @@ function openEditor(section, row, box) {
   const problem = element("p", "error");
   problem.id = "editor-error";
   problem.setAttribute("role", "alert");
-  const save = element("button", null, editing ? "Save" : "Create");
+  const save = element("button", null, editing ? t("Save") : t("Create"));
   save.type = "submit";
   save.id = "editor-save";
-  const cancel = element("button", "quiet", "Cancel");
+  const cancel = element("button", "quiet", t("Cancel"));
   cancel.type = "button";
   cancel.addEventListener("click", () => card.remove());
   const buttons = element("div", "row");
@@ -499,7 +500,7 @@ function openEditor(section, row, box) {
 }
 
 function deleteButton(section, row) {
-  const label = section.removeLabel || "Delete";
+  const label = section.removeLabel || t("Delete");
   const button = element("button", "quiet small-button", label);
   button.type = "button";
   let armed = false;
@@ -507,7 +508,7 @@ function deleteButton(section, row) {
     if (!armed) {
       // A second press confirms: nothing goes on one stray click.
       armed = true;
-      button.textContent = `${label}: sure?`;
+      button.textContent = t("{action}: sure?", { action: label });
       button.classList.add("stop");
       setTimeout(() => {
         armed = false;
@@ -544,7 +545,7 @@ function drawTable(section, data, box) {
     if (writable && section.fields) {
       const actions = element("td", "actions");
       if (editable) {
-        const edit = element("button", "secondary small-button", "Edit");
+        const edit = element("button", "secondary small-button", t("Edit"));
         edit.type = "button";
         edit.addEventListener("click", () => openEditor(section, row, box));
         actions.append(edit);
@@ -556,7 +557,7 @@ function drawTable(section, data, box) {
   });
   node.append(thead, body);
   if (!data.rows.length) {
-    box.append(element("p", "muted", "None yet."));
+    box.append(element("p", "muted", t("None yet.")));
   }
   box.append(node);
 }
@@ -576,7 +577,7 @@ async function show(id) {
   const title = element("div", "section-head");
   title.append(element("h2", null, section.title));
   if (section.fields && section.writable && section.writable() && section.create) {
-    const add = element("button", null, "New");
+    const add = element("button", null, t("New"));
     add.type = "button";
     add.id = "new-entry";
     add.addEventListener("click", () => openEditor(section, null, content));
@@ -622,10 +623,10 @@ async function start() {
   $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (!can("config:read") && !can("users:admin")) {
     $("refused").hidden = false;
-    $("status").textContent = "Not allowed";
+    $("status").textContent = t("Not allowed");
     return;
   }
-  $("status").textContent = can("config:admin") ? "Administrator" : "Read only";
+  $("status").textContent = can("config:admin") ? t("Administrator") : t("Read only");
   openapi = await api.request("GET", "/api/v1/openapi.json").catch(() => null);
   $("admin").hidden = false;
   buildNav();

@@ -10,6 +10,7 @@
 // settings such as escalation steps), checks ({options}: the ones ticked, as
 // a list).
 
+import { t } from "./i18n.js";
 import { element } from "./ui.js";
 
 let serial = 0;
@@ -84,13 +85,13 @@ function controlFor(field, value, fallback) {
 function mapEditor(field, value) {
   const box = element("div", "map");
   const rows = element("div", "map-rows");
-  const add = element("button", "quiet small-button", field.add || "Add");
+  const add = element("button", "quiet small-button", field.add || t("Add"));
   add.type = "button";
   const row = (name = "", amount = "") => {
     const line = element("div", "map-row");
     const key = element("input");
     key.value = name;
-    key.setAttribute("aria-label", `${field.label}: name`);
+    key.setAttribute("aria-label", t("{field}: name", { field: field.label }));
     key.className = "map-key";
     const val = element("input");
     val.type = field.kind === "map" ? "number" : "text";
@@ -100,12 +101,12 @@ function mapEditor(field, value) {
       if (field.max !== undefined) val.max = String(field.max);
     }
     val.value = amount === "" ? "" : String(amount);
-    val.setAttribute("aria-label", `${field.label}: ${field.valueLabel || "value"}`);
+    val.setAttribute("aria-label", `${field.label}: ${field.valueLabel || t("value")}`);
     val.className = "map-value";
     const drop = element("button", "quiet small-button", "×");
     drop.type = "button";
-    drop.title = "Remove";
-    drop.setAttribute("aria-label", `Remove from ${field.label}`);
+    drop.title = t("Remove");
+    drop.setAttribute("aria-label", t("Remove from {field}", { field: field.label }));
     drop.addEventListener("click", () => line.remove());
     line.append(key, val, drop);
     rows.append(line);
@@ -139,7 +140,7 @@ function readControl(field, control) {
     try {
       return JSON.parse(raw);
     } catch {
-      throw new FormProblems([{ field: field.key, message: "not valid JSON" }]);
+      throw new FormProblems([{ field: field.key, message: t("not valid JSON") }]);
     }
   }
   return field.kind === "password" ? input.value : raw;

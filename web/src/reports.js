@@ -12,27 +12,28 @@
 
 import { Api, ApiError } from "./api.js";
 import { horizontalBars, stackedBars } from "./charts.js";
+import { locale, t } from "./i18n.js";
 import { $, clock, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const DAY = 86400 * 1000;
 const BUCKETS = [
-  ["abandoned_0_10s", "under 10 s"],
-  ["abandoned_10_30s", "10–30 s"],
-  ["abandoned_30_60s", "30–60 s"],
-  ["abandoned_60_120s", "1–2 min"],
-  ["abandoned_over_120s", "over 2 min"],
+  ["abandoned_0_10s", t("under 10 s")],
+  ["abandoned_10_30s", t("10–30 s")],
+  ["abandoned_30_60s", t("30–60 s")],
+  ["abandoned_60_120s", t("1–2 min")],
+  ["abandoned_over_120s", t("over 2 min")],
 ];
 // The columns of the figures tables: [key, heading, format].
 const FIGURES = [
-  ["offered", "Offered", count],
-  ["answered", "Answered", count],
-  ["abandoned", "Abandoned", count],
-  ["service_level", "Service level", share],
-  ["asa_s", "ASA", seconds],
-  ["aht_s", "AHT", seconds],
-  ["acw_s", "Wrap-up", seconds],
-  ["csat", "CSAT", share],
+  ["offered", t("Offered"), count],
+  ["answered", t("Answered"), count],
+  ["abandoned", t("Abandoned"), count],
+  ["service_level", t("Service level"), share],
+  ["asa_s", t("ASA"), seconds],
+  ["aht_s", t("AHT"), seconds],
+  ["acw_s", t("Wrap-up"), seconds],
+  ["csat", t("CSAT"), share],
 ];
 
 // The derived figures (null with no calls), beside the counts.
@@ -103,15 +104,17 @@ function figuresTable(id, nameHeading, rows, nameOf, extra = []) {
   const table = $(id);
   table.replaceChildren();
   const head = element("tr");
-  head.append(element("th", null, nameHeading));
+  head.append(element("th", null, t(nameHeading)));
   for (const [, heading] of [...FIGURES, ...extra]) head.append(element("th", "num", heading));
   const thead = element("thead");
   thead.append(head);
   const body = element("tbody");
   for (const row of rows) {
     const tr = element("tr");
-    tr.dataset.name = nameOf(row);
-    const name = element("th", null, nameOf(row));
+    // The row's name as the API gives it; the two made here are shown translated.
+    const key = nameOf(row);
+    tr.dataset.name = key;
+    const name = element("th", null, key === "Total" || key === "No team" ? t(key) : key);
     name.scope = "row";
     tr.append(name);
     for (const [key, , format] of [...FIGURES, ...extra]) {
@@ -128,13 +131,13 @@ function drawTotals(total) {
   const box = $("totals");
   box.replaceChildren();
   const tiles = [
-    ["offered", "Offered", count(total.offered)],
-    ["answered", "Answered", count(total.answered)],
-    ["abandoned", "Abandoned", count(total.abandoned)],
-    ["service_level", "Service level", share(total.service_level)],
-    ["asa_s", "Average answer", seconds(total.asa_s)],
-    ["aht_s", "Average handling", seconds(total.aht_s)],
-    ["csat", `CSAT (${total.surveyed} surveyed)`, share(total.csat)],
+    ["offered", t("Offered"), count(total.offered)],
+    ["answered", t("Answered"), count(total.answered)],
+    ["abandoned", t("Abandoned"), count(total.abandoned)],
+    ["service_level", t("Service level"), share(total.service_level)],
+    ["asa_s", t("Average answer"), seconds(total.asa_s)],
+    ["aht_s", t("Average handling"), seconds(total.aht_s)],
+    ["csat", t("CSAT ({n} surveyed)", { n: total.surveyed }), share(total.csat)],
   ];
   for (const [key, label, value] of tiles) {
     const tile = element("div");
@@ -145,7 +148,7 @@ function drawTotals(total) {
 }
 
 function hourLabel(date, byDay) {
-  if (byDay) return date.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  if (byDay) return date.toLocaleDateString(locale, { month: "short", day: "numeric" });
   return `${String(date.getHours()).padStart(2, "0")}h`;
 }
 
@@ -163,10 +166,15 @@ function drawVolume(hours) {
   }
   const rows = [...points.values()].map((p) => ({
     label: hourLabel(p.at, byDay),
-    tip: `${hourLabel(p.at, byDay)}: ${p.offered} offered, ${p.answered} answered, ${p.abandoned} abandoned`,
+    tip: t("{when}: {offered} offered, {answered} answered, {abandoned} abandoned", {
+      when: hourLabel(p.at, byDay),
+      offered: p.offered,
+      answered: p.answered,
+      abandoned: p.abandoned,
+    }),
     values: { answered: p.answered, abandoned: p.abandoned, other: Math.max(0, p.offered - p.answered - p.abandoned) },
   }));
-  $("volume-title").textContent = byDay ? "Calls by day" : "Calls by hour";
+  $("volume-title").textContent = byDay ? t("Calls by day") : t("Calls by hour");
   const total = rows.reduce((sum, r) => sum + r.values.answered + r.values.abandoned + r.values.other, 0);
   const chart = stackedBars(
     rows,
@@ -175,7 +183,7 @@ function drawVolume(hours) {
       { key: "abandoned", className: "abandoned" },
       { key: "other", className: "other" },
     ],
-    `${total} calls offered, ${byDay ? "by day" : "by hour"}`,
+    byDay ? t("{n} calls offered, by day", { n: total }) : t("{n} calls offered, by hour", { n: total }),
     widthOf("volume-chart"),
   );
   $("volume-chart").replaceChildren(chart);
@@ -193,37 +201,37 @@ function drawServiceLevels(queues) {
     .map((q) => ({
       label: q.queue,
       value: q.service_level,
-      text: `${share(q.service_level)} in ${q.service_level_s} s`,
+      text: t("{share} in {s} s", { share: share(q.service_level), s: q.service_level_s }),
       className: q.service_level >= 0.8 ? "answered" : q.service_level >= 0.6 ? "fair" : "abandoned",
     }));
   const box = $("sl-chart");
-  if (!rows.length) box.replaceChildren(element("p", "muted", "No answered calls in this period."));
-  else box.replaceChildren(horizontalBars(rows, "Share answered within each queue's threshold", 1, widthOf("sl-chart")));
+  if (!rows.length) box.replaceChildren(element("p", "muted", t("No answered calls in this period.")));
+  else box.replaceChildren(horizontalBars(rows, t("Share answered within each queue's threshold"), 1, widthOf("sl-chart")));
 }
 
 function drawAbandons(total) {
   const rows = BUCKETS.map(([key, label]) => ({ label, value: total[key], text: String(total[key]), className: "abandoned" }));
   const box = $("abandon-chart");
-  if (!total.abandoned) box.replaceChildren(element("p", "muted", "Nobody hung up while waiting in this period."));
-  else box.replaceChildren(horizontalBars(rows, `${total.abandoned} callers hung up while waiting, by how long`, 0, widthOf("abandon-chart")));
+  if (!total.abandoned) box.replaceChildren(element("p", "muted", t("Nobody hung up while waiting in this period.")));
+  else box.replaceChildren(horizontalBars(rows, t("{n} callers hung up while waiting, by how long", { n: total.abandoned }), 0, widthOf("abandon-chart")));
 }
 
 function drawCodes(codes) {
   const table = $("codes-table");
   table.replaceChildren();
   const head = element("tr");
-  for (const heading of ["Queue", "Code", "Calls"]) head.append(element("th", null, heading));
+  for (const heading of ["Queue", "Code", "Calls"]) head.append(element("th", null, t(heading)));
   const thead = element("thead");
   thead.append(head);
   const body = element("tbody");
   for (const row of codes) {
     const tr = element("tr");
-    tr.append(element("td", null, row.queue), element("td", null, row.code || "(none given)"), element("td", "num", row.calls));
+    tr.append(element("td", null, row.queue), element("td", null, row.code || t("(none given)")), element("td", "num", row.calls));
     body.append(tr);
   }
   if (!codes.length) {
     const tr = element("tr");
-    const cell = element("td", "muted", "No answered calls in this period.");
+    const cell = element("td", "muted", t("No answered calls in this period."));
     cell.colSpan = 3;
     tr.append(cell);
     body.append(tr);
@@ -235,9 +243,10 @@ function callsHead() {
   const table = $("calls-table");
   table.replaceChildren();
   const head = element("tr");
-  for (const heading of ["Arrived", "Caller", "Queue", "Agent", "Outcome", "Waited", "Talked", "Code", ""]) {
-    head.append(element("th", null, heading));
+  for (const heading of ["Arrived", "Caller", "Queue", "Agent", "Outcome", "Waited", "Talked", "Code"]) {
+    head.append(element("th", null, t(heading)));
   }
+  head.append(element("th", "actions"));
   const thead = element("thead");
   thead.append(head);
   table.append(thead, element("tbody"));
@@ -250,7 +259,7 @@ function span(from, to) {
 
 function play(call) {
   $("player").hidden = false;
-  $("player-title").textContent = `${new Date(call.arrived_at).toLocaleString()} · ${call.caller_number || "unknown"} · ${call.agent || ""}`;
+  $("player-title").textContent = `${new Date(call.arrived_at).toLocaleString(locale)} · ${call.caller_number || t("unknown")} · ${call.agent || ""}`;
   const audio = $("player-audio");
   audio.src = call.recording_url;
   audio.dataset.call = call.call_id;
@@ -264,20 +273,20 @@ function addCalls(calls) {
     tr.dataset.call = call.call_id;
     const arrived = new Date(call.arrived_at);
     tr.append(
-      element("td", "num", arrived.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" })),
+      element("td", "num", arrived.toLocaleString(locale, { dateStyle: "short", timeStyle: "medium" })),
       element("td", null, call.caller_number || "–"),
       element("td", null, call.queue || "–"),
       element("td", null, call.agent || "–"),
-      element("td", null, call.disposition || "–"),
+      element("td", null, call.disposition ? t(call.disposition) : "–"),
       element("td", "num", span(call.queued_at, call.answered_at || call.ended_at)),
       element("td", "num", span(call.answered_at, call.ended_at)),
       element("td", null, call.wrap_up_code || "–"),
     );
     const cell = element("td", "actions");
     if (call.recording_url && me.permissions.includes("recordings:read")) {
-      const button = element("button", "secondary small-button", "Play");
+      const button = element("button", "secondary small-button", t("Play"));
       button.type = "button";
-      button.setAttribute("aria-label", `Play the recording of the call at ${arrived.toLocaleTimeString()}`);
+      button.setAttribute("aria-label", t("Play the recording of the call at {time}", { time: arrived.toLocaleTimeString(locale) }));
       button.addEventListener("click", () => play(call));
       cell.append(button);
     }
@@ -334,7 +343,7 @@ async function load() {
     redraw();
     figuresTable("queues-table", "Queue", [...chosen, ...(queue ? [] : [{ queue: "Total", ...queues.total }])], (r) => r.queue);
     figuresTable("teams-table", "Team", agents.teams, (r) => r.team || "No team");
-    figuresTable("agents-table", "Agent", agents.agents, (r) => r.agent, [["ring_no_answer", "Missed", count]]);
+    figuresTable("agents-table", "Agent", agents.agents, (r) => r.agent, [["ring_no_answer", t("Missed"), count]]);
     drawCodes(codes.codes);
     callsHead();
     addCalls(calls.calls);
@@ -368,10 +377,10 @@ async function start() {
   $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (!me.permissions.includes("reports:read")) {
     $("refused").hidden = false;
-    $("status").textContent = "Not allowed";
+    $("status").textContent = t("Not allowed");
     return;
   }
-  $("status").textContent = me.permissions.includes("recordings:read") ? "Reports and recordings" : "Reports";
+  $("status").textContent = me.permissions.includes("recordings:read") ? t("Reports and recordings") : t("Reports");
   $("reports").hidden = false;
   syncDates();
   await load();

@@ -21,4 +21,9 @@ export default {
   "team lead": "组长",
   supervisor: "主管",
   admin: "管理员",
+  Pages: "页面",
+  "acd agent": "acd 坐席台",
+  "acd wallboard": "acd 监控墙",
+  "acd admin": "acd 管理",
+  "acd reports": "acd 报表",
 };
