@@ -172,13 +172,17 @@ def open_page(
     password: str,
     *,
     locale: str | None = None,
+    init_script: str | None = None,
 ) -> object:
     """A new page at ``path``, signed in through its form; page errors are kept in
     ``page.errors`` for the test to check. ``locale`` (say ``zh-CN``) is the
-    browser's language, in a context of its own."""
+    browser's language, in a context of its own; ``init_script`` runs in the
+    page before its own scripts (through DevTools, so its CSP holds)."""
     # A context of its own only when it has a language of its own.
     owner = browser if locale is None else browser.new_context(locale=locale)  # type: ignore[attr-defined]
     page = owner.new_page()  # type: ignore[attr-defined]
+    if init_script is not None:
+        page.add_init_script(init_script)
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
