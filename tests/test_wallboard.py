@@ -36,6 +36,7 @@ from .test_browser_phone import (  # noqa: F401 (chromium is a fixture)
     hears,
     open_page,
     screenshots,
+    untranslated,
 )
 from .test_monitor_sipp import assert_nothing_left, monitor_state, tone_call
 
@@ -151,7 +152,7 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
     # A caller for 1001: the board shows the call with its agent.
     assert engine.request("POST", "/api/v1/agents/1002/pause")[0] == 200
     assert engine.request("POST", "/api/v1/agents/1001/unpause")[0] == 200
-    caller = tone_call(sipp, tmp_path, 20)
+    caller = tone_call(sipp, tmp_path, 30)  # long enough for the Chinese page too
     page.wait_for_selector('#calls tr[data-agent="1001"]')  # type: ignore[attr-defined]
     engine.wait_for(lambda: _board_equals_api(page, engine), timeout=5, what="board = API")
     assert _figures(page)["answered"] == "6"
@@ -187,6 +188,28 @@ def test_the_wallboard_follows_the_queue_and_monitors_a_call_from_the_page(
     assert page.is_hidden("#calls-title")  # type: ignore[attr-defined]
     screenshots(page, "wallboard-big-screen")
     page.click("#big-screen")  # type: ignore[attr-defined]
+
+    # In Chinese (the browser's language), with the queue, the agents and the call:
+    # every text from the catalogue, the data attributes the same.
+    zh = open_page(chromium, engine, "/wallboard/", SUPERVISOR, SUPERVISOR_PASSWORD, locale="zh-CN")
+    zh.wait_for_selector("body[data-stream=open][data-loaded=yes]")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-phone=registered]")  # type: ignore[attr-defined]
+    zh.wait_for_selector('#calls tr[data-agent="1001"] button[data-mode=listen]')  # type: ignore[attr-defined]
+    assert zh.get_attribute("html", "lang") == "zh-CN"  # type: ignore[attr-defined]
+    assert zh.text_content("#queues-title") == "队列"  # type: ignore[attr-defined]
+    assert zh.text_content("[data-queue=q] [data-field=waiting] dt") == "排队等待"  # type: ignore[attr-defined]
+    assert zh.text_content('#calls tr[data-agent="1001"] button[data-mode=listen]') == "监听"  # type: ignore[attr-defined]
+    assert zh.text_content('section[data-team="No team"] h3') == "无班组"  # type: ignore[attr-defined]
+    assert dict(_figures(zh)) == dict(_figures(page))
+    assert untranslated(zh) == []
+    screenshots(zh, "wallboard-zh")
+    zh.click("#big-screen")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-big=on]")  # type: ignore[attr-defined]
+    assert zh.text_content("#big-screen") == "退出大屏"  # type: ignore[attr-defined]
+    screenshots(zh, "wallboard-zh-big-screen")
+    assert untranslated(zh) == []
+    assert zh.errors == []  # type: ignore[attr-defined]
+    zh.close(run_before_unload=True)  # type: ignore[attr-defined]  # its phone unregisters
 
     # The caller hangs up: the call leaves the board; 1002 is logged out from the page.
     assert caller.wait(60) == 0, caller.describe()

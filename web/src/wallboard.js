@@ -12,6 +12,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
+import { locale, t } from "./i18n.js";
 import { SipPhone } from "./sipphone.js";
 import { $, clock, element, pageLinks, roleLabel, stateLabel, wireSignIn } from "./ui.js";
 
@@ -25,7 +26,9 @@ const TYPES = [
   "ConsultationChanged",
   "CallEnded",
 ];
-const NO_TEAM = "No team";
+const NO_TEAM = "No team"; // also the section's data-team, whatever the language
+// The states in a team's summary, in this order.
+const SUMMARY = ["logged_out", "available", "ringing", "on_call", "wrap_up", "paused"];
 const MODES = { listen: "Listen", whisper: "Whisper", barge: "Barge" };
 const PHONE = {
   connecting: "connecting…",
@@ -34,6 +37,7 @@ const PHONE = {
   failed: "registration failed",
   offline: "offline, reconnecting…",
 };
+const MONITOR_STATE = { ringing: "ringing", connected: "connected" };
 
 let me = null;
 let phone = null;
@@ -228,13 +232,13 @@ function startStream() {
   stream = new EventStream({ types: TYPES });
   stream.addEventListener("open", () => {
     document.body.dataset.stream = "open";
-    $("status").textContent = "Live";
+    $("status").textContent = t("Live");
     load();
   });
   stream.addEventListener("gap", () => load());
   stream.addEventListener("closed", () => {
     document.body.dataset.stream = "closed";
-    $("status").textContent = "Reconnecting…";
+    $("status").textContent = t("Reconnecting…");
   });
   for (const type of TYPES) stream.addEventListener(type, onEvent);
   stream.start();
@@ -274,15 +278,15 @@ function renderQueues(now) {
     const head = element("h3", "", row.name);
     const figures = element("dl", "figures");
     figures.append(
-      figure("Waiting", "waiting", waiting.size, "big"),
-      figure("Oldest wait", "oldest", oldest === null ? "–" : clock((now - oldest) / 1000), "big"),
-      figure(`Service level (${row.service_level_s} s)`, "service-level", percent(level)),
-      figure("Answered", "answered", today.answered),
-      figure("Abandoned", "abandoned", today.abandoned),
-      figure("Offered", "offered", today.offered),
-      figure("Available", "available", row.available),
-      figure("On a call", "on-call", row.on_call),
-      figure("Logged in", "logged-in", row.logged_in),
+      figure(t("Waiting"), "waiting", waiting.size, "big"),
+      figure(t("Oldest wait"), "oldest", oldest === null ? "–" : clock((now - oldest) / 1000), "big"),
+      figure(t("Service level ({s} s)", { s: row.service_level_s }), "service-level", percent(level)),
+      figure(t("Answered"), "answered", today.answered),
+      figure(t("Abandoned"), "abandoned", today.abandoned),
+      figure(t("Offered"), "offered", today.offered),
+      figure(t("Available"), "available", row.available),
+      figure(t("On a call"), "on-call", row.on_call),
+      figure(t("Logged in"), "logged-in", row.logged_in),
     );
     tile.append(head, figures);
     return tile;
@@ -314,13 +318,13 @@ function agentRow(username, agent, now) {
   const answered = element("td", "num opt", row.answered_today);
   const actions = element("td", "actions controls");
   if (row.logged_in && !row.paused) {
-    actions.append(button("Pause", "secondary small-button", () => control(username, "pause")));
+    actions.append(button(t("Pause"), "secondary small-button", () => control(username, "pause")));
   }
   if (row.paused) {
-    actions.append(button("Resume", "secondary small-button", () => control(username, "unpause")));
+    actions.append(button(t("Resume"), "secondary small-button", () => control(username, "unpause")));
   }
   if (row.logged_in) {
-    actions.append(button("Log out", "quiet small-button", () => control(username, "logout")));
+    actions.append(button(t("Log out"), "quiet small-button", () => control(username, "logout")));
   }
   tr.append(name, state, since, answered, actions);
   return tr;
@@ -341,22 +345,22 @@ function renderAgents(now) {
     section.dataset.team = team;
     const counts = {};
     for (const [, agent] of members) counts[agent.row.state] = (counts[agent.row.state] || 0) + 1;
-    const summary = Object.entries(STATE)
-      .filter(([state]) => counts[state])
-      .map(([state, label]) => `${counts[state]} ${label.toLowerCase()}`)
+    const summary = SUMMARY.filter((state) => counts[state])
+      .map((state) => t("{n} {state}", { n: counts[state], state: stateLabel(state).toLowerCase() }))
       .join(" · ");
-    section.append(element("h3", "", team), element("p", "muted small", summary || "nobody"));
+    const title = element("h3", "", team === NO_TEAM ? t(NO_TEAM) : team);
+    section.append(title, element("p", "muted small", summary || t("nobody")));
     const table = element("table", "table");
     const head = element("thead");
     const headRow = element("tr");
     for (const [label, className] of [
       ["Agent", "col-agent"],
       ["State", "col-state"],
-      ["Time", "col-time"],
-      ["Answered", "col-answered opt"],
+      ["Time", "col-time num"],
+      ["Answered", "col-answered num opt"],
       ["", "col-actions"],
     ]) {
-      headRow.append(element("th", className, label));
+      headRow.append(element("th", className, label && t(label)));
     }
     head.append(headRow);
     const body = element("tbody");
@@ -382,7 +386,7 @@ function callRow(call, now) {
   const cell = element("td", "actions");
   const mine = monitoring && monitoring.call_id === call.call_id;
   for (const [mode, label] of Object.entries(MODES)) {
-    const node = button(label, mine && monitoring.mode === mode ? "go small-button" : "secondary small-button", () =>
+    const node = button(t(label), mine && monitoring.mode === mode ? "go small-button" : "secondary small-button", () =>
       monitor(call, mode),
     );
     node.dataset.mode = mode;
@@ -391,10 +395,11 @@ function callRow(call, now) {
     cell.append(node);
   }
   if (mine) {
-    const stop = button("Stop", "quiet small-button", () => stopMonitor());
+    const stop = button(t("Stop"), "quiet small-button", () => stopMonitor());
     stop.dataset.mode = "stop";
     cell.append(stop);
-    cell.append(element("span", "muted small", ` ${monitoring.state}`));
+    const state = monitoring.state in MONITOR_STATE ? t(MONITOR_STATE[monitoring.state]) : monitoring.state;
+    cell.append(element("span", "muted small", ` ${state}`));
   }
   tr.append(cell);
   return tr;
@@ -414,7 +419,7 @@ function render() {
   renderQueues(now);
   renderAgents(now);
   renderCalls(now);
-  $("clock").textContent = new Date(now).toLocaleTimeString();
+  $("clock").textContent = new Date(now).toLocaleTimeString(locale);
 }
 
 // -- control and monitoring ------------------------------------------------------------------
@@ -481,7 +486,7 @@ async function startPhone() {
   } catch (error) {
     $("phone-state").textContent =
       error instanceof ApiError && error.status === 404
-        ? "none: listening needs a SIP account for this user"
+        ? t("none: listening needs a SIP account for this user")
         : error.message;
     document.body.dataset.phone = "none";
     return;
@@ -490,7 +495,7 @@ async function startPhone() {
   window.acdPhone = phone; // for the browser tests' audio checks
   phone.addEventListener("state", (e) => {
     document.body.dataset.phone = e.detail.state;
-    $("phone-state").textContent = PHONE[e.detail.state] || e.detail.state;
+    $("phone-state").textContent = e.detail.state in PHONE ? t(PHONE[e.detail.state]) : e.detail.state;
     schedule();
   });
   phone.addEventListener("incoming", () => {
@@ -510,7 +515,7 @@ async function startPhone() {
 function setBig(on) {
   document.body.dataset.big = on ? "on" : "off";
   $("big-screen").setAttribute("aria-pressed", on ? "true" : "false");
-  $("big-screen").textContent = on ? "Exit big screen" : "Big screen";
+  $("big-screen").textContent = on ? t("Exit big screen") : t("Big screen");
   const url = new URL(location.href);
   if (on) url.searchParams.set("big", "1");
   else url.searchParams.delete("big");
@@ -537,7 +542,7 @@ async function start() {
   $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
   if (me.role === "agent" || !me.permissions.includes("live:read")) {
     $("refused").hidden = false;
-    $("status").textContent = "Not allowed";
+    $("status").textContent = t("Not allowed");
     return;
   }
   $("board").hidden = false;
@@ -545,7 +550,7 @@ async function start() {
   setBig(new URLSearchParams(location.search).get("big") === "1");
   startStream();
   if (me.permissions.includes("calls:monitor")) startPhone();
-  else $("phone-state").textContent = "none: this role may not monitor calls";
+  else $("phone-state").textContent = t("none: this role may not monitor calls");
   setInterval(render, 1000);
 }
 
