@@ -4,7 +4,9 @@ A SIPp caller dials 200, whose IVR flow sets call data (a data dip's
 shape) and queues the call; agent 1001's desktop pops the caller's data
 from the event stream, answers in the browser, holds and resumes, consults
 colleague 1002 (a SIPp phone), completes the transfer, and gives the call a
-wrap-up code. The call record must show every step.
+wrap-up code. The call record must show every step. Then the desktop in
+Simplified Chinese (the browser's language) takes a second call: ringing,
+answered, held, wrapped up, with every text translated.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import RunningEngine
+from .conftest import RunningEngine, agent_password
 from .test_acd_sipp import (  # noqa: F401 (sipp_factory is a fixture)
     Sipp,
     events_of,
@@ -21,7 +23,14 @@ from .test_acd_sipp import (  # noqa: F401 (sipp_factory is a fixture)
     sipp_factory,
     wait_records,
 )
-from .test_browser_phone import _engine, _signed_in_page, chromium, screenshots  # noqa: F401
+from .test_browser_phone import (  # noqa: F401 (chromium is a fixture)
+    _engine,
+    _signed_in_page,
+    chromium,
+    open_page,
+    screenshots,
+    untranslated,
+)
 from .test_monitor_sipp import assert_nothing_left, tone_call
 
 POP_FLOW = """
@@ -99,6 +108,8 @@ def test_the_desktop_pops_answers_holds_consults_transfers_and_wraps_up(
     page.click("#consult")  # type: ignore[attr-defined]
     page.wait_for_selector("body[data-consult=talking]")  # type: ignore[attr-defined]
     assert page.is_visible("#consulting")  # type: ignore[attr-defined]
+    line = page.text_content("#consult-line")  # type: ignore[attr-defined]
+    assert line == "Consulting 1002: talking, the caller on hold", line
     screenshots(page, "agent-consulting")
     page.click("#consult-transfer")  # type: ignore[attr-defined]
     page.wait_for_selector("body[data-consult=completed]")  # type: ignore[attr-defined]
@@ -135,4 +146,49 @@ def test_the_desktop_pops_answers_holds_consults_transfers_and_wraps_up(
     (transfer,) = [e for e in events_of(engine, str(record["call_id"])) if e["event"] == "TRANSFER"]
     assert transfer["data"]["kind"] == "consult", transfer
     assert page.errors == []  # type: ignore[attr-defined]
+
+    # -- in Simplified Chinese, by the browser's language: a second call
+    page.click("#sign-out")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-phone=signed-out]")  # type: ignore[attr-defined]
+    engine.wait_for(lambda: _state(engine, "1001") == "logged_out", what="1001 logged out")
+    page.close()  # type: ignore[attr-defined]
+    zh = open_page(chromium, engine, "/agent/", "1001", agent_password("1001"), locale="zh-CN")
+    zh.wait_for_selector("body[data-phone=registered]")  # type: ignore[attr-defined]
+    assert zh.get_attribute("html", "lang") == "zh-CN"  # type: ignore[attr-defined]
+    assert zh.text_content("#status") == "就绪"  # type: ignore[attr-defined]
+    assert zh.text_content("#agent-login") == "签入"  # type: ignore[attr-defined]
+    zh.click("#agent-login")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-agent=available]")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-stream=open]")  # type: ignore[attr-defined]
+    assert zh.text_content("#agent-state") == "空闲"  # type: ignore[attr-defined]
+    screenshots(zh, "agent-zh-available")
+
+    caller = tone_call(sipp, tmp_path, 20)  # from the IVR's answer: time to ring, answer and hold
+    zh.wait_for_selector("#pop:not([hidden])")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-call=ringing]")  # type: ignore[attr-defined]
+    assert zh.text_content("#answer") == "接听"  # type: ignore[attr-defined]
+    screenshots(zh, "agent-zh-ringing")
+    zh.click("#answer")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-call=talking]")  # type: ignore[attr-defined]
+    zh.click("#hold")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-call=held]")  # type: ignore[attr-defined]
+    assert zh.text_content("#hold") == "恢复"  # type: ignore[attr-defined]
+    screenshots(zh, "agent-zh-held")
+    zh.click("#hold")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-call=talking]")  # type: ignore[attr-defined]
+    assert caller.wait(60) == 0, caller.describe()  # the caller hangs up
+    zh.wait_for_selector("body[data-agent=wrap_up]")  # type: ignore[attr-defined]
+    zh.wait_for_selector("#wrap-up:not([hidden])")  # type: ignore[attr-defined]
+    screenshots(zh, "agent-zh-wrap-up")
+    zh.select_option("#wrap-code", "sale")  # type: ignore[attr-defined]
+    zh.click("#wrap-form button[type=submit]")  # type: ignore[attr-defined]
+    zh.wait_for_selector("#wrap-end:not([disabled])")  # type: ignore[attr-defined]
+    zh.click("#wrap-end")  # type: ignore[attr-defined]
+    zh.wait_for_selector("body[data-agent=available]")  # type: ignore[attr-defined]
+    row = zh.eval_on_selector(  # type: ignore[attr-defined]
+        "#recent tr", "row => [...row.cells].map(c => c.textContent)"
+    )
+    assert row[2] == "q" and row[4] == "接通" and row[5] == "sale", row
+    assert untranslated(zh) == []
+    assert zh.errors == []  # type: ignore[attr-defined]
     assert_nothing_left(engine)

@@ -9,6 +9,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
+import { locale, t } from "./i18n.js";
 import { SipPhone } from "./sipphone.js";
 import { $, clock, pageLinks, show, stateLabel, text, wireSignIn } from "./ui.js";
 
@@ -30,6 +31,7 @@ let wrapUntil = null;
 let queues = new Map(); // name -> {wrap_up_codes, wrap_up_code_required}
 let recent = []; // the agent's calls today, newest first
 
+// The phone's states as people read them (English; t() gives the page's language).
 const STATUS = {
   "signed-out": "Signed out",
   connecting: "Connecting…",
@@ -43,7 +45,7 @@ const STATUS = {
 function log(line) {
   const item = document.createElement("li");
   const time = document.createElement("time");
-  time.textContent = new Date().toLocaleTimeString();
+  time.textContent = new Date().toLocaleTimeString(locale);
   item.append(time, document.createTextNode(line));
   $("log").prepend(item);
   while ($("log").children.length > 50) $("log").lastChild.remove();
@@ -55,10 +57,13 @@ function failed(where, error) {
 
 // -- the phone --------------------------------------------------------------------
 
+// A cause is one of JsSIP's (JsSIP.C.causes: "Terminated", "Canceled", ...),
+// which the catalogue translates like the page's own texts.
 function setPhoneState(state, cause) {
   document.body.dataset.phone = state;
-  $("status").textContent = STATUS[state] || state;
-  if (cause) log(`${STATUS[state] || state}: ${cause}`);
+  const label = state in STATUS ? t(STATUS[state]) : state;
+  $("status").textContent = label;
+  if (cause) log(t("{status}: {cause}", { status: label, cause: t(cause) }));
 }
 
 function setCallState(state, cause) {
@@ -74,20 +79,22 @@ function setCallState(state, cause) {
   show("dtmf-line", live);
   show("transfer", live && !consulting());
   show("dial", state === "ended" || state === "idle");
-  $("hold").textContent = state === "held" ? "Resume" : "Hold";
-  $("mute").textContent = phone && phone.muted ? "Unmute" : "Mute";
+  $("hold").textContent = state === "held" ? t("Resume") : t("Hold");
+  $("mute").textContent = phone && phone.muted ? t("Unmute") : t("Mute");
   if (live && callStarted === null) callStarted = Date.now();
   if (state === "ended" || state === "idle") {
     callStarted = null;
     $("call-timer").textContent = "";
-    $("call-line").textContent = "No call";
-    if (state === "ended") log(`Call ended${cause ? `: ${cause}` : ""}`);
+    $("call-line").textContent = t("No call");
+    if (state === "ended") {
+      log(cause ? t("Call ended: {cause}", { cause: t(cause) }) : t("Call ended"));
+    }
   } else if (state === "calling") {
-    $("call-line").textContent = `Calling ${$("dial-number").value}…`;
+    $("call-line").textContent = t("Calling {number}…", { number: $("dial-number").value });
   } else if (state === "held" && callState !== "held") {
-    log("Caller on hold");
+    log(t("Caller on hold"));
   } else if (state === "talking" && callState === "held") {
-    log("Caller back from hold");
+    log(t("Caller back from hold"));
   }
   callState = state;
 }
@@ -100,7 +107,7 @@ function startPhone() {
   phone.addEventListener("incoming", (e) => {
     const { from, display } = e.detail;
     $("call-line").textContent = display ? `${display} <${from}>` : from;
-    log(`Incoming call from ${display || from}`);
+    log(t("Incoming call from {caller}", { caller: display || from }));
   });
   phone.start();
   setCallState("idle");
@@ -138,7 +145,7 @@ function showAgent(agent) {
   }
   document.body.dataset.agent = agent.state;
   $("agent-state").textContent = stateLabel(agent.state);
-  $("agent-reason").textContent = agent.reason ? `(${agent.reason})` : "";
+  $("agent-reason").textContent = agent.reason ? t("({reason})", { reason: agent.reason }) : "";
   show("agent-login", !agent.logged_in);
   show("agent-logout", agent.logged_in);
   show("pause-reason", agent.logged_in && !agent.paused);
@@ -172,7 +179,13 @@ async function agentAction(action, body) {
   try {
     showAgent(await api.agentAction(settings.username, action, body));
     $("agent-error").textContent = "";
-    log(action === "pause" ? `Paused (${body.reason})` : (view.state ? stateLabel(view.state) : action));
+    log(
+      action === "pause"
+        ? t("Paused ({reason})", { reason: body.reason })
+        : view.state
+          ? stateLabel(view.state)
+          : action,
+    );
   } catch (error) {
     failed("agent-error", error);
   }
@@ -216,7 +229,7 @@ function showPop(event) {
     caller_name: event.caller_name,
     transferred: false,
   };
-  text("pop-name", event.caller_name || "Unknown caller");
+  text("pop-name", event.caller_name || t("Unknown caller"));
   $("pop-number").textContent = event.caller || "";
   text("pop-did", event.did);
   text("pop-queue", event.queue);
@@ -240,8 +253,9 @@ function showPop(event) {
   if (link !== null) $("pop-crm").href = link;
   show("pop", true);
   document.body.dataset.pop = event.call_id;
-  if (!phone) $("call-line").textContent = `Ringing on your desk phone: ${event.caller_name || event.caller || "caller"}`;
-  log(`Offered: ${event.caller_name || event.caller || "caller"} from ${event.queue}`);
+  const caller = event.caller_name || event.caller || t("caller");
+  if (!phone) $("call-line").textContent = t("Ringing on your desk phone: {caller}", { caller });
+  log(t("Offered: {caller} from {queue}", { caller, queue: event.queue }));
 }
 
 function hidePop() {
@@ -289,14 +303,27 @@ function blindTransfer(event) {
   if (!target || !phone) return;
   phone.transfer(target);
   if (lastCall) lastCall.transferred = true;
-  log(`Transferring to ${target}`);
+  log(t("Transferring to {target}", { target }));
 }
 
+// A live consultation's states as people read them.
 const CONSULT = {
   ringing: "ringing",
   talking: "talking, the caller on hold",
   conference: "in conference with the caller",
 };
+
+// "Consulting 1002: ringing", the colleague in bold, in the page's language.
+function showConsultLine(extension, state) {
+  const who = $("consult-with");
+  const what = $("consult-state");
+  who.textContent = extension;
+  what.textContent = state;
+  const parts = t("Consulting {extension}: {state}").split(/(\{extension\}|\{state\})/);
+  $("consult-line").replaceChildren(
+    ...parts.map((part) => (part === "{extension}" ? who : part === "{state}" ? what : part)),
+  );
+}
 
 function showConsultation(event) {
   const live = event.state in CONSULT;
@@ -306,18 +333,25 @@ function showConsultation(event) {
   document.body.dataset.consult = event.state;
   show("consulting", live);
   if (live) {
-    $("consult-with").textContent = event.extension;
-    $("consult-state").textContent = CONSULT[event.state];
+    showConsultLine(event.extension, t(CONSULT[event.state]));
     $("consult-transfer").disabled = event.state === "ringing";
     $("consult-transfer").textContent =
-      event.state === "conference" ? "Leave them talking" : "Complete transfer";
+      event.state === "conference" ? t("Leave them talking") : t("Complete transfer");
     show("consult-conference", event.state !== "conference");
     $("consult-conference").disabled = event.state !== "talking";
     $("consult-cancel").textContent =
-      event.state === "conference" ? `Drop ${event.extension}` : "Back to caller";
+      event.state === "conference"
+        ? t("Drop {extension}", { extension: event.extension })
+        : t("Back to caller");
   }
   show("transfer", !live && document.body.dataset.call in { talking: 1, held: 1 });
-  log(`Consultation with ${event.extension}: ${event.state}`);
+  // The state as the engine names it (ringing, talking, conference, completed, cancelled, ...).
+  log(
+    t("Consultation with {extension}: {state}", {
+      extension: event.extension,
+      state: t(event.state),
+    }),
+  );
 }
 
 // -- wrap-up ------------------------------------------------------------------------------
@@ -352,7 +386,7 @@ async function saveCode(event) {
       code,
     });
     $("wrap-error").textContent = "";
-    log(`Wrap-up code: ${code}`);
+    log(t("Wrap-up code: {code}", { code }));
     const row = lastCall && recent.find((call) => call.call_id === lastCall.call_id);
     if (row) row.wrap_up_code = code;
     showRecent();
@@ -379,18 +413,20 @@ async function endWrapUp() {
 
 // -- recent calls ----------------------------------------------------------------------------
 
+// A call's disposition as people read it.
 const OUTCOME = {
   answered: "Answered",
   transferred: "Transferred",
   abandoned: "Abandoned",
   failed: "Failed",
   callback: "Callback",
+  timeout: "Timed out",
 };
 
 function showRecent() {
   const rows = recent.slice(0, 10).map((call) => {
     const row = document.createElement("tr");
-    const when = call.arrived_at ? new Date(call.arrived_at).toLocaleTimeString() : "";
+    const when = call.arrived_at ? new Date(call.arrived_at).toLocaleTimeString(locale) : "";
     const talk =
       call.answered_at && call.ended_at
         ? clock((Date.parse(call.ended_at) - Date.parse(call.answered_at)) / 1000)
@@ -402,7 +438,7 @@ function showRecent() {
       call.caller_name || call.caller_number || "–",
       call.queue || "–",
       talk,
-      OUTCOME[call.disposition] || call.disposition,
+      call.disposition in OUTCOME ? t(OUTCOME[call.disposition]) : call.disposition,
       call.wrap_up_code || "",
     ]) {
       const cell = document.createElement("td");
@@ -433,7 +469,7 @@ async function refreshRecent() {
     recent = [...recent.filter((call) => call.pending && !known.has(call.call_id)), ...stored];
     showRecent();
   } catch (error) {
-    log(`Recent calls: ${error.message}`);
+    log(t("Recent calls: {error}", { error: error.message }));
   }
 }
 
@@ -491,7 +527,8 @@ function startStream() {
   stream.addEventListener("RingAttempt", (e) => {
     const event = e.detail;
     if (event.outcome !== "answered" && offer && offer.call_id === event.call_id) {
-      log(`Not answered (${event.outcome})`);
+      // The outcome as the engine names it (rejected, no-answer, failed, cancelled).
+      log(t("Not answered ({outcome})", { outcome: t(event.outcome) }));
       hidePop();
     }
   });
@@ -510,9 +547,11 @@ function startStream() {
 // -- the page ----------------------------------------------------------------------------------
 
 function tick() {
-  $("agent-since").textContent = view ? `for ${clock((Date.now() - stateSince) / 1000)}` : "";
+  $("agent-since").textContent = view
+    ? t("for {time}", { time: clock((Date.now() - stateSince) / 1000) })
+    : "";
   $("wrap-left").textContent =
-    wrapUntil !== null ? `${clock((wrapUntil - Date.now()) / 1000)} left` : "";
+    wrapUntil !== null ? t("{time} left", { time: clock((wrapUntil - Date.now()) / 1000) }) : "";
   if (callStarted !== null) $("call-timer").textContent = clock((Date.now() - callStarted) / 1000);
 }
 
@@ -570,7 +609,7 @@ function wire() {
     localStorage.setItem("acd.dtmf", $("dtmf-method").value),
   );
   wireSignIn(api, start, (error) =>
-    error instanceof ApiError && error.status === 404 ? "This user has no phone." : error.message,
+    error instanceof ApiError && error.status === 404 ? t("This user has no phone.") : error.message,
   );
   $("sign-out").addEventListener("click", signOut);
   $("use-browser").addEventListener("change", () => usePhone($("use-browser").checked));
@@ -583,7 +622,7 @@ function wire() {
     const key = event.target.dataset && event.target.dataset.key;
     if (key && phone) {
       phone.sendDtmf(key, $("dtmf-method").value);
-      log(`Key ${key}`);
+      log(t("Key {key}", { key }));
     }
   });
   $("dial").addEventListener("submit", (event) => {
