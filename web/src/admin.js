@@ -16,7 +16,7 @@
 import { Api, ApiError } from "./api.js";
 import { locale, t } from "./i18n.js";
 import { FieldForm, FormProblems, choicesOf, defaultsOf } from "./forms.js";
-import { $, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
+import { $, element, enterPage, signOutAndReload, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const ROLES = [
@@ -617,15 +617,7 @@ function buildNav() {
 
 async function start() {
   me = await api.me();
-  pageLinks(me, "/admin/");
-  $("sign-in").hidden = true;
-  $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
-  if (!can("config:read") && !can("users:admin")) {
-    $("refused").hidden = false;
-    $("status").textContent = t("Not allowed");
-    return;
-  }
+  if (!enterPage(me, "/admin/")) return;
   $("status").textContent = can("config:admin") ? t("Administrator") : t("Read only");
   openapi = await api.request("GET", "/api/v1/openapi.json").catch(() => null);
   $("admin").hidden = false;
@@ -633,19 +625,11 @@ async function start() {
   await show(location.hash.slice(1));
 }
 
-async function signOut() {
-  try {
-    await api.signOut();
-  } finally {
-    location.reload();
-  }
-}
-
 window.addEventListener("hashchange", () => {
   if (me && current && location.hash.slice(1) !== current.id) show(location.hash.slice(1));
 });
 wireSignIn(api, start);
-$("sign-out").addEventListener("click", signOut);
+$("sign-out").addEventListener("click", () => signOutAndReload(api));
 start().catch((error) => {
   if (!(error instanceof ApiError && error.status === 401)) {
     $("sign-in-error").textContent = error.message;

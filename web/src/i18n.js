@@ -16,7 +16,11 @@ import wallboard from "./i18n/zh-wallboard.js";
 import admin from "./i18n/zh-admin.js";
 import reports from "./i18n/zh-reports.js";
 
-const CATALOGS = { zh: { ...common, ...agent, ...wallboard, ...admin, ...reports } };
+// Each page has its own catalogue over the shared one: the same English can
+// read differently on two pages ("Time" is a call's arrival on the desktop,
+// time in a state on the wallboard), and neither page overrides the other.
+const PAGES = { "/agent/": agent, "/wallboard/": wallboard, "/admin/": admin, "/reports/": reports };
+const CATALOGS = { zh: { ...common, ...(PAGES[location.pathname] || {}) } };
 const NAMES = { en: "English", zh: "中文" };
 const TAGS = { en: "en", zh: "zh-CN" };
 const missing = new Set();

@@ -13,7 +13,7 @@
 import { Api, ApiError } from "./api.js";
 import { horizontalBars, stackedBars } from "./charts.js";
 import { locale, t } from "./i18n.js";
-import { $, clock, element, pageLinks, roleLabel, wireSignIn } from "./ui.js";
+import { $, clock, element, enterPage, signOutAndReload, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const DAY = 86400 * 1000;
@@ -371,27 +371,11 @@ function syncDates() {
 
 async function start() {
   me = await api.me();
-  pageLinks(me, "/reports/");
-  $("sign-in").hidden = true;
-  $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
-  if (!me.permissions.includes("reports:read")) {
-    $("refused").hidden = false;
-    $("status").textContent = t("Not allowed");
-    return;
-  }
+  if (!enterPage(me, "/reports/")) return;
   $("status").textContent = me.permissions.includes("recordings:read") ? t("Reports and recordings") : t("Reports");
   $("reports").hidden = false;
   syncDates();
   await load();
-}
-
-async function signOut() {
-  try {
-    await api.signOut();
-  } finally {
-    location.reload();
-  }
 }
 
 $("period").addEventListener("change", () => {
@@ -412,7 +396,7 @@ $("range").addEventListener("submit", (event) => {
 });
 $("more-calls").addEventListener("click", () => moreCalls().catch((error) => ($("range-error").textContent = error.message)));
 wireSignIn(api, start);
-$("sign-out").addEventListener("click", signOut);
+$("sign-out").addEventListener("click", () => signOutAndReload(api));
 start().catch((error) => {
   if (!(error instanceof ApiError && error.status === 401)) {
     $("sign-in-error").textContent = error.message;

@@ -77,6 +77,32 @@ const PAGES = [
   ["/admin/", "Admin", (me) => me.permissions.includes("config:read") || me.permissions.includes("users:admin")],
 ];
 
+// After sign-in: the header's links, who is signed in, and whether their
+// role may use page `here` (the same rule as the links); if not, the page's
+// #refused says so. Returns whether they may.
+export function enterPage(me, here) {
+  pageLinks(me, here);
+  $("sign-in").hidden = true;
+  $("sign-out").hidden = false;
+  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
+  const page = PAGES.find(([path]) => path === here);
+  const allowed = Boolean(page && page[2](me));
+  if (!allowed) {
+    $("refused").hidden = false;
+    $("status").textContent = t("Not allowed");
+  }
+  return allowed;
+}
+
+// Signs out, then loads the page again (its sign-in form).
+export async function signOutAndReload(api) {
+  try {
+    await api.signOut();
+  } finally {
+    location.reload();
+  }
+}
+
 // Fills the header's #pages with links to the other pages `me` may open
 // (nothing for a user who has only this one).
 export function pageLinks(me, here) {

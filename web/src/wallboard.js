@@ -14,7 +14,7 @@ import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { locale, t } from "./i18n.js";
 import { SipPhone } from "./sipphone.js";
-import { $, clock, element, pageLinks, roleLabel, stateLabel, wireSignIn } from "./ui.js";
+import { $, clock, element, enterPage, signOutAndReload, stateLabel, wireSignIn } from "./ui.js";
 
 const api = new Api();
 const TYPES = [
@@ -536,15 +536,7 @@ function toggleBig() {
 
 async function start() {
   me = await api.me();
-  pageLinks(me, "/wallboard/");
-  $("sign-in").hidden = true;
-  $("sign-out").hidden = false;
-  $("who").textContent = `${me.username} (${roleLabel(me.role)})`;
-  if (me.role === "agent" || !me.permissions.includes("live:read")) {
-    $("refused").hidden = false;
-    $("status").textContent = t("Not allowed");
-    return;
-  }
+  if (!enterPage(me, "/wallboard/")) return;
   $("board").hidden = false;
   $("big-screen").hidden = false;
   setBig(new URLSearchParams(location.search).get("big") === "1");
@@ -557,11 +549,7 @@ async function start() {
 async function signOut() {
   if (phone) phone.stop();
   if (stream) stream.stop();
-  try {
-    await api.signOut();
-  } finally {
-    location.reload();
-  }
+  await signOutAndReload(api);
 }
 
 wireSignIn(api, start);

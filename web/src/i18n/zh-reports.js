@@ -64,4 +64,11 @@ export default {
   Talked: "通话时长",
   Total: "合计",
   "Totals for the period": "本时段合计",
+  "Open the agent desktop": "打开坐席台",
+  Agent: "坐席",
+  Team: "班组",
+  Queue: "队列",
+  Queues: "队列",
+  "Wrap-up codes": "话后小结代码",
+  "Service level": "服务水平",
 };
