@@ -71,6 +71,44 @@ async () => {
 """
 
 
+# The tones the page's remote audio carries: the frequencies of the spectrum's
+# peaks above -70 dB, over about a second.
+_TONES_JS = """
+async () => {
+  const stream = document.getElementById("remote-audio").srcObject;
+  if (!stream) return [];
+  const ctx = new AudioContext();
+  const source = ctx.createMediaStreamSource(stream);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 8192;
+  source.connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const found = new Set();
+  for (let i = 0; i < 10; i++) {
+    await new Promise((done) => setTimeout(done, 100));
+    analyser.getFloatFrequencyData(bins);
+    for (let k = 2; k < bins.length - 2; k++) {
+      const peak = bins[k] > -70 && bins[k] >= bins[k - 1] && bins[k] >= bins[k + 1]
+        && bins[k] > bins[k - 2] + 10 && bins[k] > bins[k + 2] + 10;
+      if (peak) found.add(Math.round((k * ctx.sampleRate) / analyser.fftSize));
+    }
+  }
+  await ctx.close();
+  return [...found];
+}
+"""
+
+
+def hears_tone(page: object, frequency: float, looks: int = 10) -> bool:
+    """Whether the page's remote audio carries ``frequency`` (within 20 Hz) among
+    its tones, looked at (about a second a look) until it does or ``looks`` have passed."""
+    for _ in range(looks):
+        tones = page.evaluate(_TONES_JS)  # type: ignore[attr-defined]
+        if any(abs(tone - frequency) < 20 for tone in tones):
+            return True
+    return False
+
+
 def hears(page: object, frequency: float, looks: int = 10) -> float | None:
     """What the page's remote audio carries most strongly, looked at (about a
     second a look) until it is ``frequency`` within 20 Hz or ``looks`` have passed."""
@@ -112,32 +150,39 @@ def _kill_chromium(marker: Path) -> int:
     return killed
 
 
+def launch_chromium(driver_or_browser: object, microphone: Path) -> object:
+    """Debian's Chromium, headless, whose fake microphone plays the WAV file
+    ``microphone``; ``driver_or_browser`` is a Playwright driver or a browser
+    already launched (for a second one with another microphone)."""
+    kind = getattr(driver_or_browser, "browser_type", None) or driver_or_browser.chromium  # type: ignore[attr-defined]
+    return kind.launch(
+        executable_path=require_tool("chromium"),
+        headless=True,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}",
+            "--allow-loopback-in-peer-connection",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+        ],
+    )
+
+
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[object]:
     """Debian's Chromium under Playwright, with a fake microphone playing BROWSER_TONE."""
-    executable = require_tool("chromium")
     tone = _tone_wav(tmp_path / "mic.wav", BROWSER_TONE)
     with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={tone}",
-                "--allow-loopback-in-peer-connection",
-                "--autoplay-policy=no-user-gesture-required",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(driver, tone)
         try:
             yield browser
         finally:
-            browser.close()
+            browser.close()  # type: ignore[attr-defined]
 
 
 def _engine(
