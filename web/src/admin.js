@@ -14,9 +14,12 @@
 // attributes mirror the page's state, for the browser tests.
 
 import { Api, ApiError } from "./api.js";
-import { locale, t } from "./i18n.js";
+import { locale, t, useCatalog } from "./i18n.js";
+import zh from "./i18n/zh-admin.js";
 import { FieldForm, FormProblems, choicesOf, defaultsOf } from "./forms.js";
 import { $, element, enterPage, signOutAndReload, wireSignIn } from "./ui.js";
+
+useCatalog(zh); // before any text of this page is looked up
 
 const api = new Api();
 const ROLES = [

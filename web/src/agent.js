@@ -9,9 +9,12 @@
 
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
-import { locale, t } from "./i18n.js";
+import { locale, t, useCatalog } from "./i18n.js";
+import zh from "./i18n/zh-agent.js";
 import { SipPhone } from "./sipphone.js";
 import { $, clock, pageLinks, show, stateLabel, text, wireSignIn } from "./ui.js";
+
+useCatalog(zh); // before any text of this page is looked up
 
 const api = new Api();
 const TYPES = ["AgentOffered", "RingAttempt", "AgentStateChanged", "ConsultationChanged", "CallEnded"];

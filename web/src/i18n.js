@@ -11,16 +11,18 @@
 // window.acdMissing, which the browser tests read.
 
 import common from "./i18n/zh-common.js";
-import agent from "./i18n/zh-agent.js";
-import wallboard from "./i18n/zh-wallboard.js";
-import admin from "./i18n/zh-admin.js";
-import reports from "./i18n/zh-reports.js";
 
-// Each page has its own catalogue over the shared one: the same English can
+// Each page has its own catalogue over the shared one, given by the page's
+// script (useCatalog) before it translates anything: the same English can
 // read differently on two pages ("Time" is a call's arrival on the desktop,
-// time in a state on the wallboard), and neither page overrides the other.
-const PAGES = { "/agent/": agent, "/wallboard/": wallboard, "/admin/": admin, "/reports/": reports };
-const CATALOGS = { zh: { ...common, ...(PAGES[location.pathname] || {}) } };
+// time in a state on the wallboard), neither page overrides the other, and
+// each bundle carries only its own.
+let page = {};
+
+export function useCatalog(zh) {
+  page = zh;
+}
+
 const NAMES = { en: "English", zh: "中文" };
 const TAGS = { en: "en", zh: "zh-CN" };
 const missing = new Set();
@@ -43,9 +45,9 @@ export const locale = TAGS[lang];
 
 export function t(text, values) {
   let found = text;
-  if (lang !== "en") {
-    const catalog = CATALOGS[lang];
-    if (Object.prototype.hasOwnProperty.call(catalog, text)) found = catalog[text];
+  if (lang === "zh") {
+    if (Object.prototype.hasOwnProperty.call(page, text)) found = page[text];
+    else if (Object.prototype.hasOwnProperty.call(common, text)) found = common[text];
     else missing.add(text);
   }
   if (!values) return found;

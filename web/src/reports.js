@@ -12,8 +12,11 @@
 
 import { Api, ApiError } from "./api.js";
 import { horizontalBars, stackedBars } from "./charts.js";
-import { locale, t } from "./i18n.js";
+import { locale, t, useCatalog } from "./i18n.js";
+import zh from "./i18n/zh-reports.js";
 import { $, clock, element, enterPage, signOutAndReload, wireSignIn } from "./ui.js";
+
+useCatalog(zh); // before any text of this page is looked up
 
 const api = new Api();
 const DAY = 86400 * 1000;

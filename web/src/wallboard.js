@@ -12,9 +12,12 @@
 
 import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
-import { locale, t } from "./i18n.js";
+import { locale, t, useCatalog } from "./i18n.js";
+import zh from "./i18n/zh-wallboard.js";
 import { SipPhone } from "./sipphone.js";
 import { $, clock, element, enterPage, signOutAndReload, stateLabel, wireSignIn } from "./ui.js";
+
+useCatalog(zh); // before any text of this page is looked up
 
 const api = new Api();
 const TYPES = [
